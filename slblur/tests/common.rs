@@ -1,0 +1,117 @@
+//! Shared test helpers: the model and fixture paths, and the real server on an ephemeral port.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use slblur::Config;
+
+pub fn model_path() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/centerface.onnx"
+    ))
+}
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).join(name)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A config for tests: the real model, no lock file, two ML threads.
+pub fn test_config() -> Config {
+    Config {
+        model: model_path(),
+        ml_threads: 2,
+        ..Config::default()
+    }
+}
+
+/// The real function, serving on 127.0.0.1 with an ephemeral port.
+pub struct TestServer {
+    pub url: String,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), slblur::ServeError>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a modified [`test_config`] and waits until health says ready.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = test_config();
+        tweak(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(slblur::serve(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let server = TestServer {
+            url,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..600 {
+            if let Ok(r) = self.http.get(format!("{}/_/health", self.url)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the function did not become ready within 30 s");
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{path}", self.url))
+    }
+
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics");
+        r.text().await.expect("metrics text")
+    }
+
+    /// Stops the server the graceful way and returns how `serve` ended.
+    pub async fn stop(mut self) -> Result<(), slblur::ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("serve task")
+    }
+}
+
+/// Decodes an image response and returns its size.
+pub fn image_size(bytes: &[u8]) -> (u32, u32) {
+    let (frame, _) = slblur::codec::decode(bytes, u64::MAX).expect("a decodable image");
+    (frame.width, frame.height)
+}
+
+/// Runs the real detector on an image and counts confident faces (score ≥ 0.5; unblurred faces
+/// in the fixtures score above 0.8), to check that anonymization worked.
+pub fn confident_faces(bytes: &[u8]) -> usize {
+    let detector = slblur::detect::Detector::load(&model_path(), 2).expect("model");
+    let (frame, _) = slblur::codec::decode(bytes, u64::MAX).expect("decodable");
+    let faces = detector.detect(&frame, 0.2, 640).expect("detect").faces;
+    faces.iter().filter(|f| f.score >= 0.5).count()
+}

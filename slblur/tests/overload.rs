@@ -1,0 +1,64 @@
+//! Back-pressure: when every worker and queue slot is taken the function answers 429 with
+//! `Retry-After` at once instead of queueing without bound; past the deadline it answers 504.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+
+fn big_frame_request(server: &TestServer) -> reqwest::RequestBuilder {
+    // Full-resolution inference on 1280×720 keeps the single worker busy for a while.
+    server
+        .post("/?inference_width=0")
+        .header("content-type", "image/jpeg")
+        .body(common::fixture("group_1280x720.jpg"))
+}
+
+async fn in_flight(server: &TestServer) -> u64 {
+    let metrics = server.metrics().await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("slblur_in_flight "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("slblur_in_flight")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_queue_answers_429_with_retry_after() {
+    let server = TestServer::start_with(|c| {
+        c.workers = 1;
+        c.queue = 0;
+    })
+    .await;
+    let busy = tokio::spawn(big_frame_request(&server).send());
+    while in_flight(&server).await == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let refused = big_frame_request(&server).send().await.expect("send");
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let v: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "overloaded");
+
+    let first = busy.await.expect("task").expect("send");
+    assert_eq!(first.status(), 200, "the admitted request completes");
+    let again = big_frame_request(&server).send().await.expect("send");
+    assert_eq!(
+        again.status(),
+        200,
+        "capacity is back once the first is done"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_past_the_deadline_answers_504() {
+    let server = TestServer::start_with(|c| {
+        c.request_timeout = Duration::from_millis(1);
+    })
+    .await;
+    let r = big_frame_request(&server).send().await.expect("send");
+    assert_eq!(r.status(), 504);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "timeout");
+}

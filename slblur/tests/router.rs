@@ -1,0 +1,44 @@
+//! The router in-process with `oneshot`: health before and after the model is ready, and the
+//! function refusing work while the model loads.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use slblur::AppState;
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn health_is_503_until_the_model_is_ready_then_200() {
+    let state = AppState::new(common::test_config());
+    let app = slblur::router(state.clone());
+    let health = || {
+        Request::get("/_/health")
+            .body(Body::empty())
+            .expect("request")
+    };
+
+    let r = app.clone().oneshot(health()).await.expect("response");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let frame = Request::post("/")
+        .header("content-type", "image/jpeg")
+        .body(Body::from(common::fixture("astronaut_640x360.jpg")))
+        .expect("request");
+    let r = app.clone().oneshot(frame).await.expect("response");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    tokio::task::spawn_blocking(move || state.load_model())
+        .await
+        .expect("join")
+        .expect("model");
+    let r = app.clone().oneshot(health()).await.expect("response");
+    assert_eq!(r.status(), StatusCode::OK);
+    let frame = Request::post("/function/slblur")
+        .header("content-type", "image/jpeg")
+        .body(Body::from(common::fixture("astronaut_640x360.jpg")))
+        .expect("request");
+    let r = app.oneshot(frame).await.expect("response");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-face-count"], "1");
+}
