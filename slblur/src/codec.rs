@@ -1,5 +1,5 @@
 //! Image bytes to RGB frames and back: JPEG/PNG sniffing, the decompression-bomb guard,
-//! truncation checks, and fast encoders (jpeg-encoder for JPEG, fast deflate for PNG).
+//! truncation checks, and fast codecs (libjpeg-turbo for JPEG, fast deflate for PNG).
 
 use std::io::Cursor;
 
@@ -41,19 +41,19 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageKind> {
 /// Decodes a JPEG or PNG into RGB, refusing images above `max_pixels` before allocating them.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(Frame, ImageKind), CodecError> {
     let kind = sniff(bytes).ok_or_else(|| CodecError::NotAnImage(describe_start(bytes)))?;
-    let name = kind_name(kind);
-    let corrupt = |e: image::ImageError| CodecError::Corrupt {
-        kind: name,
-        reason: e.to_string(),
+    let frame = match kind {
+        ImageKind::Jpeg => decode_jpeg(bytes, max_pixels)?,
+        ImageKind::Png => decode_png(bytes, max_pixels)?,
     };
-    let format = match kind {
-        ImageKind::Jpeg => image::ImageFormat::Jpeg,
-        ImageKind::Png => image::ImageFormat::Png,
-    };
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format)
-        .into_decoder()
-        .map_err(corrupt)?;
-    let (width, height) = reader.dimensions();
+    Ok((frame, kind))
+}
+
+fn check_size(
+    width: u32,
+    height: u32,
+    max_pixels: u64,
+    kind: &'static str,
+) -> Result<(), CodecError> {
     if width as u64 * height as u64 > max_pixels {
         return Err(CodecError::TooManyPixels {
             width,
@@ -62,46 +62,88 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(Frame, ImageKind), Codec
         });
     }
     if width == 0 || height == 0 {
-        return Err(CodecError::Corrupt {
-            kind: name,
-            reason: "the image has no pixels".into(),
-        });
+        return Err(corrupt(kind, "the image has no pixels"));
     }
-    if kind == ImageKind::Jpeg && !jpeg_is_complete(bytes) {
-        return Err(CodecError::Corrupt {
-            kind: name,
-            reason: "no end-of-image marker after the last scan".into(),
-        });
-    }
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(max_pixels.saturating_mul(8));
-    reader.set_limits(limits).map_err(corrupt)?;
-    let image = image::DynamicImage::from_decoder(reader).map_err(corrupt)?;
-    let rgb = image.into_rgb8();
-    Ok((
-        Frame {
-            width,
-            height,
-            rgb: rgb.into_raw(),
-        },
-        kind,
-    ))
+    Ok(())
 }
 
-/// Encodes an RGB frame. JPEG uses jpeg-encoder (SIMD); PNG uses the fastest deflate level,
-/// since these frames are transient and size matters less than latency.
+fn corrupt(kind: &'static str, reason: impl ToString) -> CodecError {
+    CodecError::Corrupt {
+        kind,
+        reason: reason.to_string(),
+    }
+}
+
+/// libjpeg-turbo: several times faster than pure-Rust decoders on full HD frames.
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Frame, CodecError> {
+    let mut decompressor = turbojpeg::Decompressor::new().map_err(|e| corrupt("JPEG", e))?;
+    let header = decompressor
+        .read_header(bytes)
+        .map_err(|e| corrupt("JPEG", e))?;
+    let (width, height) = (
+        u32::try_from(header.width).unwrap_or(u32::MAX),
+        u32::try_from(header.height).unwrap_or(u32::MAX),
+    );
+    check_size(width, height, max_pixels, "JPEG")?;
+    if !jpeg_is_complete(bytes) {
+        return Err(corrupt(
+            "JPEG",
+            "no end-of-image marker after the last scan",
+        ));
+    }
+    let (w, h) = (header.width, header.height);
+    let mut rgb = vec![0u8; w * h * 3];
+    let image = turbojpeg::Image {
+        pixels: rgb.as_mut_slice(),
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    decompressor
+        .decompress(bytes, image)
+        .map_err(|e| corrupt("JPEG", e))?;
+    Ok(Frame { width, height, rgb })
+}
+
+fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<Frame, CodecError> {
+    let failed = |e: image::ImageError| corrupt("PNG", e);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Png)
+        .into_decoder()
+        .map_err(failed)?;
+    let (width, height) = reader.dimensions();
+    check_size(width, height, max_pixels, "PNG")?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8));
+    reader.set_limits(limits).map_err(failed)?;
+    let image = image::DynamicImage::from_decoder(reader).map_err(failed)?;
+    Ok(Frame {
+        width,
+        height,
+        rgb: image.into_rgb8().into_raw(),
+    })
+}
+
+/// Encodes an RGB frame. JPEG uses libjpeg-turbo (4:2:0); PNG the fastest deflate level, since
+/// these frames are transient and latency matters more than size.
 pub fn encode(frame: &Frame, kind: ImageKind, quality: u8) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(frame.rgb.len() / 4);
     match kind {
         ImageKind::Jpeg => {
-            let (w, h) = (to_u16(frame.width)?, to_u16(frame.height)?);
-            jpeg_encoder::Encoder::new(&mut out, quality)
-                .encode(&frame.rgb, w, h, jpeg_encoder::ColorType::Rgb)
+            let image = turbojpeg::Image {
+                pixels: frame.rgb.as_slice(),
+                width: frame.width as usize,
+                pitch: frame.width as usize * 3,
+                height: frame.height as usize,
+                format: turbojpeg::PixelFormat::RGB,
+            };
+            let jpeg = turbojpeg::compress(image, quality as i32, turbojpeg::Subsamp::Sub2x2)
                 .map_err(|e| CodecError::Encode("JPEG", e.to_string()))?;
+            Ok(jpeg.to_vec())
         }
         ImageKind::Png => {
             use image::ImageEncoder;
             use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+            let mut out = Vec::with_capacity(frame.rgb.len() / 2);
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub)
                 .write_image(
                     &frame.rgb,
@@ -110,20 +152,8 @@ pub fn encode(frame: &Frame, kind: ImageKind, quality: u8) -> Result<Vec<u8>, Co
                     image::ExtendedColorType::Rgb8,
                 )
                 .map_err(|e| CodecError::Encode("PNG", e.to_string()))?;
+            Ok(out)
         }
-    }
-    Ok(out)
-}
-
-fn to_u16(n: u32) -> Result<u16, CodecError> {
-    u16::try_from(n)
-        .map_err(|_| CodecError::Encode("JPEG", format!("{n} pixels exceeds JPEG's 65535 limit")))
-}
-
-fn kind_name(kind: ImageKind) -> &'static str {
-    match kind {
-        ImageKind::Jpeg => "JPEG",
-        ImageKind::Png => "PNG",
     }
 }
 
