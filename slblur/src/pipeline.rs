@@ -35,6 +35,21 @@ pub struct Timings {
     pub total: f64,
 }
 
+impl Timings {
+    /// Rounded to microseconds: what clients and logs need, without float noise.
+    pub fn rounded(self) -> Timings {
+        let r = |ms: f64| (ms * 1000.0).round() / 1000.0;
+        Timings {
+            queue: r(self.queue),
+            decode: r(self.decode),
+            ml: r(self.ml),
+            blur: r(self.blur),
+            encode: r(self.encode),
+            total: r(self.total),
+        }
+    }
+}
+
 /// The result of one frame.
 #[derive(Debug, Clone)]
 pub struct Processed {

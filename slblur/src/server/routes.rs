@@ -169,6 +169,7 @@ async fn handle(
         })??;
         processed.timings.queue = ms(queued);
         processed.timings.total = ms(received.elapsed());
+        processed.timings = processed.timings.rounded();
         Ok::<_, AppError>((wire, processed))
     };
     let (wire, processed) = match tokio::time::timeout(deadline, work).await {
