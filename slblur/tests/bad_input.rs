@@ -291,3 +291,30 @@ async fn messages_name_the_problem() {
         .expect("send");
     assert_eq!(r.status(), 405);
 }
+
+/// of-watchdog forwards bodies chunked, with no Content-Length: the limit must hold while
+/// streaming, and the client must still get the 413 (not a reset connection).
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_body_over_the_limit_is_refused_with_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(|c| c.max_body_bytes = 1 << 20).await;
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = "POST /function/slblur HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n\
+                Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![0xFFu8; 64 << 10];
+    for _ in 0..24 {
+        stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await
+            .expect("size");
+        stream.write_all(&chunk).await.expect("chunk");
+        stream.write_all(b"\r\n").await.expect("crlf");
+    }
+    stream.write_all(b"0\r\n\r\n").await.expect("end");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
+    assert!(answer.contains("\"code\":\"body_too_large\""), "{answer}");
+}

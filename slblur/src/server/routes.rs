@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http_body_util::BodyExt;
 
 use super::{AppError, AppState};
 use crate::options::{FrameOptions, ImageKind};
@@ -63,16 +64,20 @@ async fn function(
     let request_id = request_id(&headers);
     let hint = WireHint::from_headers(&headers);
     let plain_text = hint.as_ref().is_ok_and(|h| h.plain_text_errors());
+    let mut body = Some(body);
     let Outcome { wire, result } = handle(
         &state,
         method,
         &headers,
         query.as_deref(),
-        body,
+        &mut body,
         hint,
         &request_id,
     )
     .await;
+    if let Some(unread) = body {
+        discard(unread).await;
+    }
     let wire_name = wire.map_or("unknown", Wire::name);
     let mut response = match result {
         Ok(response) => response,
@@ -96,7 +101,7 @@ async fn handle(
     method: Method,
     headers: &HeaderMap,
     query: Option<&str>,
-    body: Body,
+    body: &mut Option<Body>,
     hint: Result<WireHint, AppError>,
     request_id: &str,
 ) -> Outcome {
@@ -135,6 +140,13 @@ async fn handle(
     let deadline = config.request_timeout;
     let resolved = std::sync::OnceLock::new();
     let work = async {
+        let body = body.take().ok_or_else(|| {
+            AppError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the body was already read",
+            )
+        })?;
         let body = read_body(body, headers, config.max_body_bytes).await?;
         let received = Instant::now();
         let wire = hint.resolve(&body);
@@ -215,33 +227,55 @@ async fn handle(
     }
 }
 
+/// At most this much of a body that will not be used is read and thrown away …
+const LINGER_BYTES: usize = 64 << 20;
+/// … for at most this long.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
 /// Reads the whole body, refusing it as soon as it passes `limit` (declared or streamed:
 /// of-watchdog forwards bodies chunked).
-async fn read_body(
-    body: Body,
-    headers: &HeaderMap,
-    limit: usize,
-) -> Result<axum::body::Bytes, AppError> {
+async fn read_body(mut body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, AppError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
+        discard(body).await;
         return Err(AppError::body_too_large(limit));
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            AppError::body_too_large(limit)
-        } else {
+    let mut data = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
             AppError::new(
                 StatusCode::BAD_REQUEST,
                 "body_read_failed",
                 format!("could not read the body: {e}"),
             )
+        })?;
+        if let Ok(chunk) = frame.into_data() {
+            if data.len() + chunk.len() > limit {
+                discard(body).await;
+                return Err(AppError::body_too_large(limit));
+            }
+            data.extend_from_slice(&chunk);
         }
-    })
+    }
+    Ok(data.into())
+}
+
+/// Reads and drops the rest of a body the function will not use ("lingering close"): a server
+/// that answers early and closes makes most clients report a broken pipe instead of the answer.
+async fn discard(mut body: Body) {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// The caller's request id (OpenFaaS sets `X-Call-Id`), or a new one.
