@@ -1,0 +1,51 @@
+//! `slblur-client`: see `slblur-client --help` and the README.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use slblur_client::app::{self, Finish};
+use slblur_client::cli::{Cli, Command};
+use slblur_client::runner::Interrupt;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(Finish::Completed) => ExitCode::SUCCESS,
+        // 128 + SIGINT, as shells report a Ctrl-C'd program.
+        Ok(Finish::Interrupted) => ExitCode::from(130),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Finish> {
+    match cli.command {
+        Command::Frames(args) => {
+            app::frames(&args)?;
+            Ok(Finish::Completed)
+        }
+        Command::Run(args) => {
+            runtime()?.block_on(async { Ok(app::run(&args, interrupt()).await?) })
+        }
+        Command::Sweep(args) => {
+            runtime()?.block_on(async { Ok(app::sweep(&args, interrupt()).await?) })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
+/// Resolves on Ctrl-C; finished rows are already on disk, so the run stops and summarises.
+fn interrupt() -> Interrupt {
+    Box::pin(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handler: never interrupt.
+            std::future::pending::<()>().await;
+        }
+    })
+}

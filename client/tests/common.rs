@@ -1,0 +1,293 @@
+//! Shared by the integration tests: the real function on an ephemeral port, small fake servers
+//! for misbehaving-server cases, and running the `slblur-client` binary.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use slblur_client::record::{Row, read_rows};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_slblur-client");
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The 40-frame, 10 fps, 640×360 sample with two faces per frame and AAC audio.
+pub fn sample_video() -> PathBuf {
+    workspace().join("samples/astronaut.mp4")
+}
+
+pub fn model() -> PathBuf {
+    workspace().join("models/centerface.onnx")
+}
+
+/// The real slblur function, served by its own tokio runtime so a test can kill it abruptly.
+pub struct TestFunction {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// Starts the function on 127.0.0.1:0 and waits until `/_/health` answers 200.
+pub fn start_function() -> TestFunction {
+    let model = model();
+    assert!(
+        model.exists(),
+        "model missing at {} (run scripts/fetch-model)",
+        model.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("test-function")
+        .build()
+        .expect("function runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let config = slblur::Config {
+        model,
+        ..slblur::Config::default()
+    };
+    runtime.spawn(async move {
+        if let Err(e) = slblur::serve(listener, config, std::future::pending()).await {
+            eprintln!("test function stopped: {e}");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while http_get_status(addr, "/_/health") != Some(200) {
+        assert!(Instant::now() < deadline, "function did not become healthy");
+        thread::sleep(Duration::from_millis(50));
+    }
+    TestFunction {
+        url: format!("http://{addr}/"),
+        addr,
+        runtime: Some(runtime),
+    }
+}
+
+impl TestFunction {
+    /// Kills the server abruptly: its tasks and open connections are dropped, not drained.
+    pub fn kill(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for TestFunction {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn http_get_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// What a fake server does with each request it has read.
+#[derive(Clone)]
+pub enum Reply {
+    /// Write these bytes, then close.
+    Raw(Vec<u8>),
+    /// Write these bytes (e.g. headers only), then hold the connection open.
+    RawThenHang(Vec<u8>),
+    /// Wait this long, then answer 200 with the request body echoed as the image.
+    EchoAfter(Duration, &'static str),
+    /// Never answer (held for a minute).
+    Hang,
+    /// Close without a word.
+    Close,
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1:0 that misbehaves on purpose.
+pub struct FakeServer {
+    pub url: String,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl FakeServer {
+    pub fn start(reply: Reply) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake");
+        let addr = listener.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let reply = reply.clone();
+                thread::spawn(move || serve_fake(conn, reply));
+            }
+        });
+        FakeServer {
+            url: format!("http://{addr}/"),
+            stop,
+            addr,
+        }
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wakes the accept loop
+    }
+}
+
+fn serve_fake(mut conn: TcpStream, reply: Reply) {
+    // Keep-alive: answer every request on the connection the same way.
+    while let Some(body) = read_request(&mut conn) {
+        match &reply {
+            Reply::Raw(bytes) => {
+                let _ = conn.write_all(bytes);
+                let _ = conn.shutdown(Shutdown::Both);
+                return;
+            }
+            Reply::RawThenHang(bytes) => {
+                let _ = conn.write_all(bytes);
+                thread::sleep(Duration::from_secs(60));
+                return;
+            }
+            Reply::EchoAfter(delay, content_type) => {
+                thread::sleep(*delay);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if conn
+                    .write_all(head.as_bytes())
+                    .and_then(|()| conn.write_all(&body))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Reply::Hang => {
+                thread::sleep(Duration::from_secs(60));
+                return;
+            }
+            Reply::Close => return,
+        }
+    }
+}
+
+/// Reads one request (head and Content-Length body); `None` at end of stream.
+fn read_request(conn: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// An HTTP response with a body, as raw bytes.
+pub fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The client binary with a clean environment and no progress bar.
+pub fn client_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("--no-progress").env_remove("SLBLUR_URL");
+    cmd
+}
+
+/// Runs a `run`/`sweep` (adds `--no-progress`) and returns its output.
+pub fn client(args: &[&str]) -> Output {
+    client_command(args).output().expect("run slblur-client")
+}
+
+/// Runs a command that takes no `--no-progress` (e.g. `frames`).
+pub fn client_plain(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("SLBLUR_URL")
+        .output()
+        .expect("run slblur-client")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Asserts success and returns the parsed JSON summary (the last stdout line).
+pub fn summary_of(out: &Output) -> serde_json::Value {
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        text(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last)
+        .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e}): {last}"))
+}
+
+pub fn rows(csv: &Path) -> Vec<Row> {
+    read_rows(csv).unwrap_or_else(|e| panic!("results file unreadable: {e}"))
+}
+
+pub fn started_at(row: &Row) -> SystemTime {
+    humantime::parse_rfc3339(&row.started_at)
+        .unwrap_or_else(|e| panic!("bad started_at {:?}: {e}", row.started_at))
+}
+
+/// Checks what every successful row against the real function must show.
+pub fn assert_real_ok_row(row: &Row, expect_faces: bool) {
+    assert!(row.ok, "row not ok: {row:?}");
+    assert_eq!(row.status, Some(200), "{row:?}");
+    assert!(row.error.is_empty(), "{row:?}");
+    let (total, ml) = (row.total_ms.expect("total_ms"), row.ml_ms.expect("ml_ms"));
+    assert!(ml > 0.0, "{row:?}");
+    assert!(total >= ml, "total < ml: {row:?}");
+    assert!(row.rtt_ms >= total, "rtt < total: {row:?}");
+    assert!(
+        row.bytes_sent > 1000 && row.bytes_received > 1000,
+        "{row:?}"
+    );
+    if expect_faces {
+        assert!(row.faces.is_some_and(|f| f >= 1), "no face found: {row:?}");
+    }
+    started_at(row);
+}
