@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{client, client_plain, sample_video, text};
+use std::path::Path;
+
+use common::{Results, client, client_plain, path_str, sample_video, text};
 
 fn fails_with(args: &[&str], code: i32, message: &str) {
     let out = client(args);
@@ -14,23 +16,22 @@ fn fails_with(args: &[&str], code: i32, message: &str) {
     );
 }
 
+/// `run --video VIDEO --out CSV` fails with exit code 1 and `message`.
+fn run_fails_with(video: &Path, csv: &Path, message: &str) {
+    let args = ["run", "--video", path_str(video), "--out", path_str(csv)];
+    fails_with(&args, 1, message);
+}
+
 #[test]
 fn missing_video_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("r.csv");
-    fails_with(
-        &[
-            "run",
-            "--video",
-            "/no/such/video.mp4",
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-        1,
+    let results = Results::new();
+    run_fails_with(
+        Path::new("/no/such/video.mp4"),
+        &results.csv,
         "video file '/no/such/video.mp4' does not exist",
     );
     assert!(
-        !csv.exists(),
+        !results.csv.exists(),
         "no results file for a run that never started"
     );
     let out = client_plain(&[
@@ -38,69 +39,38 @@ fn missing_video_is_named() {
         "--video",
         "/no/such/video.mp4",
         "-o",
-        dir.path().to_str().unwrap(),
+        path_str(results.dir.path()),
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
 fn a_file_that_is_not_a_video() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("notes.mp4");
-    std::fs::write(&fake, "this is text, not a video\n").unwrap();
-    let csv = dir.path().join("r.csv");
-    fails_with(
-        &[
-            "run",
-            "--video",
-            fake.to_str().unwrap(),
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-        1,
-        "cannot open video",
-    );
+    let results = Results::new();
+    let fake = results.dir.path().join("notes.mp4");
+    std::fs::write(&fake, "this is text, not a video\n").expect("write fake video");
+    run_fails_with(&fake, &results.csv, "cannot open video");
     // A folder is not a video either.
-    fails_with(
-        &[
-            "run",
-            "--video",
-            dir.path().to_str().unwrap(),
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-        1,
-        "cannot open video",
-    );
+    run_fails_with(results.dir.path(), &results.csv, "cannot open video");
 }
 
 #[test]
 fn unreadable_video() {
-    let dir = tempfile::tempdir().unwrap();
-    let video = dir.path().join("v.mp4");
-    std::fs::copy(sample_video(), &video).unwrap();
+    let results = Results::new();
+    let video = results.dir.path().join("v.mp4");
+    std::fs::copy(sample_video(), &video).expect("copy sample");
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&video, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(&video, std::fs::Permissions::from_mode(0o000)).expect("chmod video");
     if std::fs::read(&video).is_ok() {
         return; // root reads anything; the permission case cannot be shown here
     }
-    fails_with(
-        &[
-            "run",
-            "--video",
-            video.to_str().unwrap(),
-            "--out",
-            dir.path().join("r.csv").to_str().unwrap(),
-        ],
-        1,
-        "cannot open video",
-    );
+    run_fails_with(&video, &results.csv, "cannot open video");
 }
 
 #[test]
 fn bad_options_are_explained() {
     let video = sample_video();
-    let v = video.to_str().unwrap();
+    let v = path_str(&video);
     fails_with(
         &["run", "--video", v, "--url", "localhost:8080"],
         2,
@@ -131,19 +101,11 @@ fn bad_options_are_explained() {
 
 #[test]
 fn a_foreign_results_file_is_left_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("other.csv");
-    std::fs::write(&csv, "name,value\nx,1\n").unwrap();
-    fails_with(
-        &[
-            "run",
-            "--video",
-            sample_video().to_str().unwrap(),
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-        1,
-        "has a different header",
+    let results = Results::new();
+    std::fs::write(&results.csv, "name,value\nx,1\n").expect("write foreign csv");
+    run_fails_with(&sample_video(), &results.csv, "has a different header");
+    assert_eq!(
+        std::fs::read_to_string(&results.csv).expect("read csv"),
+        "name,value\nx,1\n"
     );
-    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "name,value\nx,1\n");
 }

@@ -2,19 +2,22 @@
 //! for misbehaving-server cases, and running the `slblur-client` binary.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use slblur_client::record::{Row, read_rows};
+use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_slblur-client");
 
+/// The Cargo workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -24,6 +27,7 @@ pub fn sample_video() -> PathBuf {
     workspace().join("samples/astronaut.mp4")
 }
 
+/// The face-detection model the real function loads.
 pub fn model() -> PathBuf {
     workspace().join("models/centerface.onnx")
 }
@@ -125,6 +129,7 @@ pub struct FakeServer {
 }
 
 impl FakeServer {
+    /// Starts a server that answers every request with `reply`.
     pub fn start(reply: Reply) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake");
         let addr = listener.local_addr().expect("addr");
@@ -145,6 +150,11 @@ impl FakeServer {
             stop,
             addr,
         }
+    }
+
+    /// A server that echoes each request body back as a JPEG after `delay`.
+    pub fn echo(delay: Duration) -> FakeServer {
+        FakeServer::start(Reply::EchoAfter(delay, "image/jpeg"))
     }
 }
 
@@ -225,16 +235,73 @@ pub fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec
     out
 }
 
+/// A temporary folder and the results CSV path inside it (not created yet).
+pub struct Results {
+    pub dir: TempDir,
+    pub csv: PathBuf,
+}
+
+impl Results {
+    /// A fresh temporary folder with `results.csv` as the results path.
+    pub fn new() -> Results {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let csv = dir.path().join("results.csv");
+        Results { dir, csv }
+    }
+}
+
+/// A path as `&str`, for the command line.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// `COMMAND --url URL --video <sample> EXTRA... --out CSV`, the shape of every `run`/`sweep`.
+pub fn bench_args(command: &str, url: &str, csv: &Path, extra: &[&str]) -> Vec<String> {
+    let video = sample_video();
+    let mut args = vec![command, "--url", url, "--video", path_str(&video)];
+    args.extend_from_slice(extra);
+    args.extend(["--out", path_str(csv)]);
+    args.into_iter().map(String::from).collect()
+}
+
+/// `run` arguments for the sample video against `url`, writing `csv`, with `extra` options.
+pub fn run_args(url: &str, csv: &Path, extra: &[&str]) -> Vec<String> {
+    bench_args("run", url, csv, extra)
+}
+
+/// `sweep` arguments for the sample video against `url`, writing `csv`, with `extra` options.
+pub fn sweep_args(url: &str, csv: &Path, extra: &[&str]) -> Vec<String> {
+    bench_args("sweep", url, csv, extra)
+}
+
+/// Waits until `csv` has at least `n` lines (header included), failing after `timeout`.
+pub fn wait_for_lines(csv: &Path, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::fs::read_to_string(csv).map_or(0, |t| t.lines().count()) < n {
+        assert!(Instant::now() < deadline, "no rows appeared");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The client binary with a clean environment and no progress bar.
-pub fn client_command(args: &[&str]) -> Command {
+pub fn client_command<S: AsRef<OsStr>>(args: &[S]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args).arg("--no-progress").env_remove("SLBLUR_URL");
     cmd
 }
 
 /// Runs a `run`/`sweep` (adds `--no-progress`) and returns its output.
-pub fn client(args: &[&str]) -> Output {
+pub fn client<S: AsRef<OsStr>>(args: &[S]) -> Output {
     client_command(args).output().expect("run slblur-client")
+}
+
+/// Starts a `run`/`sweep` in the background with its stdout and stderr captured.
+pub fn spawn_client<S: AsRef<OsStr>>(args: &[S]) -> Child {
+    client_command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn slblur-client")
 }
 
 /// Runs a command that takes no `--no-progress` (e.g. `frames`).
@@ -246,6 +313,7 @@ pub fn client_plain(args: &[&str]) -> Output {
         .expect("run slblur-client")
 }
 
+/// Output bytes as text, lossily.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -264,10 +332,12 @@ pub fn summary_of(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("last stdout line is not JSON ({e}): {last}"))
 }
 
+/// The rows of a results file.
 pub fn rows(csv: &Path) -> Vec<Row> {
     read_rows(csv).unwrap_or_else(|e| panic!("results file unreadable: {e}"))
 }
 
+/// When the row's request started.
 pub fn started_at(row: &Row) -> SystemTime {
     humantime::parse_rfc3339(&row.started_at)
         .unwrap_or_else(|e| panic!("bad started_at {:?}: {e}", row.started_at))

@@ -2,45 +2,27 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{assert_real_ok_row, client_command, rows, sample_video, start_function, summary_of};
+use common::{
+    Results, assert_real_ok_row, rows, run_args, spawn_client, start_function, summary_of,
+    wait_for_lines,
+};
 
 #[test]
 fn killing_the_function_mid_run_keeps_the_file_intact() {
     let mut function = start_function();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
-    let child = client_command(&[
-        "run",
-        "--url",
-        &function.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--frames",
-        "40",
-        "--timeout",
-        "5",
-        "--out",
-        csv.to_str().unwrap(),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let results = Results::new();
+    let extra = ["--frames", "40", "--timeout", "5"];
+    let child = spawn_client(&run_args(&function.url, &results.csv, &extra));
 
     // Kill once a few rows are on disk: flushed per row, so they are readable mid-run.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 4 {
-        assert!(Instant::now() < deadline, "no rows appeared");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_lines(&results.csv, 4, Duration::from_secs(60));
     function.kill();
 
-    let out = child.wait_with_output().unwrap();
+    let out = child.wait_with_output().expect("wait for client");
     let summary = summary_of(&out);
-    let rows = rows(&csv);
+    let rows = rows(&results.csv);
     assert_eq!(rows.len(), 40, "every frame has a row");
     let ok = rows.iter().take_while(|r| r.ok).count();
     assert!(ok >= 3, "rows before the kill succeeded: {ok}");

@@ -5,30 +5,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{FakeServer, Reply, client, http_response, rows, sample_video, summary_of, text};
+use common::{FakeServer, Reply, Results, client, http_response, rows, run_args, summary_of, text};
 use slblur_client::record::Row;
 
 /// Runs 3 frames against `url` and returns the rows and stderr.
 fn run_against(url: &str, wire: &str) -> (Vec<Row>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
-    let out = client(&[
-        "run",
-        "--url",
-        url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--frames",
-        "3",
-        "--timeout",
-        "5",
-        "--wire",
-        wire,
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
+    let results = Results::new();
+    let extra = ["--frames", "3", "--timeout", "5", "--wire", wire];
+    let out = client(&run_args(url, &results.csv, &extra));
     let summary = summary_of(&out);
-    let rows = rows(&csv);
+    let rows = rows(&results.csv);
     assert_eq!(rows.len(), 3, "one row per frame, failures included");
     assert_eq!(summary["cells"][0]["failed"], 3);
     assert!(
@@ -42,9 +28,9 @@ fn run_against(url: &str, wire: &str) -> (Vec<Row>, String) {
 fn refused_connections() {
     // Bind then drop: nothing listens on this port any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+        .expect("bind")
         .local_addr()
-        .unwrap()
+        .expect("local addr")
         .port();
     let (rows, stderr) = run_against(&format!("http://127.0.0.1:{port}/"), "binary");
     assert!(
@@ -151,22 +137,14 @@ fn connection_closed_without_answer() {
 #[test]
 fn an_echo_server_without_timings_is_ok_with_unknowns() {
     // Not slblur, but it answers with an image: the row is ok and the timings stay empty.
-    let server = FakeServer::start(Reply::EchoAfter(Duration::from_millis(10), "image/jpeg"));
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
-    let out = client(&[
-        "run",
-        "--url",
+    let server = FakeServer::echo(Duration::from_millis(10));
+    let results = Results::new();
+    summary_of(&client(&run_args(
         &server.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--frames",
-        "2",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
-    summary_of(&out);
-    let rows = rows(&csv);
+        &results.csv,
+        &["--frames", "2"],
+    )));
+    let rows = rows(&results.csv);
     assert!(rows.iter().all(|r| r.ok
         && r.total_ms.is_none()
         && r.ml_ms.is_none()

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{client, rows, sample_video, start_function, summary_of};
+use common::{Results, client, path_str, rows, run_args, sample_video, start_function, summary_of};
 use slblur_client::video::{DecodeOptions, RgbFrame, decode};
 
 fn first_frame(path: &std::path::Path) -> (RgbFrame, slblur_client::video::VideoInfo) {
@@ -13,31 +13,18 @@ fn first_frame(path: &std::path::Path) -> (RgbFrame, slblur_client::video::Video
         }
         Ok(())
     })
-    .unwrap();
-    (first.unwrap(), info)
+    .expect("decode");
+    (first.expect("a first frame"), info)
 }
 
 #[test]
 fn saved_video_has_every_frame_blurred_and_the_audio() {
     let function = start_function();
-    let dir = tempfile::tempdir().unwrap();
-    let (csv, video) = (
-        dir.path().join("results.csv"),
-        dir.path().join("out/blurred.mp4"),
-    );
-    let out = client(&[
-        "run",
-        "--url",
-        &function.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--out",
-        csv.to_str().unwrap(),
-        "--save-video",
-        video.to_str().unwrap(),
-    ]);
-    summary_of(&out);
-    assert!(rows(&csv).iter().all(|r| r.ok));
+    let results = Results::new();
+    let video = results.dir.path().join("out/blurred.mp4");
+    let extra = ["--save-video", path_str(&video)];
+    summary_of(&client(&run_args(&function.url, &results.csv, &extra)));
+    assert!(rows(&results.csv).iter().all(|r| r.ok));
 
     let (blurred, info) = first_frame(&video);
     let (original, source) = first_frame(&sample_video());

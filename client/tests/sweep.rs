@@ -4,35 +4,22 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{assert_real_ok_row, client, rows, sample_video, start_function, summary_of};
+use common::{
+    FakeServer, Results, assert_real_ok_row, client, rows, start_function, summary_of, sweep_args,
+};
 
 #[test]
 fn every_cell_runs_its_users_into_one_file() {
     let function = start_function();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
-    let out = client(&[
-        "sweep",
-        "--url",
-        &function.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--users",
-        "1,2",
-        "--think",
-        "0,0.2",
-        "--frames",
-        "2",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
-    let summary = summary_of(&out);
-    let rows = rows(&csv);
+    let results = Results::new();
+    let extra = ["--users", "1,2", "--think", "0,0.2", "--frames", "2"];
+    let summary = summary_of(&client(&sweep_args(&function.url, &results.csv, &extra)));
+    let rows = rows(&results.csv);
     assert_eq!(rows.len(), (1 + 2) * 2 * 2);
     rows.iter().for_each(|r| assert_real_ok_row(r, true));
     assert!(rows.iter().all(|r| r.run_id == rows[0].run_id));
 
-    let cells = summary["cells"].as_array().unwrap();
+    let cells = summary["cells"].as_array().expect("cells array");
     let expected = [(1, 0.0), (1, 0.2), (2, 0.0), (2, 0.2)];
     assert_eq!(cells.len(), expected.len());
     for (cell, (users, think)) in cells.iter().zip(expected) {
@@ -72,40 +59,21 @@ fn every_cell_runs_its_users_into_one_file() {
                 .filter(move |r| u64::from(r.users) == u && r.think_s == t)
                 .map(common::started_at)
         };
-        let last_of_first = starts(pair[0]).max().unwrap();
-        let first_of_next = starts(pair[1]).min().unwrap();
+        let last_of_first = starts(pair[0]).max().expect("rows in cell");
+        let first_of_next = starts(pair[1]).min().expect("rows in cell");
         assert!(first_of_next >= last_of_first, "cells overlapped");
     }
 }
 
 #[test]
 fn loop_wraps_around_the_video_with_iterations() {
-    let server = common::FakeServer::start(common::Reply::EchoAfter(
-        std::time::Duration::ZERO,
-        "image/jpeg",
-    ));
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
-    let out = client(&[
-        "sweep",
-        "--url",
-        &server.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--users",
-        "2",
-        "--think",
-        "0",
-        "--loop",
-        "--frames",
-        "45",
-        "--width",
-        "160",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
-    summary_of(&out);
-    let rows = rows(&csv);
+    let server = FakeServer::echo(std::time::Duration::ZERO);
+    let results = Results::new();
+    let extra = [
+        "--users", "2", "--think", "0", "--loop", "--frames", "45", "--width", "160",
+    ];
+    summary_of(&client(&sweep_args(&server.url, &results.csv, &extra)));
+    let rows = rows(&results.csv);
     assert_eq!(rows.len(), 90);
     let user0: Vec<(u64, u64)> = rows
         .iter()

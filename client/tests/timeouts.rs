@@ -4,34 +4,22 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{FakeServer, Reply, client, rows, sample_video, summary_of};
+use common::{FakeServer, Reply, Results, client, rows, run_args, summary_of};
 
 #[test]
 fn hanging_server_gives_timeout_rows() {
     let server = FakeServer::start(Reply::Hang);
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
+    let results = Results::new();
+    let extra = ["--frames", "3", "--timeout", "1"];
     let begin = Instant::now();
-    let out = client(&[
-        "run",
-        "--url",
-        &server.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--frames",
-        "3",
-        "--timeout",
-        "1",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
+    let out = client(&run_args(&server.url, &results.csv, &extra));
     let summary = summary_of(&out);
     assert!(
         begin.elapsed() >= Duration::from_secs(3),
         "three 1 s timeouts took {:?}",
         begin.elapsed()
     );
-    let rows = rows(&csv);
+    let rows = rows(&results.csv);
     assert_eq!(
         rows.iter().map(|r| r.frame).collect::<Vec<_>>(),
         [0, 1, 2],
@@ -58,23 +46,10 @@ fn hanging_server_gives_timeout_rows() {
 fn body_that_never_ends_is_a_timeout_with_its_status() {
     let head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n\xff\xd8\xff".to_vec();
     let server = FakeServer::start(Reply::RawThenHang(head));
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
-    let out = client(&[
-        "run",
-        "--url",
-        &server.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--frames",
-        "2",
-        "--timeout",
-        "800ms",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
-    summary_of(&out);
-    let rows = rows(&csv);
+    let results = Results::new();
+    let extra = ["--frames", "2", "--timeout", "800ms"];
+    summary_of(&client(&run_args(&server.url, &results.csv, &extra)));
+    let rows = rows(&results.csv);
     assert_eq!(rows.len(), 2);
     for row in &rows {
         assert!(!row.ok);

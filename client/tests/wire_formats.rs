@@ -2,27 +2,17 @@
 
 mod common;
 
-use common::{assert_real_ok_row, client, rows, sample_video, start_function, summary_of, text};
+use common::{
+    Results, assert_real_ok_row, client, rows, run_args, start_function, summary_of, text,
+};
 
 fn run_wire(wire: &str, expect_faces: bool, expect_cold: bool) {
     let function = start_function();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
-    let out = client(&[
-        "run",
-        "--url",
-        &function.url,
-        "--video",
-        sample_video().to_str().unwrap(),
-        "--wire",
-        wire,
-        "--frames",
-        "3",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
+    let results = Results::new();
+    let extra = ["--wire", wire, "--frames", "3"];
+    let out = client(&run_args(&function.url, &results.csv, &extra));
     let summary = summary_of(&out);
-    let rows = rows(&csv);
+    let rows = rows(&results.csv);
     assert_eq!(rows.len(), 3, "{rows:?}");
     for (i, row) in rows.iter().enumerate() {
         assert_real_ok_row(row, expect_faces);
@@ -49,9 +39,8 @@ fn run_wire(wire: &str, expect_faces: bool, expect_cold: bool) {
         (cell["requests"].as_u64(), cell["ok"].as_u64()),
         (Some(3), Some(3))
     );
-    assert!(
-        cell["rtt_ms"]["median"].as_f64().unwrap() >= cell["ml_ms"]["median"].as_f64().unwrap()
-    );
+    let median = |stat: &str| cell[stat]["median"].as_f64().expect("median");
+    assert!(median("rtt_ms") >= median("ml_ms"));
     // The table comes before the JSON line.
     let table = text(&out.stdout);
     for word in ["users", "rtt", "total", "ml", "100.0%"] {
@@ -77,25 +66,12 @@ fn seed_rows() {
 #[test]
 fn png_over_binary_and_appending_to_one_file() {
     let function = start_function();
-    let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("results.csv");
+    let results = Results::new();
     for format in ["png", "jpeg"] {
-        let out = client(&[
-            "run",
-            "--url",
-            &function.url,
-            "--video",
-            sample_video().to_str().unwrap(),
-            "--format",
-            format,
-            "--frames",
-            "2",
-            "--out",
-            csv.to_str().unwrap(),
-        ]);
-        summary_of(&out);
+        let extra = ["--format", format, "--frames", "2"];
+        summary_of(&client(&run_args(&function.url, &results.csv, &extra)));
     }
-    let rows = rows(&csv);
+    let rows = rows(&results.csv);
     assert_eq!(rows.len(), 4);
     rows.iter().for_each(|r| assert_real_ok_row(r, true));
     assert_ne!(

@@ -115,3 +115,28 @@ pub fn confident_faces(bytes: &[u8]) -> usize {
     let faces = detector.detect(&frame, 0.2, 640).expect("detect").faces;
     faces.iter().filter(|f| f.score >= 0.5).count()
 }
+
+/// The value of the first sample in Prometheus text whose line starts with `prefix`.
+pub fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{prefix} in\n{text}"))
+}
+
+/// Polls the function's metrics until a request is in flight (admitted, not yet answered).
+pub async fn wait_until_in_flight(http: &reqwest::Client, url: &str) {
+    for _ in 0..5000 {
+        let text = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        if metric(&text.text().await.expect("text"), "slblur_in_flight ") >= 1.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("no request came in flight");
+}

@@ -27,13 +27,7 @@ async fn metrics_count_requests_by_status_and_time_frames() {
     assert_eq!(r.status(), 400);
 
     let text = server.metrics().await;
-    let value = |prefix: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{prefix} in\n{text}"))
-    };
+    let value = |prefix: &str| common::metric(&text, prefix);
     assert_eq!(
         value(r#"slblur_requests_total{wire="binary",status="200"}"#),
         2.0

@@ -15,15 +15,6 @@ fn big_frame_request(server: &TestServer) -> reqwest::RequestBuilder {
         .body(common::fixture("group_1280x720.jpg"))
 }
 
-async fn in_flight(server: &TestServer) -> u64 {
-    let metrics = server.metrics().await;
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("slblur_in_flight "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("slblur_in_flight")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn full_queue_answers_429_with_retry_after() {
     let server = TestServer::start_with(|c| {
@@ -32,9 +23,7 @@ async fn full_queue_answers_429_with_retry_after() {
     })
     .await;
     let busy = tokio::spawn(big_frame_request(&server).send());
-    while in_flight(&server).await == 0 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    common::wait_until_in_flight(&server.http, &server.url).await;
     let refused = big_frame_request(&server).send().await.expect("send");
     assert_eq!(refused.status(), 429);
     assert_eq!(refused.headers()["retry-after"], "1");

@@ -111,21 +111,6 @@ fn listen_url(line: &str) -> String {
     format!("http://{addr}")
 }
 
-async fn in_flight(http: &reqwest::Client, url: &str) -> u64 {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix("slblur_in_flight "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("slblur_in_flight")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
     let lock = std::env::temp_dir().join(format!("slblur-test-{}.lock", std::process::id()));
@@ -146,9 +131,7 @@ async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
             .body(common::fixture("group_1280x720.jpg"))
             .send(),
     );
-    while in_flight(&http, &url).await == 0 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    common::wait_until_in_flight(&http, &url).await;
     // SAFETY: kill(2) with a child's pid we own and a valid signal number.
     let sent = unsafe { libc::kill(f.child.id() as i32, libc::SIGTERM) };
     assert_eq!(sent, 0);
