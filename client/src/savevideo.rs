@@ -45,15 +45,9 @@ impl VideoWriter {
     /// `keep_audio` and the input has an audio stream.
     pub fn create(path: &Path, info: &VideoInfo, keep_audio: bool) -> Result<Self, VideoError> {
         init();
-        let err = |e: ffmpeg::Error| VideoError::Write {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
+        let err = |e: ffmpeg::Error| write_error(path, e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| VideoError::Write {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            std::fs::create_dir_all(dir).map_err(|e| write_error(path, e))?;
         }
         let mut output = format::output(path).map_err(err)?;
         let global_header = output
@@ -62,10 +56,7 @@ impl VideoWriter {
             .contains(format::Flags::GLOBAL_HEADER);
         let codec = encoder::find_by_name("libx264")
             .or_else(|| encoder::find(codec::Id::MPEG4))
-            .ok_or_else(|| VideoError::Write {
-                path: path.to_path_buf(),
-                message: "FFmpeg has neither libx264 nor mpeg4 encoders".into(),
-            })?;
+            .ok_or_else(|| write_error(path, "FFmpeg has neither libx264 nor mpeg4 encoders"))?;
         let (width, height) = (info.width & !1, info.height & !1);
         let fps = Rational::new(info.fps_num, info.fps_den);
         let time_base = fps.invert();
@@ -122,10 +113,7 @@ impl VideoWriter {
     /// Appends one frame (scaled to the video's size if it differs).
     pub fn write(&mut self, frame: &RgbFrame) -> Result<(), VideoError> {
         let path = self.path.clone();
-        let err = |e: ffmpeg::Error| VideoError::Write {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let err = |e: ffmpeg::Error| write_error(&path, e);
         let mut rgb = ffmpeg::frame::Video::new(Pixel::RGB24, frame.width, frame.height);
         let row = frame.width as usize * 3;
         let stride = rgb.stride(0);
@@ -166,10 +154,7 @@ impl VideoWriter {
     /// Returns the number of frames written.
     pub fn finish(mut self) -> Result<u64, VideoError> {
         let path = self.path.clone();
-        let err = |e: ffmpeg::Error| VideoError::Write {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let err = |e: ffmpeg::Error| write_error(&path, e);
         self.encoder.send_eof().map_err(err)?;
         self.write_packets()?;
         let end = self.frames as f64 * self.frame_duration;
@@ -186,10 +171,7 @@ impl VideoWriter {
             packet.rescale_ts(self.encoder_time_base, out_tb);
             packet
                 .write_interleaved(&mut self.output)
-                .map_err(|e| VideoError::Write {
-                    path: self.path.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| write_error(&self.path, e))?;
         }
         Ok(())
     }
@@ -215,10 +197,7 @@ impl VideoWriter {
             packet.set_stream(audio.out_index);
             packet
                 .write_interleaved(&mut self.output)
-                .map_err(|e| VideoError::Write {
-                    path: self.path.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| write_error(&self.path, e))?;
         }
         Ok(())
     }
@@ -296,4 +275,12 @@ pub fn count_frames(path: &Path) -> Result<u64, VideoError> {
         |_, _| Ok(()),
     )
     .map(|i| i.frames)
+}
+
+/// A failure to write the video at `path`, with FFmpeg's (or the system's) reason.
+fn write_error(path: &Path, reason: impl std::fmt::Display) -> VideoError {
+    VideoError::Write {
+        path: path.to_path_buf(),
+        message: reason.to_string(),
+    }
 }

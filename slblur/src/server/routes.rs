@@ -152,8 +152,8 @@ async fn handle(
         let wire = hint.resolve(&body);
         let _ = resolved.set(wire);
         let image = match wire {
-            Wire::Json => wire::json::parse_request(&body, &mut options)?,
-            Wire::Binary | Wire::Seed => body.to_vec(),
+            Wire::Json => Bytes::from(wire::json::parse_request(&body, &mut options)?),
+            Wire::Binary | Wire::Seed => body,
         };
         if wire == Wire::Seed && options.format.is_none() {
             options.format = Some(ImageKind::Png);
