@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 use slblur_client::app::{self, Finish};
 use slblur_client::cli::{Cli, Command};
@@ -15,7 +14,8 @@ fn main() -> ExitCode {
         // 128 + SIGINT, as shells report a Ctrl-C'd program.
         Ok(Finish::Interrupted) => ExitCode::from(130),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Library errors carry their causes in their messages.
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -37,7 +37,8 @@ fn run(cli: Cli) -> anyhow::Result<Finish> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+    tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
 }
 
 /// Resolves on Ctrl-C; finished rows are already on disk, so the run stops and summarises.

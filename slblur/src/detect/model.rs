@@ -23,11 +23,11 @@ type Plan = Arc<TypedRunnableModel>;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "cannot read the model file {path}: {source} (run scripts/fetch-model, or set SLBLUR_MODEL)"
+        "cannot read the model file {path}: {cause} (run scripts/fetch-model, or set SLBLUR_MODEL)"
     )]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path} is not a usable CenterFace ONNX model: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -60,9 +60,9 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// Reads and parses the model; inference uses `threads` threads.
     pub fn load(path: &Path, threads: usize) -> Result<Detector, ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+        let bytes = std::fs::read(path).map_err(|cause| ModelError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
         let invalid = |reason: String| ModelError::Invalid {

@@ -100,7 +100,7 @@ impl AppState {
 pub enum ServeError {
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("the server failed: {0}")]
+    #[error("the server failed")]
     Io(#[from] std::io::Error),
 }
 
@@ -113,9 +113,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     // Fail fast on a missing file, before anything listens.
-    std::fs::metadata(&config.model).map_err(|source| ModelError::Read {
+    std::fs::metadata(&config.model).map_err(|cause| ModelError::Read {
         path: PathBuf::from(&config.model),
-        source,
+        cause,
     })?;
     let state = AppState::new(config);
     // A lock left by an earlier process would tell of-watchdog we are ready before we are.
