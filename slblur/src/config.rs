@@ -86,77 +86,64 @@ impl Config {
 
     /// Reads variables through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut c = Config {
-            lock_file: Some(std::env::temp_dir().join(".lock")),
-            ..Config::default()
-        };
-        let get = |var: &'static str| lookup(var).map(|v| (var, v));
-        if let Some((_, v)) = get("SLBLUR_MODEL") {
-            c.model = PathBuf::from(v);
-        }
-        if let Some((var, v)) = get("SLBLUR_ADDR") {
-            c.addr = parse(var, &v, |s| {
-                SocketAddr::from_str(s).map_err(|_| "expected HOST:PORT, e.g. 0.0.0.0:8080".into())
-            })?;
-        }
-        if let Some((var, v)) = get("SLBLUR_MAX_BODY_BYTES") {
-            c.max_body_bytes = parse(var, &v, positive)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_MAX_PIXELS") {
-            c.max_pixels = parse(var, &v, positive)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_INFERENCE_WIDTH") {
-            c.inference_width = parse(var, &v, parse_inference_width)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_THRESHOLD") {
-            c.threshold = parse(var, &v, parse_threshold)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_MODE") {
-            c.mode = parse(var, &v, |s| s.parse())?;
-        }
-        if let Some((var, v)) = get("SLBLUR_MASK") {
-            c.mask = parse(var, &v, |s| s.parse())?;
-        }
-        if let Some((var, v)) = get("SLBLUR_MASK_SCALE") {
-            c.mask_scale = parse(var, &v, parse_mask_scale)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_JPEG_QUALITY") {
-            c.jpeg_quality = parse(var, &v, parse_quality)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_WORKERS") {
-            c.workers = parse(var, &v, positive)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_ML_THREADS") {
-            c.ml_threads = parse(var, &v, positive)?;
-        }
-        if let Some((var, v)) = get("SLBLUR_QUEUE") {
-            c.queue = parse(var, &v, |s| {
-                s.parse().map_err(|_| "expected a whole number".into())
-            })?;
-        }
-        if let Some((var, v)) = get("SLBLUR_TIMEOUT") {
-            c.request_timeout = parse(var, &v, parse_seconds)?;
-        }
-        if let Some((_, v)) = get("SLBLUR_LOCK_FILE") {
-            c.lock_file = (!v.is_empty()).then(|| PathBuf::from(v));
-        }
-        if let Some((_, v)) = get("HOSTNAME").filter(|(_, v)| !v.is_empty()) {
-            c.instance = v;
-        }
-        Ok(c)
+        let d = Config::default();
+        let env = Vars(&lookup);
+        Ok(Config {
+            model: env.get("SLBLUR_MODEL", |s| Ok(PathBuf::from(s)), d.model)?,
+            addr: env.get("SLBLUR_ADDR", parse_addr, d.addr)?,
+            max_body_bytes: env.get("SLBLUR_MAX_BODY_BYTES", positive, d.max_body_bytes)?,
+            max_pixels: env.get("SLBLUR_MAX_PIXELS", positive, d.max_pixels)?,
+            inference_width: env.get(
+                "SLBLUR_INFERENCE_WIDTH",
+                parse_inference_width,
+                d.inference_width,
+            )?,
+            threshold: env.get("SLBLUR_THRESHOLD", parse_threshold, d.threshold)?,
+            mode: env.get("SLBLUR_MODE", str::parse, d.mode)?,
+            mask: env.get("SLBLUR_MASK", str::parse, d.mask)?,
+            mask_scale: env.get("SLBLUR_MASK_SCALE", parse_mask_scale, d.mask_scale)?,
+            jpeg_quality: env.get("SLBLUR_JPEG_QUALITY", parse_quality, d.jpeg_quality)?,
+            workers: env.get("SLBLUR_WORKERS", positive, d.workers)?,
+            ml_threads: env.get("SLBLUR_ML_THREADS", positive, d.ml_threads)?,
+            queue: env.get("SLBLUR_QUEUE", parse_count, d.queue)?,
+            request_timeout: env.get("SLBLUR_TIMEOUT", parse_seconds, d.request_timeout)?,
+            // of-watchdog's lock path by default; an empty value turns the lock file off.
+            lock_file: match lookup("SLBLUR_LOCK_FILE") {
+                Some(v) if v.is_empty() => None,
+                Some(v) => Some(PathBuf::from(v)),
+                None => Some(std::env::temp_dir().join(".lock")),
+            },
+            instance: lookup("HOSTNAME")
+                .filter(|h| !h.is_empty())
+                .unwrap_or(d.instance),
+        })
     }
 }
 
-fn parse<T>(
-    var: &'static str,
-    value: &str,
-    parser: impl Fn(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    parser(value.trim()).map_err(|reason| ConfigError {
-        var,
-        value: value.to_string(),
-        reason,
-    })
+/// Variables read through a lookup function.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    /// `var` parsed by `parser`, or `default` when unset; an unusable value names the variable.
+    fn get<T>(
+        &self,
+        var: &'static str,
+        parser: impl Fn(&str) -> Result<T, String>,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let Some(value) = (self.0)(var) else {
+            return Ok(default);
+        };
+        parser(value.trim()).map_err(|reason| ConfigError { var, value, reason })
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    SocketAddr::from_str(s).map_err(|_| "expected HOST:PORT, e.g. 0.0.0.0:8080".into())
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    s.parse().map_err(|_| "expected a whole number".into())
 }
 
 fn positive<T: FromStr + PartialOrd + Default>(s: &str) -> Result<T, String> {

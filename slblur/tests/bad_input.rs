@@ -240,13 +240,7 @@ async fn each_bad_input_is_refused_precisely_and_serving_goes_on() {
         }
 
         // The server still serves a valid frame after each bad one.
-        let ok = server
-            .post("/")
-            .header("content-type", "image/jpeg")
-            .body(jpeg())
-            .send()
-            .await
-            .expect("valid frame");
+        let ok = server.send("/", "image/jpeg", jpeg()).await;
         assert_eq!(ok.status(), 200, "after {}", case.name);
     }
 }
@@ -254,13 +248,7 @@ async fn each_bad_input_is_refused_precisely_and_serving_goes_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_name_the_problem() {
     let server = TestServer::start().await;
-    let r = server
-        .post("/?mode=pixelate")
-        .header("content-type", "image/jpeg")
-        .body(jpeg())
-        .send()
-        .await
-        .expect("send");
+    let r = server.send("/?mode=pixelate", "image/jpeg", jpeg()).await;
     let v: serde_json::Value = r.json().await.expect("json");
     let message = v["error"]["message"].as_str().expect("message");
     assert!(
@@ -268,13 +256,7 @@ async fn messages_name_the_problem() {
         "{message}"
     );
 
-    let r = server
-        .post("/")
-        .header("content-type", "image/png")
-        .body(bomb_png())
-        .send()
-        .await
-        .expect("send");
+    let r = server.send("/", "image/png", bomb_png()).await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert!(
         v["error"]["message"]

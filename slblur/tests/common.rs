@@ -82,6 +82,20 @@ impl TestServer {
         self.http.post(format!("{}{path}", self.url))
     }
 
+    /// POSTs `body` as `content_type` to `path` and returns the response.
+    pub async fn send(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let request = self
+            .post(path)
+            .header("content-type", content_type)
+            .body(body);
+        request.send().await.expect("send")
+    }
+
     pub async fn metrics(&self) -> String {
         let r = self
             .http

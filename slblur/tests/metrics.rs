@@ -9,21 +9,11 @@ async fn metrics_count_requests_by_status_and_time_frames() {
     let server = TestServer::start().await;
     for _ in 0..2 {
         let r = server
-            .post("/")
-            .header("content-type", "image/jpeg")
-            .body(common::fixture("astronaut_640x360.jpg"))
-            .send()
-            .await
-            .expect("send");
+            .send("/", "image/jpeg", common::fixture("astronaut_640x360.jpg"))
+            .await;
         assert_eq!(r.status(), 200);
     }
-    let r = server
-        .post("/")
-        .header("content-type", "image/jpeg")
-        .body("junk")
-        .send()
-        .await
-        .expect("send");
+    let r = server.send("/", "image/jpeg", "junk").await;
     assert_eq!(r.status(), 400);
 
     let text = server.metrics().await;

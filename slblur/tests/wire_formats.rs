@@ -22,13 +22,7 @@ fn server_timing(header: &str) -> Vec<(String, f64)> {
 async fn binary_jpeg_in_jpeg_out_with_timings() {
     let server = TestServer::start().await;
     let body = common::fixture("astronaut_640x360.jpg");
-    let r = server
-        .post("/function/slblur")
-        .header("content-type", "image/jpeg")
-        .body(body)
-        .send()
-        .await
-        .expect("send");
+    let r = server.send("/function/slblur", "image/jpeg", body).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert_eq!(r.headers()["x-face-count"], "1");
@@ -54,12 +48,8 @@ async fn binary_jpeg_in_jpeg_out_with_timings() {
 
     // The second request of the process is warm; PNG in, PNG out, on the root path.
     let r = server
-        .post("/")
-        .header("content-type", "image/png")
-        .body(common::fixture("astronaut.png"))
-        .send()
-        .await
-        .expect("send");
+        .send("/", "image/png", common::fixture("astronaut.png"))
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/png");
     assert_eq!(r.headers()["x-slblur-cold"], "false");
@@ -74,12 +64,8 @@ async fn binary_options_from_the_query_string() {
     let server = TestServer::start().await;
     let original = common::fixture("astronaut_640x360.jpg");
     let r = server
-        .post("/?mode=none&format=png")
-        .header("content-type", "image/jpeg")
-        .body(original.clone())
-        .send()
-        .await
-        .expect("send");
+        .send("/?mode=none&format=png", "image/jpeg", original.clone())
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/png");
     let image = r.bytes().await.expect("body");
@@ -189,12 +175,12 @@ async fn seed_format_answers_like_the_original_function() {
 async fn untyped_image_bytes_are_treated_as_binary() {
     let server = TestServer::start().await;
     let r = server
-        .post("/")
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(common::fixture("no_face_320x240.jpg"))
-        .send()
-        .await
-        .expect("send");
+        .send(
+            "/",
+            "application/x-www-form-urlencoded",
+            common::fixture("no_face_320x240.jpg"),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert_eq!(r.headers()["x-face-count"], "0");

@@ -5,8 +5,6 @@ pub mod decode;
 pub mod input;
 pub mod model;
 
-use std::time::{Duration, Instant};
-
 use serde::Serialize;
 
 use crate::codec::Frame;
@@ -30,16 +28,12 @@ pub struct Size {
     pub height: u32,
 }
 
-/// What one detection found and what each of its steps cost.
+/// What one detection found.
 #[derive(Debug, Clone)]
 pub struct Detection {
     pub faces: Vec<Face>,
     /// The network's input size (multiples of 32).
     pub inference: Size,
-    pub resize: Duration,
-    pub tensor: Duration,
-    pub infer: Duration,
-    pub decode: Duration,
 }
 
 impl Detector {
@@ -51,22 +45,11 @@ impl Detector {
         inference_width: u32,
     ) -> Result<Detection, ModelError> {
         let shape = input::InputShape::for_frame(frame.width, frame.height, inference_width);
-        let t0 = Instant::now();
         let resized = input::resize(frame, shape.net);
-        let t1 = Instant::now();
-        let tensor = input::to_tensor(&resized, shape.net);
-        let t2 = Instant::now();
-        let outputs = self.infer(tensor, shape.net)?;
-        let t3 = Instant::now();
-        let faces = decode::decode(&outputs, shape, threshold)?;
-        let t4 = Instant::now();
+        let outputs = self.infer(input::to_tensor(&resized, shape.net), shape.net)?;
         Ok(Detection {
-            faces,
+            faces: decode::decode(&outputs, shape, threshold)?,
             inference: shape.net,
-            resize: t1 - t0,
-            tensor: t2 - t1,
-            infer: t3 - t2,
-            decode: t4 - t3,
         })
     }
 }

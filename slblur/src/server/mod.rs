@@ -34,7 +34,6 @@ pub struct AppState {
     pub cold: AtomicBool,
     /// Set on shutdown, so health checks fail while requests drain.
     pub draining: AtomicBool,
-    pub instance: Arc<str>,
 }
 
 impl AppState {
@@ -47,7 +46,6 @@ impl AppState {
             metrics: Metrics::default(),
             cold: AtomicBool::new(true),
             draining: AtomicBool::new(false),
-            instance: config.instance.as_str().into(),
             config,
         })
     }

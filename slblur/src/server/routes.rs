@@ -218,8 +218,8 @@ async fn handle(
     let reply = Reply {
         processed,
         cold: state.cold.swap(false, Ordering::SeqCst),
-        instance: state.instance.clone(),
-        request_id: request_id.to_string(),
+        instance: &state.config.instance,
+        request_id,
     };
     Outcome {
         wire: Some(wire),

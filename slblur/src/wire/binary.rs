@@ -4,7 +4,7 @@ use axum::response::Response;
 
 use super::{Reply, with_type};
 
-pub fn respond(reply: Reply) -> Response {
+pub fn respond(reply: Reply<'_>) -> Response {
     let mime = reply.processed.kind.mime();
     with_type(reply.processed.image, mime)
 }

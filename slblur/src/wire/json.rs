@@ -47,7 +47,7 @@ pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>,
     Ok(image)
 }
 
-pub fn respond(reply: Reply) -> Response {
+pub fn respond(reply: Reply<'_>) -> Response {
     let p = &reply.processed;
     let body = Body {
         // The pipeline produced base64, which is ASCII.
@@ -58,8 +58,8 @@ pub fn respond(reply: Reply) -> Response {
         input: p.input,
         inference: p.inference,
         cold: reply.cold,
-        instance: &reply.instance,
-        request_id: &reply.request_id,
+        instance: reply.instance,
+        request_id: reply.request_id,
     };
     match serde_json::to_vec(&body) {
         Ok(bytes) => with_type(bytes, "application/json"),

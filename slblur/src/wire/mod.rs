@@ -82,15 +82,15 @@ impl WireHint {
 }
 
 /// A processed frame and the facts about the request every format reports.
-pub struct Reply {
+pub struct Reply<'a> {
     pub processed: Processed,
     pub cold: bool,
-    pub instance: std::sync::Arc<str>,
-    pub request_id: String,
+    pub instance: &'a str,
+    pub request_id: &'a str,
 }
 
 /// Renders a reply in its wire format; every format also carries the timing headers.
-pub fn respond(wire: Wire, reply: Reply) -> Response {
+pub fn respond(wire: Wire, reply: Reply<'_>) -> Response {
     let timing = server_timing(&reply.processed.timings);
     let faces = reply.processed.faces.len();
     let cold = reply.cold;

@@ -7,7 +7,7 @@ use axum::response::Response;
 
 use super::{Reply, with_type};
 
-pub fn respond(reply: Reply) -> Response {
+pub fn respond(reply: Reply<'_>) -> Response {
     let p = &reply.processed;
     let mut text = format!(
         "Elapsed ML time: {:.6}\nTotal time: {:.6}\n{{'text': 'serveRR', 'img': '",
