@@ -56,6 +56,38 @@ pub struct Row {
     pub error: String,
 }
 
+impl Row {
+    /// The row of one request, before anything is known of its outcome.
+    pub fn pending(
+        run_id: &str,
+        users: u32,
+        think_s: f64,
+        user_id: u32,
+        frame: u64,
+        iteration: u64,
+    ) -> Row {
+        Row {
+            run_id: run_id.to_string(),
+            users,
+            think_s,
+            user_id,
+            frame,
+            iteration,
+            started_at: String::new(),
+            rtt_ms: 0.0,
+            total_ms: None,
+            ml_ms: None,
+            faces: None,
+            status: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            cold: None,
+            ok: false,
+            error: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("cannot open results file '{path}': {source}")]

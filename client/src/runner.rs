@@ -226,21 +226,9 @@ async fn user_loop(
         }
         let (frame, iteration) = (sent % frames, sent / frames);
         let body = &ctx.workload.bodies[frame as usize];
-        let mut outcome = send(&ctx, body).await;
-        let row = &mut outcome.row;
-        (
-            row.users,
-            row.think_s,
-            row.user_id,
-            row.frame,
-            row.iteration,
-        ) = (
-            spec.users,
-            spec.think.as_secs_f64(),
-            user_id,
-            frame,
-            iteration,
-        );
+        let think_s = spec.think.as_secs_f64();
+        let row = Row::pending(&ctx.run_id, spec.users, think_s, user_id, frame, iteration);
+        let mut outcome = send(&ctx, body, row).await;
         if !(ctx.keep_images && user_id == 0 && iteration == 0) {
             outcome.image = None;
         }
@@ -251,8 +239,9 @@ async fn user_loop(
     }
 }
 
-/// Sends one body and measures the round trip until the whole response body is read.
-async fn send(ctx: &RunContext, body: &Body) -> Outcome {
+/// Sends one body and measures the round trip until the whole response body is read; the
+/// outcome completes `row`.
+async fn send(ctx: &RunContext, body: &Body, mut row: Row) -> Outcome {
     let target = &ctx.target;
     let mut request = target
         .client
@@ -264,25 +253,8 @@ async fn send(ctx: &RunContext, body: &Body) -> Outcome {
     }
     let started_at = SystemTime::now();
     let start = Instant::now();
-    let mut row = Row {
-        run_id: ctx.run_id.clone(),
-        users: 0,
-        think_s: 0.0,
-        user_id: 0,
-        frame: 0,
-        iteration: 0,
-        started_at: timestamp(started_at),
-        rtt_ms: 0.0,
-        total_ms: None,
-        ml_ms: None,
-        faces: None,
-        status: None,
-        bytes_sent: body.bytes.len() as u64,
-        bytes_received: 0,
-        cold: None,
-        ok: false,
-        error: String::new(),
-    };
+    row.started_at = timestamp(started_at);
+    row.bytes_sent = body.bytes.len() as u64;
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {

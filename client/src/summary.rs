@@ -239,23 +239,14 @@ mod tests {
 
     fn row(ok: bool, rtt: f64, error: &str) -> Row {
         Row {
-            run_id: "r".into(),
-            users: 1,
-            think_s: 0.0,
-            user_id: 0,
-            frame: 0,
-            iteration: 0,
-            started_at: String::new(),
             rtt_ms: rtt,
             total_ms: ok.then_some(rtt - 2.0),
             ml_ms: ok.then_some(rtt - 5.0),
-            faces: None,
             status: ok.then_some(200),
-            bytes_sent: 0,
-            bytes_received: 0,
             cold: Some(rtt > 100.0),
             ok,
             error: error.into(),
+            ..Row::pending("r", 1, 0.0, 0, 0, 0)
         }
     }
 

@@ -243,6 +243,7 @@ pub struct Results {
 
 impl Results {
     /// A fresh temporary folder with `results.csv` as the results path.
+    #[allow(clippy::new_without_default)] // each call makes a new temporary folder
     pub fn new() -> Results {
         let dir = tempfile::tempdir().expect("temp dir");
         let csv = dir.path().join("results.csv");
