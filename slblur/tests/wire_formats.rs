@@ -27,6 +27,8 @@ async fn binary_jpeg_in_jpeg_out_with_timings() {
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert_eq!(r.headers()["x-face-count"], "1");
     assert_eq!(r.headers()["x-slblur-cold"], "true");
+    let instance = r.headers()["x-slblur-instance"].to_str().expect("ascii");
+    assert!(instance.starts_with("slblur-"), "{instance}");
     let timing = server_timing(r.headers()["server-timing"].to_str().expect("ascii"));
     let names: Vec<&str> = timing.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["queue", "decode", "ml", "blur", "encode", "total"]);

@@ -94,6 +94,7 @@ pub fn respond(wire: Wire, reply: Reply<'_>) -> Response {
     let timing = server_timing(&reply.processed.timings);
     let faces = reply.processed.faces.len();
     let cold = reply.cold;
+    let instance = HeaderValue::from_str(reply.instance).ok();
     let mut response = match wire {
         Wire::Binary => binary::respond(reply),
         Wire::Json => json::respond(reply),
@@ -108,6 +109,10 @@ pub fn respond(wire: Wire, reply: Reply<'_>) -> Response {
         "x-slblur-cold",
         HeaderValue::from_static(if cold { "true" } else { "false" }),
     );
+    // Which replica answered, on every format: the load rig tells instances apart by it.
+    if let Some(v) = instance {
+        headers.insert("x-slblur-instance", v);
+    }
     response
 }
 
