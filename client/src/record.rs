@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// Column names, in file order. Must match the fields of [`Row`].
-pub const HEADER: [&str; 17] = [
+pub const HEADER: [&str; 23] = [
     "run_id",
     "users",
     "think_s",
@@ -31,7 +31,17 @@ pub const HEADER: [&str; 17] = [
     "cold",
     "ok",
     "error",
+    "target",
+    "instance",
+    "queue_ms",
+    "worker",
+    "intended_at",
+    "rate_per_s",
 ];
+
+/// The first columns, as files written before `target` … `intended_at` existed have them.
+/// Readers accept such files; the missing columns read as unknown.
+pub const LEGACY_COLUMNS: usize = 17;
 
 /// One request. `None` fields are written as empty cells ("unknown").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +64,26 @@ pub struct Row {
     pub cold: Option<bool>,
     pub ok: bool,
     pub error: String,
+    /// Name of the deployment the request went to (`--target NAME=URL`; `default` for `--url`).
+    #[serde(default)]
+    pub target: String,
+    /// Which replica answered (`X-Slblur-Instance`, JSON `instance`); empty if unknown.
+    #[serde(default)]
+    pub instance: String,
+    /// The server's queue wait (`Server-Timing` `queue`, JSON `timings_ms.queue`).
+    #[serde(default)]
+    pub queue_ms: Option<f64>,
+    /// Which load-generator worker sent it (0 when one process ran the load).
+    #[serde(default)]
+    pub worker: u32,
+    /// Open-loop cells: when the request was scheduled (latency counts from here); empty for
+    /// closed-loop users.
+    #[serde(default)]
+    pub intended_at: String,
+    /// Open-loop cells: the offered request rate (Poisson arrivals per second); empty for
+    /// closed-loop users.
+    #[serde(default)]
+    pub rate_per_s: Option<f64>,
 }
 
 impl Row {
@@ -84,6 +114,12 @@ impl Row {
             cold: None,
             ok: false,
             error: String::new(),
+            target: String::new(),
+            instance: String::new(),
+            queue_ms: None,
+            worker: 0,
+            intended_at: String::new(),
+            rate_per_s: None,
         }
     }
 }
@@ -226,7 +262,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, RecordError> {
         .iter()
         .collect::<Vec<_>>()
         .join(",");
-    if found != HEADER.join(",") {
+    if !is_known_header(&found) {
         return Err(RecordError::HeaderMismatch {
             path: path.to_path_buf(),
             found,
@@ -236,6 +272,11 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, RecordError> {
         .deserialize()
         .collect::<Result<Vec<Row>, _>>()
         .map_err(read_err)
+}
+
+/// This schema's header, or the legacy one without the columns after `error`.
+pub fn is_known_header(line: &str) -> bool {
+    line == HEADER.join(",") || line == HEADER[..LEGACY_COLUMNS].join(",")
 }
 
 /// `2025-01-31T12:00:00.123Z`: RFC 3339, UTC, milliseconds.
@@ -290,6 +331,12 @@ mod tests {
             } else {
                 "timeout after 1s, \"quoted\"".into()
             },
+            target: "serverless".into(),
+            instance: if ok { "slblur-7".into() } else { String::new() },
+            queue_ms: ok.then_some(0.25),
+            worker: 1,
+            intended_at: String::new(),
+            rate_per_s: None,
         }
     }
 
@@ -353,6 +400,24 @@ mod tests {
         let text = fs::read_to_string(&path).expect("test input");
         assert!(text.ends_with('\n'));
         assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn legacy_files_read_with_unknown_new_columns() {
+        let dir = tempfile::tempdir().expect("test input");
+        let path = dir.path().join("legacy.csv");
+        let line = "r,2,0.5,1,3,0,1970-01-01T00:00:00.000Z,12.5,10,8.25,2,200,100,90,false,true,";
+        fs::write(&path, format!("{}\n{line}\n", HEADER[..LEGACY_COLUMNS].join(","))).expect("test input");
+        let rows = read_rows(&path).expect("legacy file reads");
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.frame, r.ml_ms, r.ok), (3, Some(8.25), true));
+        assert_eq!((r.target.as_str(), r.queue_ms, r.worker), ("", None, 0));
+        // Appending new rows to a legacy file would mix two schemas: refused.
+        assert!(matches!(
+            CsvSink::open(&path),
+            Err(RecordError::HeaderMismatch { .. })
+        ));
     }
 
     #[test]
