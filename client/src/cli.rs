@@ -40,6 +40,10 @@ pub enum Command {
     Run(RunArgs),
     /// Run every (users × think time) cell of a grid, one cell after another, into one CSV.
     Sweep(SweepArgs),
+    /// Turn results into summary.csv, summary.md, PNG plots and index.html, with the model's fit.
+    Report(crate::report::ReportArgs),
+    /// Predict throughput and response time for users (closed) or request rates (open).
+    Model(crate::model::command::ModelArgs),
 }
 
 /// Image format of the frames sent to the function (and of `frames` output files).

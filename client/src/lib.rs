@@ -6,8 +6,10 @@
 
 pub mod app;
 pub mod cli;
+pub mod model;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod runner;
 pub mod savevideo;
 pub mod summary;

@@ -33,6 +33,14 @@ fn run(cli: Cli) -> anyhow::Result<Finish> {
         Command::Sweep(args) => {
             runtime()?.block_on(async { Ok(app::sweep(&args, interrupt()).await?) })
         }
+        Command::Report(args) => {
+            print!("{}", slblur_client::report::run(&args)?.describe());
+            Ok(Finish::Completed)
+        }
+        Command::Model(args) => {
+            print!("{}", slblur_client::model::command::run(&args));
+            Ok(Finish::Completed)
+        }
     }
 }
 

@@ -1,0 +1,303 @@
+//! `slblur-client report`: results → pictures. Reads results CSVs and run folders, computes
+//! per-cell statistics, fits the performance model, and writes `summary.csv`, `summary.md`, PNG
+//! plots and a self-contained `index.html` that links only files beside it.
+//!
+//! - [`input`] — files and folders to samples grouped by cell; errors name file and line.
+//! - [`cells`] — per-cell statistics (success, throughput, distributions, CI, breakdown).
+//! - [`fit`] — the model's parameters per target and its prediction per cell.
+//! - [`tables`] — `summary.csv` and `summary.md`.
+//! - [`plots`] — the PNG files, drawn with an embedded font.
+//! - [`html`] — `index.html`.
+
+pub mod cells;
+pub mod fit;
+pub mod html;
+pub mod input;
+pub mod plots;
+pub mod tables;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use cells::{CellKey, CellStats};
+use fit::{Fit, Prediction};
+use input::Dataset;
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Results CSV files or run folders (holding results.csv, and perhaps run.json).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Folder for index.html, summary.csv, summary.md and the PNG plots (created if missing).
+    #[arg(long, short = 'o', default_value = "report", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Servers per target for the model (replicas × workers): C for every target, or NAME=C;
+    /// repeatable. Default: run.json's `servers`, else the instances seen × 1 worker.
+    #[arg(long, value_name = "[NAME=]C", value_parser = parse_servers)]
+    pub servers: Vec<ServersSpec>,
+}
+
+/// One `--servers` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServersSpec {
+    /// `None`: every target.
+    pub target: Option<String>,
+    pub servers: u32,
+}
+
+/// `C` or `NAME=C`, C from 1 to 100000.
+pub fn parse_servers(s: &str) -> Result<ServersSpec, String> {
+    let (target, count) = match s.split_once('=') {
+        Some((name, count)) if !name.trim().is_empty() => (Some(name.trim().to_string()), count),
+        Some(_) => return Err(format!("'{s}' has no target name before '='")),
+        None => (None, s),
+    };
+    match count.trim().parse::<u32>() {
+        Ok(n @ 1..=100_000) => Ok(ServersSpec { target, servers: n }),
+        _ => Err(format!(
+            "'{count}' is not a number of servers (1 to 100000); write C or NAME=C"
+        )),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot read '{path}': {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path}: line {line}: {reason}")]
+    BadLine {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error(
+        "folder '{path}' holds no results CSV (results.csv, or *.csv with the header of client/SCHEMA.md)"
+    )]
+    EmptyFolder { path: PathBuf },
+    #[error("{path}: {reason}")]
+    BadRunJson { path: PathBuf, reason: String },
+    #[error("no result rows in {inputs:?}")]
+    NoRows { inputs: Vec<PathBuf> },
+    #[error("cannot write '{path}': {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot draw '{path}': {reason}")]
+    Plot { path: PathBuf, reason: String },
+}
+
+/// One cell of the report: its statistics, the model's prediction and the cross-target ratio.
+#[derive(Debug, Clone)]
+pub struct CellReport {
+    pub key: CellKey,
+    pub stats: CellStats,
+    pub prediction: Option<Prediction>,
+    /// (baseline target, this mean rtt / baseline's, this throughput / baseline's).
+    pub ratio: Option<(String, Option<f64>, Option<f64>)>,
+}
+
+/// Everything the writers need.
+#[derive(Debug)]
+pub struct Analysis {
+    pub data: Dataset,
+    pub cells: Vec<CellReport>,
+    pub fits: BTreeMap<String, Fit>,
+    pub targets: Vec<String>,
+}
+
+/// What `run` wrote.
+#[derive(Debug)]
+pub struct ReportOutput {
+    pub index: PathBuf,
+    pub files: Vec<PathBuf>,
+    pub rows: u64,
+    pub cells: usize,
+    pub warnings: Vec<String>,
+    /// (target, fit) pairs, for the command's closing lines.
+    pub fits: Vec<(String, Fit)>,
+    /// Mean absolute prediction error of the mean round trip over the closed cells, per target.
+    pub mean_abs_rtt_error_pct: Vec<(String, f64)>,
+}
+
+impl ReportOutput {
+    /// What the command prints: warnings, the model's fit and error, and the index last.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        for w in &self.warnings {
+            text.push_str(&format!("warning: {w}\n"));
+        }
+        text.push_str(&format!(
+            "report: {} requests in {} cells, {} files written\n",
+            self.rows,
+            self.cells,
+            self.files.len()
+        ));
+        for (target, fit) in &self.fits {
+            text.push_str(&format!(
+                "model {target}: S = {:.1} ms, D = {:.1} ms, c = {} ({})\n",
+                fit.service_ms, fit.delay_ms, fit.servers, fit.servers_source
+            ));
+        }
+        for (target, err) in &self.mean_abs_rtt_error_pct {
+            text.push_str(&format!(
+                "model {target}: mean |error| of the predicted mean round trip {err:.1} %\n"
+            ));
+        }
+        text.push_str(&format!("open {}\n", self.index.display()));
+        text
+    }
+}
+
+/// Reads the inputs and writes the whole report into `args.out`.
+pub fn run(args: &ReportArgs) -> Result<ReportOutput, ReportError> {
+    let data = input::read_inputs(&args.inputs)?;
+    let analysis = analyse(data, &args.servers);
+    fs::create_dir_all(&args.out).map_err(|source| ReportError::Write {
+        path: args.out.clone(),
+        source,
+    })?;
+    let mut files = tables::write(&analysis, &args.out)?;
+    let plots = plots::draw_all(&analysis, &args.out)?;
+    files.extend(plots.iter().map(|p| args.out.join(&p.file)));
+    let index = html::write(&analysis, &plots, &args.out)?;
+    files.push(index.clone());
+    let mean_abs_rtt_error_pct = analysis
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let errors: Vec<f64> = analysis
+                .cells
+                .iter()
+                .filter(|c| &c.key.target == t)
+                .filter_map(tables::rtt_error_pct)
+                .map(f64::abs)
+                .collect();
+            cells::mean(&errors).map(|e| (t.clone(), e))
+        })
+        .collect();
+    Ok(ReportOutput {
+        index,
+        files,
+        rows: analysis.data.rows,
+        cells: analysis.cells.len(),
+        warnings: analysis.data.torn_rows.clone(),
+        fits: analysis.fits.into_iter().collect(),
+        mean_abs_rtt_error_pct,
+    })
+}
+
+/// Statistics, fits, predictions and ratios for a dataset.
+pub fn analyse(data: Dataset, servers: &[ServersSpec]) -> Analysis {
+    let cli_named: BTreeMap<String, u32> = servers
+        .iter()
+        .filter_map(|s| Some((s.target.clone()?, s.servers)))
+        .collect();
+    let cli_all = servers
+        .iter()
+        .find(|s| s.target.is_none())
+        .map(|s| s.servers);
+    let mut targets: Vec<String> = data.cells.keys().map(|k| k.target.clone()).collect();
+    targets.dedup();
+    let mut fits = BTreeMap::new();
+    for target in &targets {
+        let of_target = || data.cells.iter().filter(|(k, _)| &k.target == target);
+        let instances: std::collections::BTreeSet<u32> = of_target()
+            .flat_map(|(_, s)| s.iter().filter_map(|s| s.instance))
+            .collect();
+        let servers = fit::servers_for(
+            target,
+            &cli_named,
+            cli_all,
+            &data.servers_from_runs,
+            data.servers_for_all,
+        );
+        if let Some(f) = fit::fit_target(of_target(), servers, instances.len()) {
+            fits.insert(target.clone(), f);
+        }
+    }
+    let mut cells: Vec<CellReport> = data
+        .cells
+        .iter()
+        .map(|(key, samples)| CellReport {
+            key: key.clone(),
+            stats: CellStats::of(samples),
+            prediction: fits.get(&key.target).map(|f| fit::predict(f, key)),
+            ratio: None,
+        })
+        .collect();
+    add_ratios(&mut cells, &targets);
+    Analysis {
+        data,
+        cells,
+        fits,
+        targets,
+    }
+}
+
+/// With several targets, each cell gets its ratio to the same cell of the baseline: the
+/// target named `serverful` if there is one (so ratios read serverless/serverful), else the
+/// first target by name.
+fn add_ratios(cells: &mut [CellReport], targets: &[String]) {
+    if targets.len() < 2 {
+        return;
+    }
+    let baseline = targets
+        .iter()
+        .find(|t| *t == "serverful")
+        .unwrap_or(&targets[0])
+        .clone();
+    let base: Vec<(CellKey, Option<f64>, f64)> = cells
+        .iter()
+        .filter(|c| c.key.target == baseline)
+        .map(|c| {
+            (
+                c.key.clone(),
+                c.stats.rtt.map(|d| d.mean),
+                c.stats.throughput_rps,
+            )
+        })
+        .collect();
+    for cell in cells.iter_mut().filter(|c| c.key.target != baseline) {
+        let same_load = |k: &CellKey| {
+            k.users == cell.key.users
+                && k.think_s == cell.key.think_s
+                && k.rate_per_s == cell.key.rate_per_s
+        };
+        if let Some((_, base_rtt, base_x)) = base.iter().find(|(k, _, _)| same_load(k)) {
+            let rtt = match (cell.stats.rtt, base_rtt) {
+                (Some(d), Some(b)) if *b > 0.0 => Some(d.mean / b),
+                _ => None,
+            };
+            let x = (*base_x > 0.0).then(|| cell.stats.throughput_rps / base_x);
+            cell.ratio = Some((baseline.clone(), rtt, x));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_values() {
+        assert_eq!(
+            parse_servers("4"),
+            Ok(ServersSpec {
+                target: None,
+                servers: 4
+            })
+        );
+        assert_eq!(
+            parse_servers("serverful=2"),
+            Ok(ServersSpec {
+                target: Some("serverful".into()),
+                servers: 2
+            })
+        );
+        assert!(parse_servers("0").is_err());
+        assert!(parse_servers("=3").is_err());
+        assert!(parse_servers("a=x").is_err());
+    }
+}
