@@ -44,6 +44,8 @@ pub enum Command {
     Report(crate::report::ReportArgs),
     /// Predict throughput and response time for users (closed) or request rates (open).
     Model(crate::model::command::ModelArgs),
+    /// Convert a JMeter results file (JTL) from jmeter/*.jmx into the results dataset.
+    ImportJtl(crate::jtl::ImportJtlArgs),
 }
 
 /// Image format of the frames sent to the function (and of `frames` output files).

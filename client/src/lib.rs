@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod jtl;
 pub mod model;
 pub mod progress;
 pub mod record;

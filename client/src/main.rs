@@ -41,6 +41,10 @@ fn run(cli: Cli) -> anyhow::Result<Finish> {
             print!("{}", slblur_client::model::command::run(&args));
             Ok(Finish::Completed)
         }
+        Command::ImportJtl(args) => {
+            slblur_client::jtl::run(&args)?;
+            Ok(Finish::Completed)
+        }
     }
 }
 

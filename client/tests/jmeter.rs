@@ -1,0 +1,335 @@
+//! Real Apache JMeter (jmeter/install) running the slblur plans against the real function on
+//! loopback: the HTTP and client plans locally, a distributed run on two `jmeter-server`s, and
+//! a client run that fails. Each JMeter start costs a JVM, so runs are 1–2 users × 2–3 frames.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use slblur_client::record::Row;
+
+/// A small heap per JVM: several may run at once on a 2-core machine.
+const JVM_HEAP: &str = "-Xms128m -Xmx512m";
+
+fn jmeter_script(name: &str) -> PathBuf {
+    workspace().join("jmeter").join(name)
+}
+
+/// `jmeter/run ARGS` with this build's client; fails the test when it fails.
+fn jmeter_run(args: &[String]) -> Output {
+    let out = Command::new(jmeter_script("run"))
+        .args(args)
+        .args(["--client", BIN])
+        .env("HEAP", JVM_HEAP)
+        .output()
+        .expect("start jmeter/run");
+    assert!(
+        out.status.success(),
+        "jmeter/run failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// `jmeter/run` arguments for the sample video against `url` into `out`, plus `extra`; users
+/// start at once (the default ramp-up would start one every 4 s).
+fn plan_args(plan: &str, url: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let video = sample_video();
+    let mut args = vec!["--plan", plan, "--url", url, "--video", path_str(&video)];
+    args.extend(["--out", path_str(out), "--ramp-rate", "100"]);
+    args.extend_from_slice(extra);
+    args.into_iter().map(String::from).collect()
+}
+
+/// JTL lines (header excluded).
+fn jtl_lines(jtl: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(jtl).expect("JTL written");
+    text.lines().skip(1).map(str::to_string).collect()
+}
+
+/// Every (user_id, frame) pair, sorted.
+fn user_frames(rows: &[Row]) -> BTreeSet<(u32, u64)> {
+    rows.iter().map(|r| (r.user_id, r.frame)).collect()
+}
+
+fn all_pairs(users: u32, frames: u64) -> BTreeSet<(u32, u64)> {
+    (0..users)
+        .flat_map(|u| (0..frames).map(move |f| (u, f)))
+        .collect()
+}
+
+#[test]
+fn http_plan_posts_every_frame_of_every_user() {
+    let function = start_function();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    jmeter_run(&plan_args(
+        "http",
+        &function.url,
+        &out,
+        &[
+            "--users", "2", "--think", "0", "--frames", "3", "--target", "lab",
+        ],
+    ));
+
+    let rows = rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    assert_eq!(user_frames(&rows), all_pairs(2, 3));
+    for row in &rows {
+        assert_real_ok_row(row, true);
+        assert_eq!((row.users, row.think_s, row.iteration), (2, 0.0, 0));
+        assert_eq!((row.target.as_str(), row.worker), ("lab", 0));
+        assert!(row.queue_ms.is_some() && row.cold.is_some(), "{row:?}");
+        assert!(!row.instance.is_empty(), "{row:?}");
+    }
+    let run_ids: BTreeSet<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
+    assert_eq!(run_ids.len(), 1);
+    // The JTL has one line per frame, and JMeter's dashboard was generated from it.
+    assert_eq!(jtl_lines(&out.join("results.jtl")).len(), 6);
+    assert!(out.join("dashboard/index.html").is_file());
+    assert_eq!(
+        std::fs::read_to_string(out.join("frames/frames.csv")).expect("frame list"),
+        "0,frame_000000.jpg\n1,frame_000001.jpg\n2,frame_000002.jpg\n"
+    );
+}
+
+#[test]
+fn client_plan_runs_the_client_once_per_user() {
+    let function = start_function();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    jmeter_run(&plan_args(
+        "client",
+        &function.url,
+        &out,
+        &[
+            "--users",
+            "2",
+            "--think",
+            "0",
+            "--frames",
+            "2",
+            "--no-dashboard",
+        ],
+    ));
+
+    // One sample per client run, successful, with the client's summary parsed into it.
+    let jtl = jtl_lines(&out.join("results.jtl"));
+    assert_eq!(jtl.len(), 2, "{jtl:#?}");
+    for line in &jtl {
+        assert!(line.contains(",video,0,"), "{line}");
+        assert!(line.contains(",true,"), "{line}");
+        assert!(line.ends_with(",2,2,0"), "requests, ok, failed: {line}");
+    }
+    // The dataset has the clients' own rows, with the JMeter run's identity.
+    let rows = rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert_eq!(user_frames(&rows), all_pairs(2, 2));
+    for row in &rows {
+        assert_real_ok_row(row, true);
+        assert_eq!((row.users, row.target.as_str()), (2, "default"));
+    }
+    assert!(out.join("client/w0-u0-i0.csv").is_file());
+    assert!(out.join("client/w0-u1-i0.csv").is_file());
+}
+
+#[test]
+fn client_plan_fails_samples_of_failed_frames_and_crashed_clients() {
+    // Nothing listens here: the client runs, but every frame fails.
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", closed.local_addr().expect("addr"));
+    drop(closed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    jmeter_run(&plan_args(
+        "client",
+        &url,
+        &out,
+        &[
+            "--users",
+            "1",
+            "--think",
+            "0",
+            "--frames",
+            "2",
+            "--no-dashboard",
+        ],
+    ));
+    let jtl = jtl_lines(&out.join("results.jtl"));
+    assert_eq!(jtl.len(), 1);
+    assert!(jtl[0].contains(",false,2 of 2 frames failed"), "{}", jtl[0]);
+    let rows = rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter().all(|r| !r.ok && r.error.contains("connect")),
+        "{rows:#?}"
+    );
+
+    // A client that exits non-zero (its video is missing) fails the sample with its message,
+    // and the converter reports that line instead of dropping it.
+    let jmeter_home = text(
+        &Command::new(jmeter_script("install"))
+            .arg("--print-home")
+            .output()
+            .expect("jmeter/install")
+            .stdout,
+    );
+    let crashed = dir.path().join("crashed");
+    std::fs::create_dir_all(&crashed).expect("dir");
+    let jtl = crashed.join("results.jtl");
+    let status = Command::new(Path::new(jmeter_home.trim()).join("bin/jmeter"))
+        .args(["-n", "-t"])
+        .arg(jmeter_script("client.jmx"))
+        .arg("-q")
+        .arg(jmeter_script("master.properties"))
+        .args([
+            &format!("-Jclient={BIN}"),
+            &format!("-Jout_dir={}", path_str(&crashed)),
+            "-Jvideo=/nonexistent/video.mp4",
+            "-Jframes=1",
+            "-l",
+            path_str(&jtl),
+            "-j",
+            path_str(&crashed.join("jmeter.log")),
+        ])
+        .env("HEAP", JVM_HEAP)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run jmeter");
+    assert!(status.success());
+    let lines = jtl_lines(&jtl);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].contains(",video,1,slblur-client exited with 1: error: "),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("/nonexistent/video.mp4"), "{}", lines[0]);
+    let import = client_plain(&["import-jtl", path_str(&jtl), "--out", path_str(&crashed)]);
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    let report = text(&import.stderr);
+    assert!(report.contains("results.jtl:2: "), "{report}");
+    assert!(report.contains("skipped 1 "), "{report}");
+}
+
+/// A free loopback port (released before use; good enough for a test).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A `jmeter/server` child, killed when dropped.
+struct JmeterServer {
+    child: Child,
+    address: String,
+}
+
+impl JmeterServer {
+    fn start(dir: &Path, worker: u32) -> JmeterServer {
+        let (port, rmi_port) = (free_port(), free_port());
+        let child = Command::new(jmeter_script("server"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--rmi-port",
+                &rmi_port.to_string(),
+            ])
+            .args(["--worker", &worker.to_string()])
+            .arg("--log")
+            .arg(dir.join(format!("server-{worker}.log")))
+            .env("HEAP", JVM_HEAP)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start jmeter/server");
+        JmeterServer {
+            child,
+            address: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while TcpStream::connect(&self.address).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "jmeter-server {} never listened",
+                self.address
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for JmeterServer {
+    /// SIGTERM, which jmeter/server passes on to its JVM (SIGKILL would orphan the JVM).
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn distributed_run_collects_both_servers() {
+    let function = start_function();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Workers numbered against their order below, to show the master's list decides.
+    let servers = [
+        JmeterServer::start(dir.path(), 7),
+        JmeterServer::start(dir.path(), 8),
+    ];
+    servers.iter().for_each(JmeterServer::wait_until_listening);
+    let remote = format!("{},{}", servers[0].address, servers[1].address);
+    let out = dir.path().join("run");
+    jmeter_run(&plan_args(
+        "http",
+        &function.url,
+        &out,
+        &[
+            "--users",
+            "1",
+            "--think",
+            "0",
+            "--frames",
+            "2",
+            "--remote",
+            &remote,
+            "--no-dashboard",
+        ],
+    ));
+
+    // Both servers' samples reached the master's JTL, named after the server.
+    let jtl = jtl_lines(&out.join("results.jtl"));
+    assert_eq!(jtl.len(), 4, "{jtl:#?}");
+    for server in &servers {
+        let from = jtl
+            .iter()
+            .filter(|l| l.contains(&format!(",{}-users 1-1,", server.address)));
+        assert_eq!(from.count(), 2, "{jtl:#?}");
+    }
+    // users = threads × servers; each server is a worker with its own user.
+    let rows = rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 4);
+    assert_eq!(user_frames(&rows), all_pairs(2, 2));
+    for row in &rows {
+        assert_real_ok_row(row, true);
+        assert_eq!(row.users, 2);
+        assert_eq!(row.worker, row.user_id, "{row:?}");
+    }
+}
