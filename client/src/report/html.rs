@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::plots::Plot;
-use super::tables::SummaryRow;
+use super::tables::{TABLE_HEADER, TABLE_NOTE, table_cells};
 use super::{Analysis, ReportError};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}\
@@ -31,10 +31,6 @@ pub fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn cell(v: Option<f64>, decimals: usize) -> String {
-    v.map_or("–".to_string(), |v| format!("{v:.decimals$}"))
 }
 
 pub fn page(analysis: &Analysis, plots: &[Plot]) -> String {
@@ -64,51 +60,20 @@ pub fn page(analysis: &Analysis, plots: &[Plot]) -> String {
             text.replacen("**", "<b>", 1).replacen("**", "</b>", 1)
         );
     }
-    h.push_str(
-        "</ul>\n<h2>Summary</h2>\n<table>\n<tr><th>target</th><th>load</th><th>requests</th>\
-        <th>success</th><th>req/s</th><th>rtt mean</th><th>95 % CI</th><th>median</th><th>p95</th>\
-        <th>p99</th><th>total mean</th><th>ML mean</th><th>cold</th><th>model rtt</th>\
-        <th>error</th><th>model req/s</th><th>error</th><th>ratio</th></tr>\n",
-    );
-    for c in &analysis.cells {
-        let r = SummaryRow::of(c);
-        let ci = match (r.rtt_ci95_low_ms, r.rtt_ci95_high_ms) {
-            (Some(lo), Some(hi)) => format!("{lo:.1}–{hi:.1}"),
-            _ => "–".to_string(),
-        };
-        let pct = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:+.1} %"));
-        let ratio = match (&r.ratio_baseline, r.rtt_mean_ratio) {
-            (Some(base), Some(x)) => format!("{x:.2}× {}", escape(base)),
-            _ => "–".to_string(),
-        };
-        let _ = writeln!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{:.2}</td><td>{}</td>\
-             <td>{ci}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{ratio}</td></tr>",
-            escape(&r.target),
-            escape(&c.key.load_label()),
-            r.requests,
-            r.success_rate * 100.0,
-            r.throughput_rps,
-            cell(r.rtt_mean_ms, 1),
-            cell(r.rtt_median_ms, 1),
-            cell(r.rtt_p95_ms, 1),
-            cell(r.rtt_p99_ms, 1),
-            cell(r.total_mean_ms, 1),
-            cell(r.ml_mean_ms, 1),
-            r.cold,
-            cell(r.predicted_rtt_ms, 1),
-            pct(r.rtt_prediction_error_pct),
-            cell(r.predicted_throughput_rps, 2),
-            pct(r.throughput_prediction_error_pct),
-        );
+    h.push_str("</ul>\n<h2>Summary</h2>\n<table>\n<tr>");
+    for title in TABLE_HEADER {
+        let _ = write!(h, "<th>{}</th>", escape(title));
     }
-    h.push_str(
-        "</table>\n<p>Load: <code>Nu Zs</code> = N users thinking Z s; <code>R/s</code> = \
-        open-loop rate. Errors are (predicted − measured) / measured, the round trip against the \
-        warm requests' mean.</p>\n<h2>Plots</h2>\n",
-    );
+    h.push_str("</tr>\n");
+    for cell in &analysis.cells {
+        h.push_str("<tr>");
+        for text in table_cells(cell) {
+            let _ = write!(h, "<td>{}</td>", escape(&text));
+        }
+        h.push_str("</tr>\n");
+    }
+    let note = escape(TABLE_NOTE).replace('`', "");
+    let _ = writeln!(h, "</table>\n<p>{note}</p>\n<h2>Plots</h2>");
     for p in plots {
         let _ = writeln!(
             h,

@@ -17,6 +17,7 @@ pub mod plots;
 pub mod tables;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -126,26 +127,29 @@ impl ReportOutput {
     pub fn describe(&self) -> String {
         let mut text = String::new();
         for w in &self.warnings {
-            text.push_str(&format!("warning: {w}\n"));
+            let _ = writeln!(text, "warning: {w}");
         }
-        text.push_str(&format!(
-            "report: {} requests in {} cells, {} files written\n",
+        let _ = writeln!(
+            text,
+            "report: {} requests in {} cells, {} files written",
             self.rows,
             self.cells,
             self.files.len()
-        ));
+        );
         for (target, fit) in &self.fits {
-            text.push_str(&format!(
-                "model {target}: S = {:.1} ms, D = {:.1} ms, c = {} ({})\n",
+            let _ = writeln!(
+                text,
+                "model {target}: S = {:.1} ms, D = {:.1} ms, c = {} ({})",
                 fit.service_ms, fit.delay_ms, fit.servers, fit.servers_source
-            ));
+            );
         }
         for (target, err) in &self.mean_abs_rtt_error_pct {
-            text.push_str(&format!(
-                "model {target}: mean |error| of the predicted mean round trip {err:.1} %\n"
-            ));
+            let _ = writeln!(
+                text,
+                "model {target}: mean |error| of the predicted mean round trip {err:.1} %"
+            );
         }
-        text.push_str(&format!("open {}\n", self.index.display()));
+        let _ = writeln!(text, "open {}", self.index.display());
         text
     }
 }

@@ -147,6 +147,62 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("–".to_string(), |v| format!("{v:+.1} %"))
 }
 
+/// Column titles of the table people read (`summary.md`, `index.html`).
+pub const TABLE_HEADER: [&str; 16] = [
+    "target",
+    "load",
+    "requests",
+    "success",
+    "req/s",
+    "rtt mean (95 % CI)",
+    "median",
+    "p95",
+    "total mean",
+    "ML mean",
+    "cold",
+    "model rtt",
+    "error",
+    "model req/s",
+    "error",
+    "ratio",
+];
+
+/// What the table's load labels and errors mean.
+pub const TABLE_NOTE: &str = "Load: `Nu Zs` = N closed-loop users thinking Z seconds; `R/s` = \
+    open-loop rate. Model errors are (predicted − measured) / measured; the round trip is \
+    compared with the warm requests' mean.";
+
+/// One cell's row of that table, as text.
+pub fn table_cells(cell: &CellReport) -> [String; 16] {
+    let row = SummaryRow::of(cell);
+    let ci = match (row.rtt_ci95_low_ms, row.rtt_ci95_high_ms) {
+        (Some(lo), Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),
+        _ => String::new(),
+    };
+    let ratio = match (&row.ratio_baseline, row.rtt_mean_ratio) {
+        (Some(base), Some(r)) => format!("{r:.2}× {base}"),
+        _ => "–".to_string(),
+    };
+    [
+        row.target,
+        cell.key.load_label(),
+        row.requests.to_string(),
+        format!("{:.1} %", row.success_rate * 100.0),
+        format!("{:.2}", row.throughput_rps),
+        opt(row.rtt_mean_ms, 1) + &ci,
+        opt(row.rtt_median_ms, 1),
+        opt(row.rtt_p95_ms, 1),
+        opt(row.total_mean_ms, 1),
+        opt(row.ml_mean_ms, 1),
+        row.cold.to_string(),
+        opt(row.predicted_rtt_ms, 1),
+        pct(row.rtt_prediction_error_pct),
+        opt(row.predicted_throughput_rps, 2),
+        pct(row.throughput_prediction_error_pct),
+        ratio,
+    ]
+}
+
 /// The Markdown summary: model fits, then one table row per cell.
 pub fn markdown(analysis: &Analysis) -> String {
     let mut md = String::from("# slblur load test summary\n\n");
@@ -158,46 +214,12 @@ pub fn markdown(analysis: &Analysis) -> String {
         analysis.data.files.len()
     );
     md.push_str(&fit_text(analysis));
-    md.push_str(
-        "\n| target | load | requests | success | req/s | rtt mean (95 % CI) | median | p95 | \
-         total mean | ml mean | cold | model rtt | error | model req/s | error | ratio |\n",
-    );
-    md.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    let _ = writeln!(md, "\n| {} |", TABLE_HEADER.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "--:|".repeat(TABLE_HEADER.len() - 2));
     for cell in &analysis.cells {
-        let row = SummaryRow::of(cell);
-        let ci = match (row.rtt_ci95_low_ms, row.rtt_ci95_high_ms) {
-            (Some(lo), Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),
-            _ => String::new(),
-        };
-        let ratio = match (&row.ratio_baseline, row.rtt_mean_ratio) {
-            (Some(base), Some(r)) => format!("{r:.2}× {base}"),
-            _ => "–".to_string(),
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.1} % | {:.2} | {}{ci} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ratio} |",
-            row.target,
-            cell.key.load_label(),
-            row.requests,
-            row.success_rate * 100.0,
-            row.throughput_rps,
-            opt(row.rtt_mean_ms, 1),
-            opt(row.rtt_median_ms, 1),
-            opt(row.rtt_p95_ms, 1),
-            opt(row.total_mean_ms, 1),
-            opt(row.ml_mean_ms, 1),
-            row.cold,
-            opt(row.predicted_rtt_ms, 1),
-            pct(row.rtt_prediction_error_pct),
-            opt(row.predicted_throughput_rps, 2),
-            pct(row.throughput_prediction_error_pct),
-        );
+        let _ = writeln!(md, "| {} |", table_cells(cell).join(" | "));
     }
-    md.push_str(
-        "\nLoad: `Nu Zs` = N closed-loop users thinking Z seconds; `R/s` = open-loop rate. \
-         Model errors are (predicted − measured) / measured; the round trip is compared with \
-         the warm requests' mean.\n",
-    );
+    let _ = writeln!(md, "\n{TABLE_NOTE}");
     md
 }
 

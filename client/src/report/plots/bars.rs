@@ -4,11 +4,15 @@
 
 use std::path::Path;
 
+use std::error::Error;
+
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::prelude::*;
 
 use super::{
-    Area, DrawResult, GRID_LINE, Plot, axis_number, cells_of, colour, draw_legend, font, render,
-    target_panels, upper,
+    Area, Chart, DrawResult, GRID_LINE, Plot, axis_number, cells_of, colour, draw_legend, font,
+    panel_chart, render, target_panels, upper,
 };
 use crate::report::cells::{Sample, mean};
 use crate::report::{Analysis, CellReport, ReportError};
@@ -70,10 +74,40 @@ pub fn draw(analysis: &Analysis, out: &Path) -> Result<Vec<Plot>, ReportError> {
     Ok(plots)
 }
 
-/// plotters' integer ranges include their end: `0..last_index(n)` has n segments.
-fn last_index(n: usize) -> usize {
-    n.saturating_sub(1)
+/// A target's bar chart, one segment per label, its axes drawn with the labels under the bars.
+fn bar_panel<'a, 'b>(
+    area: &'a Area<'b>,
+    target: &str,
+    labels: &[String],
+    y_max: f64,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<BarChart<'a, 'b>, Box<dyn Error>> {
+    // plotters' integer ranges include their end: 0..n-1 has n segments. A one-segment axis
+    // collapses, so a single bar gets an empty neighbour.
+    let segments = (0..labels.len().max(2) - 1).into_segmented();
+    let mut chart = panel_chart(area, target, segments, 0f64..y_max)?;
+    let label_of = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID_LINE)
+        .y_label_formatter(&axis_number)
+        .disable_x_mesh()
+        .x_labels(labels.len().max(1))
+        .x_label_formatter(&label_of)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(font(11))
+        .axis_desc_style(font(13))
+        .draw()?;
+    Ok(chart)
 }
+
+type BarChart<'a, 'b> = Chart<'a, 'b, SegmentedCoord<RangedCoordusize>, RangedCoordf64>;
 
 /// The parts of the breakdown, bottom to top.
 const PARTS: [(&str, RGBColor); 4] = [
@@ -95,29 +129,14 @@ fn breakdown(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
     for (target, area) in target_panels(root, &analysis.targets) {
         let cells: Vec<&CellReport> = cells_of(analysis, &target).collect();
         let labels: Vec<String> = cells.iter().map(|c| c.key.load_label()).collect();
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&target, font(16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d((0..last_index(cells.len())).into_segmented(), 0f64..y_max)?;
-        let label_of = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        };
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID_LINE)
-            .y_label_formatter(&axis_number)
-            .disable_x_mesh()
-            .x_labels(cells.len().max(1))
-            .x_label_formatter(&label_of)
-            .x_desc("cell (users, think)")
-            .y_desc("mean round trip (ms)")
-            .label_style(font(11))
-            .axis_desc_style(font(13))
-            .draw()?;
+        let mut chart = bar_panel(
+            &area,
+            &target,
+            &labels,
+            y_max,
+            "cell (users, think)",
+            "mean round trip (ms)",
+        )?;
         for (i, cell) in cells.iter().enumerate() {
             let Some(b) = cell.stats.breakdown else {
                 continue;
@@ -177,48 +196,48 @@ fn cold_warm(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
             .fold(0.0, f64::max),
     );
     for (target, area) in target_panels(root, &analysis.targets) {
-        let bars = groups(&target);
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&target, font(16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d((0..last_index(2)).into_segmented(), 0f64..y_max)?;
-        let label_of = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
-            _ => String::new(),
-        };
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID_LINE)
-            .y_label_formatter(&axis_number)
-            .disable_x_mesh()
-            .x_labels(2)
-            .x_label_formatter(&label_of)
-            .y_desc("mean round trip (ms)")
-            .label_style(font(12))
-            .axis_desc_style(font(13))
-            .draw()?;
-        for (i, (_, value)) in bars.iter().enumerate() {
-            if let Some(v) = value {
-                let mut bar = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(i), 0.0),
-                        (SegmentValue::Exact(i + 1), *v),
-                    ],
-                    colour(i * 3).filled(),
-                );
-                bar.set_margin(0, 0, 25, 25);
-                chart.draw_series(std::iter::once(bar))?;
-            }
+        labelled_bars(
+            &area,
+            &target,
+            &groups(&target),
+            y_max,
+            "mean round trip (ms)",
+            |i| colour(i * 3),
+        )?;
+    }
+    Ok(())
+}
+
+/// One bar per (label, value); a `None` value leaves its slot empty.
+fn labelled_bars(
+    area: &Area<'_>,
+    target: &str,
+    bars: &[(String, Option<f64>)],
+    y_max: f64,
+    y_desc: &str,
+    colour_of: impl Fn(usize) -> RGBColor,
+) -> DrawResult {
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let mut chart = bar_panel(area, target, &labels, y_max, "", y_desc)?;
+    for (i, (_, value)) in bars.iter().enumerate() {
+        if let Some(v) = value {
+            let mut bar = Rectangle::new(
+                [
+                    (SegmentValue::Exact(i), 0.0),
+                    (SegmentValue::Exact(i + 1), *v),
+                ],
+                colour_of(i).filled(),
+            );
+            let margin = if bars.len() <= 2 { 25 } else { 10 };
+            bar.set_margin(0, 0, margin, margin);
+            chart.draw_series(std::iter::once(bar))?;
         }
     }
     Ok(())
 }
 
 fn per_instance(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
-    let counts = |target: &str| -> Vec<(String, u64)> {
+    let counts = |target: &str| -> Vec<(String, Option<f64>)> {
         let mut totals = std::collections::BTreeMap::<u32, u64>::new();
         for cell in cells_of(analysis, target) {
             for (i, n) in &cell.stats.per_instance {
@@ -233,7 +252,7 @@ fn per_instance(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
                     .instances
                     .get(i as usize)
                     .map_or("?", String::as_str);
-                (name.chars().take(18).collect(), n)
+                (name.chars().take(18).collect(), Some(n as f64))
             })
             .collect()
     };
@@ -241,44 +260,13 @@ fn per_instance(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
         analysis
             .targets
             .iter()
-            .flat_map(|t| counts(t).into_iter().map(|c| c.1 as f64))
+            .flat_map(|t| counts(t).into_iter().filter_map(|c| c.1))
             .fold(0.0, f64::max),
     );
     for (target, area) in target_panels(root, &analysis.targets) {
-        let bars = counts(&target);
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&target, font(16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d((0..last_index(bars.len())).into_segmented(), 0f64..y_max)?;
-        let label_of = |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
-            _ => String::new(),
-        };
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .bold_line_style(GRID_LINE)
-            .y_label_formatter(&axis_number)
-            .disable_x_mesh()
-            .x_labels(bars.len().max(1))
-            .x_label_formatter(&label_of)
-            .y_desc("requests")
-            .label_style(font(11))
-            .axis_desc_style(font(13))
-            .draw()?;
-        for (i, (_, n)) in bars.iter().enumerate() {
-            let mut bar = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), *n as f64),
-                ],
-                colour(0).filled(),
-            );
-            bar.set_margin(0, 0, 10, 10);
-            chart.draw_series(std::iter::once(bar))?;
-        }
+        labelled_bars(&area, &target, &counts(&target), y_max, "requests", |_| {
+            colour(0)
+        })?;
     }
     Ok(())
 }

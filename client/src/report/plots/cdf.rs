@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{
-    Area, DrawResult, GRID_LINE, Plot, axis_number, colour, draw_legend, font, render,
+    Area, DrawResult, GRID_LINE, Plot, axis_number, colour, draw_legend, font, panel_chart, render,
     target_panels,
 };
 use crate::report::{Analysis, ReportError};
@@ -46,12 +46,7 @@ fn draw_cdfs(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
         (1.0, 1000.0)
     };
     for (target, area) in target_panels(root, &analysis.targets) {
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&target, font(16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(50)
-            .build_cartesian_2d((lo..hi).log_scale(), 0f64..1.02)?;
+        let mut chart = panel_chart(&area, &target, (lo..hi).log_scale(), 0f64..1.02)?;
         chart
             .configure_mesh()
             .light_line_style(TRANSPARENT)

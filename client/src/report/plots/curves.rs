@@ -7,8 +7,8 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{
-    Area, DrawResult, GRID_LINE, Plot, axis_number, cells_of, colour, draw_legend, font, render,
-    target_panels, think_times, upper,
+    Area, DrawResult, GRID_LINE, Plot, axis_number, cells_of, colour, draw_legend, font,
+    panel_chart, render, target_panels, think_times, upper,
 };
 use crate::report::{Analysis, CellReport, ReportError};
 
@@ -123,12 +123,12 @@ fn per_target(analysis: &Analysis, root: &Area<'_>, metric: Metric) -> DrawResul
         ),
     };
     for (target, area) in target_panels(root, &analysis.targets) {
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&target, font(16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0.5f64..f64::from(max_users) + 0.5, 0f64..y_max)?;
+        let mut chart = panel_chart(
+            &area,
+            &target,
+            0.5f64..f64::from(max_users) + 0.5,
+            0f64..y_max,
+        )?;
         chart
             .configure_mesh()
             .light_line_style(TRANSPARENT)
@@ -255,12 +255,7 @@ fn open_loop(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
             .fold(0.0, f64::max),
     );
     for (target, area) in target_panels(root, &analysis.targets) {
-        let mut chart = ChartBuilder::on(&area)
-            .caption(&target, font(16))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..rate_max, 0f64..y_max)?;
+        let mut chart = panel_chart(&area, &target, 0f64..rate_max, 0f64..y_max)?;
         chart
             .configure_mesh()
             .light_line_style(TRANSPARENT)

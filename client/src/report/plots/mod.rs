@@ -17,6 +17,7 @@ use image::ExtendedColorType;
 use image::ImageEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::AsRangedCoord;
 use plotters::prelude::*;
 
 use super::{Analysis, CellReport, ReportError};
@@ -40,6 +41,7 @@ pub struct Plot {
 const GRID_LINE: RGBColor = RGBColor(228, 228, 228);
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type Chart<'a, 'b, X, Y> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>;
 type DrawResult = Result<(), Box<dyn Error>>;
 
 /// Draws every plot the data allows; returns them in reading order.
@@ -95,6 +97,21 @@ fn render(
 fn target_panels<'a>(root: &Area<'a>, targets: &[String]) -> Vec<(String, Area<'a>)> {
     let panels = root.split_evenly((1, targets.len().max(1)));
     targets.iter().cloned().zip(panels).collect()
+}
+
+/// A target's panel: its name as the caption, room for tick labels, the given axes.
+fn panel_chart<'a, 'b, X: AsRangedCoord, Y: AsRangedCoord>(
+    area: &'a Area<'b>,
+    target: &str,
+    x: X,
+    y: Y,
+) -> Result<Chart<'a, 'b, X::CoordDescType, Y::CoordDescType>, Box<dyn Error>> {
+    Ok(ChartBuilder::on(area)
+        .caption(target, font(16))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x, y)?)
 }
 
 /// The cells of one target, closed-loop first.
