@@ -11,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 use common::*;
 use slblur_client::record::Row;
 
@@ -39,14 +41,26 @@ fn jmeter_run(args: &[String]) -> Output {
     out
 }
 
-/// `jmeter/run` arguments for the sample video against `url` into `out`, plus `extra`; users
-/// start at once (the default ramp-up would start one every 4 s).
-fn plan_args(plan: &str, url: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+/// `jmeter/run` arguments: `users` users × the first `frames` frames of the sample video
+/// against `url` into `out`, think 0, plus `extra`; users start at once (the default ramp-up
+/// would start one every 4 s).
+fn plan_args(plan: &str, url: &str, out: &Path, cell: (u32, u32), extra: &[&str]) -> Vec<String> {
+    let (users, frames) = (cell.0.to_string(), cell.1.to_string());
     let video = sample_video();
     let mut args = vec!["--plan", plan, "--url", url, "--video", path_str(&video)];
-    args.extend(["--out", path_str(out), "--ramp-rate", "100"]);
+    args.extend(["--out", path_str(out), "--ramp-rate", "100", "--think", "0"]);
+    args.extend(["--users", &users, "--frames", &frames]);
     args.extend_from_slice(extra);
     args.into_iter().map(String::from).collect()
+}
+
+/// Runs a plan (see [`plan_args`]) into a fresh temporary folder: the folder (deleted when
+/// dropped) and the run's results folder inside it.
+fn run_plan(plan: &str, url: &str, cell: (u32, u32), extra: &[&str]) -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    jmeter_run(&plan_args(plan, url, &out, cell, extra));
+    (dir, out)
 }
 
 /// JTL lines (header excluded).
@@ -69,16 +83,7 @@ fn all_pairs(users: u32, frames: u64) -> BTreeSet<(u32, u64)> {
 #[test]
 fn http_plan_posts_every_frame_of_every_user() {
     let function = start_function();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("run");
-    jmeter_run(&plan_args(
-        "http",
-        &function.url,
-        &out,
-        &[
-            "--users", "2", "--think", "0", "--frames", "3", "--target", "lab",
-        ],
-    ));
+    let (_dir, out) = run_plan("http", &function.url, (2, 3), &["--target", "lab"]);
 
     let rows = rows(&out.join("results.csv"));
     assert_eq!(rows.len(), 6, "{rows:#?}");
@@ -104,22 +109,7 @@ fn http_plan_posts_every_frame_of_every_user() {
 #[test]
 fn client_plan_runs_the_client_once_per_user() {
     let function = start_function();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("run");
-    jmeter_run(&plan_args(
-        "client",
-        &function.url,
-        &out,
-        &[
-            "--users",
-            "2",
-            "--think",
-            "0",
-            "--frames",
-            "2",
-            "--no-dashboard",
-        ],
-    ));
+    let (_dir, out) = run_plan("client", &function.url, (2, 2), &["--no-dashboard"]);
 
     // One sample per client run, successful, with the client's summary parsed into it.
     let jtl = jtl_lines(&out.join("results.jtl"));
@@ -147,22 +137,7 @@ fn client_plan_fails_samples_of_failed_frames_and_crashed_clients() {
     let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/", closed.local_addr().expect("addr"));
     drop(closed);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = dir.path().join("run");
-    jmeter_run(&plan_args(
-        "client",
-        &url,
-        &out,
-        &[
-            "--users",
-            "1",
-            "--think",
-            "0",
-            "--frames",
-            "2",
-            "--no-dashboard",
-        ],
-    ));
+    let (dir, out) = run_plan("client", &url, (1, 2), &["--no-dashboard"]);
     let jtl = jtl_lines(&out.join("results.jtl"));
     assert_eq!(jtl.len(), 1);
     assert!(jtl[0].contains(",false,2 of 2 frames failed"), "{}", jtl[0]);
@@ -297,22 +272,8 @@ fn distributed_run_collects_both_servers() {
     servers.iter().for_each(JmeterServer::wait_until_listening);
     let remote = format!("{},{}", servers[0].address, servers[1].address);
     let out = dir.path().join("run");
-    jmeter_run(&plan_args(
-        "http",
-        &function.url,
-        &out,
-        &[
-            "--users",
-            "1",
-            "--think",
-            "0",
-            "--frames",
-            "2",
-            "--remote",
-            &remote,
-            "--no-dashboard",
-        ],
-    ));
+    let extra = ["--remote", &remote, "--no-dashboard"];
+    jmeter_run(&plan_args("http", &function.url, &out, (1, 2), &extra));
 
     // Both servers' samples reached the master's JTL, named after the server.
     let jtl = jtl_lines(&out.join("results.jtl"));
