@@ -1,18 +1,21 @@
 //! The subcommands end to end: check options, prepare the frames, run the cells, save the
-//! video and print the summary (table, then the JSON line last on stdout).
+//! video and print the summary (table, then the JSON line last on stdout). `load` and `sweep`
+//! live in [`crate::rig::sweep`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{FramesArgs, ImageFormat, LoadArgs, RunArgs, SweepArgs, Wire};
-use crate::progress::Progress;
+use crate::cli::{FramesArgs, ImageFormat, LoadArgs, MergeArgs, RunArgs, Wire};
 use crate::record::{self, CsvSink, RecordError};
-use crate::runner::{CellSpec, Interrupt, RunContext, Target, Workload, run_cell};
+use crate::rig::plan::{Budget, Cell, Load, Share};
+use crate::rig::rundir::RunDirError;
+use crate::rig::{self, Ramp, Rig, RigError, run_cell};
 use crate::savevideo::VideoWriter;
 use crate::summary::{RunSummary, table};
 use crate::video::{self, DecodeOptions, VideoError};
 use crate::wire::{self, ReplyImage};
+use crate::workload::Workload;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -20,8 +23,10 @@ pub enum AppError {
     Video(#[from] VideoError),
     #[error(transparent)]
     Record(#[from] RecordError),
-    #[error("cannot set up the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Rig(#[from] RigError),
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
     #[error("cannot create frame folder '{path}': {reason}")]
     FrameFile {
         path: PathBuf,
@@ -40,7 +45,10 @@ pub enum AppError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
     Completed,
+    /// Ctrl-C: every finished row is kept.
     Interrupted,
+    /// Every cell ran, but a `--threshold` rule failed.
+    ThresholdsFailed,
 }
 
 /// `frames`: decode and write numbered image files; prints what was found.
@@ -87,57 +95,114 @@ pub fn frames(args: &FramesArgs) -> Result<(), AppError> {
     Ok(())
 }
 
-/// `run`: one user over the video; optionally saves the blurred video.
-pub async fn run(args: &RunArgs, interrupt: Interrupt) -> Result<Finish, AppError> {
-    let spec = cell(&args.load, 1, args.think, Duration::ZERO);
-    execute(
-        &args.load,
-        vec![spec],
-        args.save_video.as_deref(),
-        interrupt,
-    )
-    .await
-}
-
-/// `sweep`: every users × think cell, one after another, into one CSV.
-pub async fn sweep(args: &SweepArgs, interrupt: Interrupt) -> Result<Finish, AppError> {
-    if args.load.looping && args.load.frames.is_none() && args.load.duration.is_none() {
-        return Err(AppError::Usage(
-            "sweep --loop needs --frames or --duration, so that each cell ends".into(),
-        ));
-    }
-    let cells = args
-        .users
-        .0
-        .iter()
-        .flat_map(|&users| args.think.0.iter().map(move |&think| (users, think)))
-        .map(|(users, think)| cell(&args.load, users, think, args.ramp_up))
-        .collect();
-    execute(&args.load, cells, None, interrupt).await
-}
-
-fn cell(load: &LoadArgs, users: u32, think: Duration, ramp_up: Duration) -> CellSpec {
-    CellSpec {
-        users,
-        think,
-        requests: load.frames,
-        looping: load.looping,
-        duration: load.duration,
-        ramp_up,
-    }
-}
-
-async fn execute(
-    load: &LoadArgs,
-    cells: Vec<CellSpec>,
-    save_video: Option<&Path>,
-    mut interrupt: Interrupt,
-) -> Result<Finish, AppError> {
+/// `run`: one user over the video (a one-user goose cell); optionally saves the blurred video.
+pub async fn run(args: &RunArgs) -> Result<Finish, AppError> {
+    let load = &args.load;
     if load.timeout.is_zero() {
         return Err(AppError::Usage("--timeout must be more than 0".into()));
     }
+    let targets = load.target_list();
+    let [target] = targets.as_slice() else {
+        return Err(AppError::Usage(
+            "run loads one target: give one --target (or --url); use sweep to compare".into(),
+        ));
+    };
     // Refuse a foreign results file before spending time on the video.
-    record::check_header(&load.out)?;
+    record::check_header(&args.out)?;
+    let workload = Arc::new(prepare_workload(load).await?);
+    let frames = workload.frames();
+    let rig = Rig {
+        run_id: record::new_run_id(),
+        wire: load.wire,
+        timeout: load.timeout,
+        budget: Budget::new(frames, load.frames, load.looping, load.duration),
+        workload: Arc::clone(&workload),
+        share: Share::WHOLE,
+        ramp: Ramp::Over(Duration::ZERO),
+        max_outstanding: 1,
+        seed: 0,
+        thresholds: Vec::new(),
+        reports_dir: None,
+        keep_images: args.save_video.is_some(),
+        show_progress: !load.no_progress,
+    };
+    let cell = Cell {
+        index: 0,
+        target: target.clone(),
+        load: Load::Closed {
+            users: 1,
+            think_s: args.think.as_secs_f64(),
+        },
+    };
+    let mut sink = CsvSink::open(&args.out)?;
+    eprintln!("run {} -> {}", rig.run_id, target.url);
+    let mut images: Vec<Option<ReplyImage>> =
+        vec![None; if args.save_video.is_some() { frames as usize } else { 0 }];
+    let outcome = run_cell(&rig, &cell, &mut sink, &mut images).await?;
+    let finish = if outcome.interrupted {
+        eprintln!(
+            "interrupted: every finished request is in {}",
+            args.out.display()
+        );
+        Finish::Interrupted
+    } else {
+        Finish::Completed
+    };
+    if let Some(path) = &args.save_video {
+        let (path, workload) = (path.clone(), Arc::clone(&workload));
+        tokio::task::spawn_blocking(move || write_video(&path, &workload, &images))
+            .await
+            .map_err(|e| VideoError::Frame(format!("saving the video failed: {e}")))??;
+    }
+    let summary = RunSummary {
+        run_id: rig.run_id.clone(),
+        url: target.url.to_string(),
+        wire: wire_name(load.wire).into(),
+        video: load.video.display().to_string(),
+        csv: args.out.display().to_string(),
+        interrupted: finish == Finish::Interrupted,
+        cells: vec![outcome.summary],
+    };
+    if summary.cells.iter().all(|c| c.ok == 0) {
+        eprintln!(
+            "warning: no request succeeded; is the function running at {}? (see the error column of {})",
+            target.url,
+            args.out.display()
+        );
+    }
+    print!("{}", table(&summary.cells));
+    eprintln!("{} rows appended to {}", sink.rows(), sink.path().display());
+    let json = summary.json_line();
+    if let Some(path) = &args.summary_json {
+        write_summary(path, &json)?;
+    }
+    println!("{json}");
+    Ok(finish)
+}
+
+/// `merge`: worker folders into one run folder.
+pub fn merge(args: &MergeArgs) -> Result<(), AppError> {
+    let report = rig::merge::merge(&args.dirs, &args.out)?;
+    eprintln!(
+        "merged run {}: {} rows in {} cells from {} folders into {}",
+        report.run_id,
+        report.rows,
+        report.cells,
+        args.dirs.len(),
+        args.out.display()
+    );
+    for worker in &report.missing_workers {
+        eprintln!("warning: worker {worker} is missing: its share of every cell is not in the dataset");
+    }
+    for (cell, workers) in &report.incomplete_cells {
+        let list: Vec<String> = workers.iter().map(u32::to_string).collect();
+        eprintln!("warning: cell {cell} was not completed by worker(s) {}", list.join(", "));
+    }
+    Ok(())
+}
+
+/// Decodes the video and encodes its frames for the wire, off the async threads.
+pub async fn prepare_workload(load: &LoadArgs) -> Result<Workload, AppError> {
     let format = load
         .format
         .unwrap_or_else(|| wire::default_format(load.wire));
@@ -171,93 +236,7 @@ async fn execute(
             info.frames, info.frames
         );
     }
-    let frames = info.frames;
-    let ctx = RunContext {
-        run_id: record::new_run_id(),
-        target: Target::new(load.url.clone(), load.timeout)?,
-        workload: Arc::new(workload),
-        keep_images: save_video.is_some(),
-    };
-    let mut sink = CsvSink::open(&load.out)?;
-    eprintln!(
-        "run {} -> {} ({} cell{})",
-        ctx.run_id,
-        load.url,
-        cells.len(),
-        if cells.len() == 1 { "" } else { "s" }
-    );
-    let mut images: Vec<Option<ReplyImage>> = vec![
-        None;
-        if save_video.is_some() {
-            frames as usize
-        } else {
-            0
-        }
-    ];
-    let mut summaries = Vec::new();
-    let mut finish = Finish::Completed;
-    for (i, spec) in cells.iter().enumerate() {
-        let label = format!(
-            "[{}/{}] users={} think={}s",
-            i + 1,
-            cells.len(),
-            spec.users,
-            spec.think.as_secs_f64()
-        );
-        let total = spec
-            .requests_per_user(frames)
-            .map(|n| n * u64::from(spec.users));
-        let progress = Progress::new(!load.no_progress, &label, total);
-        let result = run_cell(
-            &ctx,
-            spec,
-            &mut sink,
-            &mut images,
-            &progress,
-            &mut interrupt,
-        )
-        .await?;
-        summaries.push(result.summary);
-        if result.interrupted {
-            eprintln!(
-                "interrupted: stopping after {} cell(s); every finished request is in {}",
-                summaries.len(),
-                load.out.display()
-            );
-            finish = Finish::Interrupted;
-            break;
-        }
-    }
-    if let Some(path) = save_video {
-        let (path, workload) = (path.to_path_buf(), Arc::clone(&ctx.workload));
-        tokio::task::spawn_blocking(move || write_video(&path, &workload, &images))
-            .await
-            .map_err(|e| VideoError::Frame(format!("saving the video failed: {e}")))??;
-    }
-    let summary = RunSummary {
-        run_id: ctx.run_id.clone(),
-        url: load.url.to_string(),
-        wire: wire_name(load.wire).into(),
-        video: load.video.display().to_string(),
-        csv: load.out.display().to_string(),
-        interrupted: finish == Finish::Interrupted,
-        cells: summaries,
-    };
-    if summary.cells.iter().all(|c| c.ok == 0) {
-        eprintln!(
-            "warning: no request succeeded; is the function running at {}? (see the error column of {})",
-            load.url,
-            load.out.display()
-        );
-    }
-    print!("{}", table(&summary.cells));
-    eprintln!("{} rows appended to {}", sink.rows(), sink.path().display());
-    let json = summary.json_line();
-    if let Some(path) = &load.summary_json {
-        write_summary(path, &json)?;
-    }
-    println!("{json}");
-    Ok(finish)
+    Ok(workload)
 }
 
 /// Re-encodes the returned frames; frames whose request failed (or was never sent before an
@@ -314,7 +293,7 @@ fn write_summary(path: &Path, json: &str) -> Result<(), AppError> {
     std::fs::write(path, format!("{json}\n")).map_err(err)
 }
 
-fn wire_name(wire: Wire) -> &'static str {
+pub fn wire_name(wire: Wire) -> &'static str {
     match wire {
         Wire::Binary => "binary",
         Wire::Json => "json",
@@ -322,7 +301,7 @@ fn wire_name(wire: Wire) -> &'static str {
     }
 }
 
-fn format_name(format: ImageFormat) -> &'static str {
+pub fn format_name(format: ImageFormat) -> &'static str {
     match format {
         ImageFormat::Jpeg => "JPEG",
         ImageFormat::Png => "PNG",

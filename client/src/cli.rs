@@ -25,7 +25,8 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8080/";
         slblur-client frames --video samples/astronaut.mp4 --out-dir /tmp/frames\n  \
         slblur-client run --video samples/astronaut.mp4 --think 1 --out results.csv\n  \
         slblur-client run --video samples/astronaut.mp4 --save-video blurred.mp4\n  \
-        slblur-client sweep --video samples/astronaut.mp4 --users 1,2,4 --think 0,1,5 --frames 20"
+        slblur-client sweep --video samples/astronaut.mp4 --users 1,2,4 --think 0,1,5 --out results/grid\n  \
+        slblur-client sweep --video samples/astronaut.mp4 --rate 2,5 --target a=http://h:8080/ --target b=http://h:9000/"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,14 +39,18 @@ pub enum Command {
     Frames(FramesArgs),
     /// Send a video's frames to the function as one user, one request per frame.
     Run(RunArgs),
-    /// Run every (users × think time) cell of a grid, one cell after another, into one CSV.
+    /// Run one load cell (N users with think time Z, or a request rate) with goose.
+    Load(SweepArgs),
+    /// Run every target × users × think (or × rate) cell, one after another, with goose.
     Sweep(SweepArgs),
+    /// Combine the run folders of distributed workers into one dataset and summary.
+    Merge(MergeArgs),
+    /// Convert a JMeter results file (JTL) from jmeter/*.jmx into the results dataset.
+    ImportJtl(crate::jtl::ImportJtlArgs),
     /// Turn results into summary.csv, summary.md, PNG plots and index.html, with the model's fit.
     Report(crate::report::ReportArgs),
     /// Predict throughput and response time for users (closed) or request rates (open).
     Model(crate::model::command::ModelArgs),
-    /// Convert a JMeter results file (JTL) from jmeter/*.jmx into the results dataset.
-    ImportJtl(crate::jtl::ImportJtlArgs),
 }
 
 /// Image format of the frames sent to the function (and of `frames` output files).
@@ -88,12 +93,16 @@ pub struct FramesArgs {
     pub frames: Option<u64>,
 }
 
-/// Options shared by `run` and `sweep`: target, video, wire format, limits, output.
+/// Options shared by `run`, `load` and `sweep`: targets, video, wire format, limits.
 #[derive(Debug, Args, Clone)]
 pub struct LoadArgs {
-    /// Function URL (on OpenFaaS: http://GATEWAY:8080/function/slblur).
-    #[arg(long, env = "SLBLUR_URL", default_value = DEFAULT_URL, value_parser = parse_url)]
-    pub url: Url,
+    /// Function URL (on OpenFaaS: http://GATEWAY:8080/function/slblur); the target `default`.
+    #[arg(long, env = "SLBLUR_URL", value_parser = parse_url, conflicts_with = "targets")]
+    pub url: Option<Url>,
+    /// A named deployment to load, NAME=URL; repeat it to compare deployments
+    /// (e.g. --target serverless=http://gw:8080/function/slblur --target serverful=http://svc/).
+    #[arg(long = "target", value_name = "NAME=URL", value_parser = parse_target)]
+    pub targets: Vec<TargetSpec>,
     /// Video whose frames are sent (any format FFmpeg reads).
     #[arg(long, value_name = "PATH")]
     pub video: PathBuf,
@@ -121,21 +130,47 @@ pub struct LoadArgs {
     /// Stop each user after this long (no new request starts after it).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// CSV file the rows are appended to (created with a header if missing).
-    #[arg(long, short = 'o', default_value = "results.csv", value_name = "PATH")]
-    pub out: PathBuf,
-    /// Also write the one-line JSON summary (the last stdout line) to this file.
-    #[arg(long, value_name = "PATH")]
-    pub summary_json: Option<PathBuf>,
     /// Do not draw the progress bar (it is only drawn when stdout is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl LoadArgs {
+    /// The targets to load: `--target`s, or `--url` (or the local default) named `default`.
+    pub fn target_list(&self) -> Vec<TargetSpec> {
+        if !self.targets.is_empty() {
+            return self.targets.clone();
+        }
+        let url = self.url.clone().unwrap_or_else(|| {
+            Url::parse(DEFAULT_URL).expect("DEFAULT_URL is a valid URL")
+        });
+        vec![TargetSpec {
+            name: DEFAULT_TARGET.to_string(),
+            url,
+        }]
+    }
+}
+
+/// The target name `--url` stands for.
+pub const DEFAULT_TARGET: &str = "default";
+
+/// A deployment to load: `NAME=URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub name: String,
+    pub url: Url,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub load: LoadArgs,
+    /// CSV file the rows are appended to (created with a header if missing).
+    #[arg(long, short = 'o', default_value = "results.csv", value_name = "PATH")]
+    pub out: PathBuf,
+    /// Also write the one-line JSON summary (the last stdout line) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
     /// Sleep this long before each request, the first one included (like client.py).
     #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
     pub think: Duration,
@@ -145,20 +180,82 @@ pub struct RunArgs {
     pub save_video: Option<PathBuf>,
 }
 
+/// `load` (one cell per target) and `sweep` (a grid of cells per target).
 #[derive(Debug, Args)]
 pub struct SweepArgs {
     #[command(flatten)]
     pub load: LoadArgs,
-    /// Concurrent users per cell: a comma list, ranges allowed (1,2,4 or 1-9).
-    #[arg(long, default_value = "1,2,4", value_name = "LIST", value_parser = parse_users)]
-    pub users: UserList,
-    /// Think times per cell: a comma list of durations (0,1,5 or 0,500ms,2s).
-    #[arg(long, default_value = "0,1,5", value_name = "LIST", value_parser = parse_think_list)]
-    pub think: ThinkList,
-    /// Spread the start of a cell's users evenly over this long (JMeter's ramp-up).
-    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
-    pub ramp_up: Duration,
+    /// Concurrent users per cell: a comma list, ranges allowed (1,2,4 or 1-9)
+    /// [default: sweep 1,2,4; load 1].
+    #[arg(long, value_name = "LIST", value_parser = parse_users, conflicts_with = "rates")]
+    pub users: Option<UserList>,
+    /// Think times per cell: a comma list of durations (0,1,5 or 0,500ms,2s)
+    /// [default: sweep 0,1,5; load 0].
+    #[arg(long, value_name = "LIST", value_parser = parse_think_list, conflicts_with = "rates")]
+    pub think: Option<ThinkList>,
+    /// Open loop instead of users: Poisson arrivals at these rates (requests per second,
+    /// a comma list such as 2,5,10), frames taken from the video in turn.
+    #[arg(long = "rate", value_name = "LIST", value_parser = parse_rate_list)]
+    pub rates: Option<RateList>,
+    /// Open loop: at most this many requests outstanding; an arrival that finds them all busy
+    /// becomes a failed row instead of a silent slowdown.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_outstanding: u32,
+    /// Open loop: seed of the arrival times, so a run (and every worker of it) can be repeated
+    /// [default: derived from the run id].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Start a cell's users evenly over this long (JMeter's ramp-up period).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "ramp_rate")]
+    pub ramp_up: Option<Duration>,
+    /// Start this many users per second (goose's increase rate) [default: 0.25, as the
+    /// original JMeter plans].
+    #[arg(long, value_name = "USERS_PER_S", value_parser = parse_rate)]
+    pub ramp_rate: Option<f64>,
+    /// Fail the run (exit 3) when a rule fails in any cell: goose's thresholds, e.g.
+    /// 'p95<2s' or 'error-rate<5%'. A rule without ' for REQUEST' judges the round trip.
+    #[arg(long = "threshold", value_name = "RULE", value_parser = parse_threshold)]
+    pub thresholds: Vec<String>,
+    /// Folder for results.csv, summary.csv, run.json and goose's reports
+    /// [default: results/<run id>].
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted sweep in --out: cells already complete are skipped.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Run id shared by all workers of a distributed run [default: from --start-at, else new].
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+    /// Distributed: how many worker processes share every cell.
+    #[arg(long, default_value_t = 1, value_name = "W", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub workers: u32,
+    /// Distributed: this worker's index, 0..W (a Kubernetes Indexed Job sets
+    /// JOB_COMPLETION_INDEX).
+    #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0, value_name = "I")]
+    pub worker_index: u32,
+    /// Start the first cell at this time (RFC 3339, e.g. 2026-01-31T12:00:00Z), so that all
+    /// workers start together.
+    #[arg(long, value_name = "TIME", value_parser = parse_start_at)]
+    pub start_at: Option<std::time::SystemTime>,
+    /// Distributed: the wall time reserved for each cell; cell i starts at --start-at + i × slot
+    /// on every worker [default: ramp-up + --duration + --timeout + 5 s, with --duration].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub slot: Option<Duration>,
 }
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Worker run folders (each with run.json and results.csv).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Folder for the merged results.csv, summary.csv and run.json.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Parsed `--rate` list (requests per second).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateList(pub Vec<f64>);
 
 /// Parsed `--users` list (a newtype so clap does not treat it as a repeated option).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +312,78 @@ pub fn parse_users(s: &str) -> Result<UserList, String> {
         }
     }
     Ok(UserList(users))
+}
+
+/// `NAME=URL`: a name of letters, digits, `-`, `_` or `.`, and an http(s) URL.
+pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=URL (e.g. serverless=http://127.0.0.1:8080/function/slblur)"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("'{s}' has no target name before '='"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "target name '{name}' may only hold letters, digits, '-', '_' and '.'"
+        ));
+    }
+    Ok(TargetSpec {
+        name: name.to_string(),
+        url: parse_url(url)?,
+    })
+}
+
+/// A positive, finite rate (users or requests per second).
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 1_000_000.0 => Ok(r),
+        Ok(_) => Err(format!("rate '{s}' must be more than 0 (and at most 1000000) per second")),
+        Err(_) => Err(format!("'{s}' is not a rate per second")),
+    }
+}
+
+/// Comma list of rates, e.g. `2,5,10`.
+pub fn parse_rate_list(s: &str) -> Result<RateList, String> {
+    Ok(RateList(
+        split_list(s)?
+            .into_iter()
+            .map(parse_rate)
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+/// A goose threshold rule, checked before any load starts.
+pub fn parse_threshold(s: &str) -> Result<String, String> {
+    s.parse::<goose::threshold::Threshold>()
+        .map(|_| s.trim().to_string())
+        .map_err(|e| format!("'{s}' is not a threshold rule such as p95<2s or error-rate<5%: {e}"))
+}
+
+/// RFC 3339 time, e.g. `2026-01-31T12:00:00Z`.
+pub fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
+    humantime::parse_rfc3339_weak(s.trim()).map_err(|e| {
+        format!("'{s}' is not an RFC 3339 time such as 2026-01-31T12:00:00Z ({e})")
+    })
+}
+
+/// A run id usable as a folder name.
+pub fn parse_run_id(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "run id '{s}' must be 1-64 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// An http(s) URL with a host.
@@ -334,6 +503,51 @@ mod tests {
         assert_eq!(run.think, Duration::ZERO);
         assert_eq!(run.load.timeout, Duration::from_secs(25));
         assert_eq!(run.load.wire, Wire::Binary);
-        assert_eq!(run.load.url.as_str(), DEFAULT_URL);
+        assert_eq!(run.load.target_list()[0].url.as_str(), DEFAULT_URL);
+        assert_eq!(run.load.target_list()[0].name, DEFAULT_TARGET);
+    }
+
+    #[test]
+    fn targets_need_a_name_and_a_url() {
+        let t = parse_target("serverful=http://127.0.0.1:9000/").expect("test input");
+        assert_eq!((t.name.as_str(), t.url.port()), ("serverful", Some(9000)));
+        assert!(parse_target("=http://x/").is_err());
+        assert!(parse_target("http://x/").is_err());
+        assert!(parse_target("a b=http://x/").is_err());
+        assert!(parse_target("a=ftp://x/").is_err());
+    }
+
+    #[test]
+    fn rates_thresholds_and_times() {
+        assert_eq!(parse_rate_list("2, 0.5"), Ok(RateList(vec![2.0, 0.5])));
+        assert!(parse_rate("0").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("inf").is_err());
+        assert_eq!(parse_threshold(" p95<2s "), Ok("p95<2s".to_string()));
+        assert!(parse_threshold("error-rate<5%").is_ok());
+        assert!(parse_threshold("p95<").is_err());
+        assert!(parse_threshold("fast").is_err());
+        assert!(parse_start_at("2026-01-31T12:00:00Z").is_ok());
+        assert!(parse_start_at("tomorrow").is_err());
+        assert!(parse_run_id("run-1").is_ok());
+        assert!(parse_run_id("../x").is_err());
+    }
+
+    #[test]
+    fn sweep_axes_exclude_each_other() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["slblur-client", "sweep", "--video", "v.mp4"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+        };
+        assert!(parse(&["--users", "1,2", "--think", "0,1"]).is_ok());
+        assert!(parse(&["--rate", "2,4"]).is_ok());
+        assert!(parse(&["--rate", "2", "--users", "1"]).is_err());
+        assert!(parse(&["--users", "0"]).is_err());
+        assert!(parse(&["--think", "-1"]).is_err());
+        assert!(parse(&["--target", "=http://x/"]).is_err());
+        assert!(parse(&["--url", "http://x/", "--target", "a=http://y/"]).is_err());
+        assert!(parse(&["--ramp-up", "4s", "--ramp-rate", "1"]).is_err());
+        assert!(parse(&["--resume"]).is_err(), "--resume needs --out");
     }
 }

@@ -7,13 +7,13 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::record::{Row, round_ms};
 
 /// Distribution of one metric in milliseconds. Percentiles interpolate linearly between the
 /// closest ranks (numpy's default), so small samples give sensible values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Dist {
     pub mean: f64,
     pub median: f64,
@@ -49,10 +49,15 @@ impl Dist {
 }
 
 /// The summary of one (users, think time) cell.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellSummary {
+    /// The deployment loaded (`default` for `--url`).
+    pub target: String,
+    /// 0 for an open-loop cell.
     pub users: u32,
     pub think_s: f64,
+    /// Open-loop cells: the offered rate.
+    pub rate_per_s: Option<f64>,
     pub requests: u64,
     pub ok: u64,
     pub failed: u64,
@@ -73,8 +78,10 @@ pub struct CellSummary {
 /// Collects rows of one cell.
 #[derive(Debug, Default)]
 pub struct CellStats {
+    target: String,
     users: u32,
     think_s: f64,
+    rate_per_s: Option<f64>,
     requests: u64,
     ok: u64,
     cold: u64,
@@ -91,6 +98,13 @@ impl CellStats {
             think_s: think.as_secs_f64(),
             ..Self::default()
         }
+    }
+
+    /// The cell's target and, for an open-loop cell, its rate.
+    pub fn for_target(mut self, target: &str, rate_per_s: Option<f64>) -> Self {
+        self.target = target.to_string();
+        self.rate_per_s = rate_per_s;
+        self
     }
 
     pub fn add(&mut self, row: &Row) {
@@ -129,8 +143,10 @@ impl CellStats {
     pub fn finish(&self, wall: Duration) -> CellSummary {
         let wall_s = wall.as_secs_f64();
         CellSummary {
+            target: self.target.clone(),
             users: self.users,
             think_s: self.think_s,
+            rate_per_s: self.rate_per_s,
             requests: self.requests,
             ok: self.ok,
             failed: self.requests - self.ok,
@@ -180,25 +196,30 @@ impl RunSummary {
 /// The human-readable table: one line per cell and metric.
 pub fn table(cells: &[CellSummary]) -> String {
     let mut out = String::new();
+    let target_width = cells.iter().map(|c| c.target.len()).max().unwrap_or(0).max(6);
     let _ = writeln!(
         out,
-        "{:>5} {:>6} {:>8} {:>7} {:>7}  {:<6} {:>9} {:>9} {:>9} {:>9}",
-        "users", "think", "requests", "ok", "req/s", "metric", "mean ms", "median", "p95", "p99"
+        "{:<target_width$} {:>12} {:>8} {:>7} {:>7}  {:<6} {:>9} {:>9} {:>9} {:>9}",
+        "target", "load", "requests", "ok", "req/s", "metric", "mean ms", "median", "p95", "p99"
     );
+    let blank_head = " ".repeat(target_width + 39);
     for c in cells {
+        let load = match c.rate_per_s {
+            Some(rate) => format!("{rate}/s"),
+            None => format!("{}u {}s", c.users, c.think_s),
+        };
         let metrics = [("rtt", c.rtt_ms), ("total", c.total_ms), ("ml", c.ml_ms)];
         for (i, (name, dist)) in metrics.iter().enumerate() {
             let head = if i == 0 {
                 format!(
-                    "{:>5} {:>6} {:>8} {:>6.1}% {:>7.2}",
-                    c.users,
-                    format!("{}s", c.think_s),
+                    "{:<target_width$} {load:>12} {:>8} {:>6.1}% {:>7.2}",
+                    c.target,
                     c.requests,
                     c.success_rate * 100.0,
                     c.throughput_rps
                 )
             } else {
-                format!("{:>5} {:>6} {:>8} {:>7} {:>7}", "", "", "", "", "")
+                blank_head.clone()
             };
             let values = match dist {
                 Some(d) => format!(
@@ -212,8 +233,8 @@ pub fn table(cells: &[CellSummary]) -> String {
         if let Some(err) = &c.top_error {
             let _ = writeln!(
                 out,
-                "{:>37}  failures: {} of {}, mostly: {err}",
-                "", c.failed, c.requests
+                "{blank_head}  failures: {} of {}, mostly: {err}",
+                c.failed, c.requests
             );
         }
     }

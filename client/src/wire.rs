@@ -36,6 +36,9 @@ pub enum WireError {
 pub struct Reply {
     pub total_ms: Option<f64>,
     pub ml_ms: Option<f64>,
+    pub queue_ms: Option<f64>,
+    /// Which replica answered (`X-Slblur-Instance`, JSON `instance`).
+    pub instance: Option<String>,
     pub faces: Option<u32>,
     pub cold: Option<bool>,
     pub image: Option<ReplyImage>,
@@ -166,11 +169,29 @@ pub fn body_image(body: &Body, wire: Wire) -> Result<RgbFrame, WireError> {
 
 /// Parses a 2xx response. `Err` is the row's error text (the body did not parse).
 pub fn parse_reply(wire: Wire, headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
-    match wire {
+    let mut reply = match wire {
         Wire::Binary => parse_binary(headers, body),
         Wire::Json => parse_json(body),
         Wire::Seed => parse_seed(body),
+    }?;
+    // Every format carries the timing and instance headers; the body's own values win.
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if reply.queue_ms.is_none() {
+        reply.queue_ms = header("server-timing")
+            .map(parse_server_timing)
+            .and_then(|t| timing_of(&t, "queue"));
     }
+    if reply.instance.is_none() {
+        reply.instance = header("x-slblur-instance").map(str::to_string);
+    }
+    Ok(reply)
+}
+
+fn timing_of(timing: &[(String, f64)], name: &str) -> Option<f64> {
+    timing
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, d)| d)
 }
 
 fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
@@ -186,15 +207,11 @@ fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
     let timing = header("server-timing")
         .map(parse_server_timing)
         .unwrap_or_default();
-    let find = |name: &str| {
-        timing
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, d)| d)
-    };
     Ok(Reply {
-        total_ms: find("total"),
-        ml_ms: find("ml"),
+        total_ms: timing_of(&timing, "total"),
+        ml_ms: timing_of(&timing, "ml"),
+        queue_ms: timing_of(&timing, "queue"),
+        instance: None,
         faces: header("x-face-count").and_then(|v| v.trim().parse().ok()),
         cold: header("x-slblur-cold").and_then(parse_bool),
         image: Some(ReplyImage::Raw(body.clone())),
@@ -229,6 +246,8 @@ fn parse_json(body: &Bytes) -> Result<Reply, String> {
     Ok(Reply {
         total_ms: timings["total"].as_f64(),
         ml_ms: timings["ml"].as_f64(),
+        queue_ms: timings["queue"].as_f64(),
+        instance: v["instance"].as_str().map(str::to_string),
         faces: v["faces"]
             .as_array()
             .and_then(|f| u32::try_from(f.len()).ok()),
@@ -265,6 +284,8 @@ fn parse_seed(body: &Bytes) -> Result<Reply, String> {
     Ok(Reply {
         total_ms: total.map(|s| s * 1000.0),
         ml_ms: ml.map(|s| s * 1000.0),
+        queue_ms: None,
+        instance: None,
         faces: None,
         cold: None,
         image: image.map(ReplyImage::Base64),

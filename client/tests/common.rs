@@ -270,9 +270,55 @@ pub fn run_args(url: &str, csv: &Path, extra: &[&str]) -> Vec<String> {
     bench_args("run", url, csv, extra)
 }
 
-/// `sweep` arguments for the sample video against `url`, writing `csv`, with `extra` options.
-pub fn sweep_args(url: &str, csv: &Path, extra: &[&str]) -> Vec<String> {
-    bench_args("sweep", url, csv, extra)
+/// `sweep` arguments for the sample video against `url`, into the run folder `out`, with
+/// `extra` options (users start at once unless `extra` says otherwise).
+pub fn sweep_args(url: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    grid_args("sweep", &[("default", url)], out, extra)
+}
+
+/// `load`/`sweep` arguments over named targets (`NAME=URL`), into the run folder `out`.
+pub fn grid_args(
+    command: &str,
+    targets: &[(&str, &str)],
+    out: &Path,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        command.into(),
+        "--video".into(),
+        path_str(&sample_video()).into(),
+    ];
+    for (name, url) in targets {
+        args.extend(["--target".into(), format!("{name}={url}")]);
+    }
+    if !extra.iter().any(|a| a.starts_with("--ramp")) {
+        args.extend(["--ramp-up".into(), "0".into()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(["--out".into(), path_str(out).into()]);
+    args
+}
+
+/// The run folder's results, summary.csv rows and run.json.
+pub struct RunFolder {
+    pub rows: Vec<Row>,
+    pub summary: Vec<csv::StringRecord>,
+    pub manifest: serde_json::Value,
+}
+
+/// Reads a `load`/`sweep` run folder.
+pub fn run_folder(out: &Path) -> RunFolder {
+    let mut reader = csv::Reader::from_path(out.join("summary.csv")).expect("summary.csv");
+    let summary = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .expect("summary rows");
+    let manifest = std::fs::read_to_string(out.join("run.json")).expect("run.json");
+    RunFolder {
+        rows: rows(&out.join("results.csv")),
+        summary,
+        manifest: serde_json::from_str(&manifest).expect("run.json is JSON"),
+    }
 }
 
 /// Waits until `csv` has at least `n` lines (header included), failing after `timeout`.

@@ -1,0 +1,333 @@
+//! The load rig: goose drives every load. A cell (one target under N closed users or one
+//! open-loop rate) is one `GooseAttack` whose users behave like the video client; each request
+//! becomes one CSV row, written and flushed as it finishes by the single writer here, and goose
+//! keeps its own reports of the same requests.
+//!
+//! - [`plan`]: cells, budgets, worker shares, time slots, arrival times;
+//! - [`exchange`]: one request, its row and its goose custom metrics;
+//! - [`users`]: the closed-loop video user and the open-loop arrival taker;
+//! - [`rundir`]: a run's folder (run.json, summary.csv, resume);
+//! - [`sweep`]: `load` and `sweep` end to end; [`merge`]: distributed workers' folders.
+
+pub mod exchange;
+pub mod merge;
+pub mod plan;
+pub mod rundir;
+pub mod sweep;
+pub mod users;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use goose::prelude::*;
+use reqwest::Url;
+use tokio::sync::mpsc;
+
+use crate::cli::Wire;
+use crate::progress::Progress;
+use crate::record::{CsvSink, RecordError, Row};
+use crate::summary::{CellStats, CellSummary};
+use crate::wire::ReplyImage;
+use crate::workload::Workload;
+
+pub use exchange::Outcome;
+use plan::{Budget, Cell, Load, Share};
+
+/// goose's increase rate that starts every user of a cell at once.
+const ALL_AT_ONCE: f64 = 10_000.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RigError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error("goose could not run cell {cell}: {message}")]
+    Goose { cell: String, message: String },
+}
+
+/// How a cell's users start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ramp {
+    /// This many users per second (goose's increase rate).
+    Rate(f64),
+    /// Evenly over this long (JMeter's ramp-up period).
+    Over(Duration),
+}
+
+impl Ramp {
+    /// The original JMeter plans' pace.
+    pub const DEFAULT: Ramp = Ramp::Rate(0.25);
+
+    /// Users per second for a cell of `users`.
+    pub fn users_per_s(self, users: u32) -> f64 {
+        match self {
+            Ramp::Rate(r) => r,
+            Ramp::Over(d) if d.is_zero() || users <= 1 => ALL_AT_ONCE,
+            // JMeter starts user i at i × period / N.
+            Ramp::Over(d) => f64::from(users) / d.as_secs_f64(),
+        }
+    }
+}
+
+/// What every cell of a run shares.
+#[derive(Debug, Clone)]
+pub struct Rig {
+    pub run_id: String,
+    pub wire: Wire,
+    pub timeout: Duration,
+    pub workload: Arc<Workload>,
+    pub budget: Budget,
+    pub share: Share,
+    pub ramp: Ramp,
+    pub max_outstanding: u32,
+    pub seed: u64,
+    /// goose `--threshold` rules, judged at the end of each cell.
+    pub thresholds: Vec<String>,
+    /// Where goose writes its HTML, JSON and Markdown report of each cell.
+    pub reports_dir: Option<PathBuf>,
+    /// Keep the images user 0 gets back on its first pass (`run --save-video`).
+    pub keep_images: bool,
+    pub show_progress: bool,
+}
+
+/// What one cell's goose users share.
+pub struct CellContext {
+    pub run_id: String,
+    pub url: Url,
+    pub target: String,
+    pub wire: Wire,
+    pub timeout: Duration,
+    pub workload: Arc<Workload>,
+    pub load: Load,
+    pub budget: Budget,
+    pub share: Share,
+    pub keep_images: bool,
+    pub max_outstanding: u32,
+    /// Open loop: this worker's arrivals (global number, offset from the cell's start).
+    pub arrivals: Vec<(u64, Duration)>,
+    pub next_arrival: AtomicUsize,
+    pub open_start: OnceLock<(Instant, SystemTime)>,
+    tx: mpsc::UnboundedSender<Outcome>,
+}
+
+impl CellContext {
+    /// The row of a request before it is sent.
+    pub fn row(&self, user_id: u32, frame: u64, iteration: u64) -> Row {
+        Row {
+            target: self.target.clone(),
+            worker: self.share.index,
+            rate_per_s: self.load.rate_per_s(),
+            ..Row::pending(
+                &self.run_id,
+                self.load.users(),
+                self.load.think_s(),
+                user_id,
+                frame,
+                iteration,
+            )
+        }
+    }
+
+    /// Hands a finished request to the writer; `false` once the cell is over.
+    pub fn report(&self, outcome: Outcome) -> bool {
+        self.tx.send(outcome).is_ok()
+    }
+}
+
+/// How a cell ended.
+#[derive(Debug)]
+pub struct CellOutcome {
+    pub summary: CellSummary,
+    pub interrupted: bool,
+    /// Threshold rules that failed, with what was observed.
+    pub thresholds_failed: Vec<String>,
+    pub instances: BTreeSet<String>,
+}
+
+/// Runs one cell to its end (or Ctrl-C), writing every row to `sink` as it arrives. Returned
+/// images (when kept) land in `images` by frame index.
+pub async fn run_cell(
+    rig: &Rig,
+    cell: &Cell,
+    sink: &mut CsvSink,
+    images: &mut [Option<ReplyImage>],
+) -> Result<CellOutcome, RigError> {
+    let arrivals: Vec<(u64, Duration)> = match cell.load {
+        Load::Closed { .. } => Vec::new(),
+        Load::Open { rate_per_s } => {
+            let seed = rig.seed ^ plan::seed_from(&cell.key());
+            plan::arrivals(seed, rate_per_s, rig.budget.requests, rig.budget.duration)
+                .into_iter()
+                .enumerate()
+                .map(|(k, at)| (k as u64, at))
+                .filter(|&(k, _)| rig.share.owns(k))
+                .collect()
+        }
+    };
+    let (local_users, expected) = match cell.load {
+        Load::Closed { users, .. } => {
+            let n = rig.share.users(users).len();
+            (n, rig.budget.requests.map(|r| r * n as u64))
+        }
+        Load::Open { .. } => (
+            arrivals.len().min(rig.max_outstanding as usize),
+            Some(arrivals.len() as u64),
+        ),
+    };
+    let mut stats = CellStats::new(cell.load.users(), Duration::from_secs_f64(cell.load.think_s()))
+        .for_target(&cell.target.name, cell.load.rate_per_s());
+    let progress = Progress::new(rig.show_progress, &cell.label(), expected);
+    let started = Instant::now();
+    let mut instances = BTreeSet::new();
+    if local_users == 0 {
+        // This worker has no share of the cell (fewer users than workers).
+        progress.finish();
+        return Ok(CellOutcome {
+            summary: stats.finish(started.elapsed()),
+            interrupted: false,
+            thresholds_failed: Vec::new(),
+            instances,
+        });
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
+    let context = Arc::new(CellContext {
+        run_id: rig.run_id.clone(),
+        url: cell.target.url.clone(),
+        target: cell.target.name.clone(),
+        wire: rig.wire,
+        timeout: rig.timeout,
+        workload: Arc::clone(&rig.workload),
+        load: cell.load,
+        budget: rig.budget,
+        share: rig.share,
+        keep_images: rig.keep_images,
+        max_outstanding: rig.max_outstanding,
+        arrivals,
+        next_arrival: AtomicUsize::new(0),
+        open_start: OnceLock::new(),
+        tx,
+    });
+    let attack = attack(rig, cell, local_users, context)
+        .map_err(|e| goose_error(cell, &e))?;
+    // Worker i of W starts its users i/r seconds in, at r/W: together they start as one
+    // process would (user u at u/r).
+    if let Load::Closed { users, .. } = cell.load {
+        let rate = rig.ramp.users_per_s(users);
+        let offset = f64::from(rig.share.index) / rate;
+        if offset > 0.0 && !exchange::pause(Duration::from_secs_f64(offset)).await {
+            return Ok(CellOutcome {
+                summary: stats.finish(started.elapsed()),
+                interrupted: true,
+                thresholds_failed: Vec::new(),
+                instances,
+            });
+        }
+    }
+    let execution = attack.execute();
+    tokio::pin!(execution);
+    let mut write = |outcome: Outcome| -> Result<(), RecordError> {
+        sink.write(&outcome.row)?;
+        stats.add(&outcome.row);
+        progress.record(&outcome.row, stats.ok(), stats.failed());
+        if !outcome.row.instance.is_empty() {
+            instances.insert(outcome.row.instance.clone());
+        }
+        let frame = usize::try_from(outcome.row.frame).ok();
+        if let Some(image) = outcome.image
+            && let Some(slot) = frame.and_then(|i| images.get_mut(i))
+        {
+            *slot = Some(image);
+        }
+        Ok(())
+    };
+    let result = loop {
+        tokio::select! {
+            Some(outcome) = rx.recv() => write(outcome)?,
+            result = &mut execution => break result,
+        }
+    };
+    while let Ok(outcome) = rx.try_recv() {
+        write(outcome)?;
+    }
+    progress.finish();
+    let thresholds_failed = match result {
+        Ok(_) => Vec::new(),
+        Err(goose::GooseError::ThresholdsFailed { failed, .. }) => failed
+            .iter()
+            .map(|r| format!("{} (observed {})", r.rule, r.observed))
+            .collect(),
+        Err(e) => return Err(goose_error(cell, &e)),
+    };
+    Ok(CellOutcome {
+        summary: stats.finish(started.elapsed()),
+        interrupted: goose::is_killswitch_triggered(),
+        thresholds_failed,
+        instances,
+    })
+}
+
+/// The cell as a goose attack: one scenario whose single transaction is a whole user (a pass
+/// over the video, or taking open-loop arrivals), run once by each user.
+fn attack(
+    rig: &Rig,
+    cell: &Cell,
+    local_users: usize,
+    context: Arc<CellContext>,
+) -> Result<GooseAttack, goose::GooseError> {
+    let mut config = goose::config::GooseConfiguration::default();
+    config.host = Some(cell.target.url.origin().ascii_serialization());
+    config.users = Some(local_users);
+    config.increase_rate = Some(match cell.load {
+        Load::Closed { users, .. } => {
+            format!("{}", rig.ramp.users_per_s(users) / f64::from(rig.share.workers))
+        }
+        Load::Open { .. } => format!("{ALL_AT_ONCE}"),
+    });
+    config.iterations = Some(1);
+    config.quiet = 1;
+    config.no_print_metrics = true;
+    config.no_error_summary = true;
+    config.no_telnet = true;
+    config.no_websocket = true;
+    if let Some(dir) = &rig.reports_dir {
+        config.report_file = ["html", "json", "md"]
+            .iter()
+            .map(|ext| dir.join(format!("{}.{ext}", cell.key())).display().to_string())
+            .collect();
+    }
+    if !rig.thresholds.is_empty() {
+        config.threshold = rig.thresholds.iter().map(|r| judged_rule(r)).collect();
+        // Judge at the end: a cell's dataset is complete even when it misses a goal.
+        config.no_threshold_abort = true;
+    }
+    let user: TransactionFunction = Arc::new(move |user| {
+        let context = Arc::clone(&context);
+        Box::pin(async move {
+            match context.load {
+                Load::Closed { .. } => users::video_user(user, &context).await,
+                Load::Open { .. } => users::arrival_taker(user, &context).await,
+            }
+            Ok(())
+        })
+    });
+    let scenario = scenario!("video").register_transaction(Transaction::new(user).set_name("user"));
+    Ok(GooseAttack::initialize_with_config(config)?.register_scenario(scenario))
+}
+
+/// A rule without ` for REQUEST` judges the round trip (goose would mix in the server times).
+pub fn judged_rule(rule: &str) -> String {
+    if rule.contains(" for ") {
+        rule.to_string()
+    } else {
+        format!("{rule} for rtt {}", exchange::REQUEST_NAME)
+    }
+}
+
+fn goose_error(cell: &Cell, e: &goose::GooseError) -> RigError {
+    RigError::Goose {
+        cell: cell.label(),
+        message: e.to_string(),
+    }
+}

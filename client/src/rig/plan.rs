@@ -1,0 +1,290 @@
+//! What a run will do, decided before any load starts: the cells in order (targets alternating
+//! within each load point), each user's request budget, which users or arrivals belong to this
+//! worker, when each cell may start, and the Poisson arrival times of open-loop cells.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::TargetSpec;
+
+/// How a cell loads its target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Load {
+    /// Closed loop: this many users, each sleeping `think_s` before every frame.
+    Closed { users: u32, think_s: f64 },
+    /// Open loop: Poisson arrivals at this many requests per second.
+    Open { rate_per_s: f64 },
+}
+
+impl Load {
+    /// The `users` column: 0 for open-loop cells, which have no closed users.
+    pub fn users(self) -> u32 {
+        match self {
+            Load::Closed { users, .. } => users,
+            Load::Open { .. } => 0,
+        }
+    }
+
+    pub fn think_s(self) -> f64 {
+        match self {
+            Load::Closed { think_s, .. } => think_s,
+            Load::Open { .. } => 0.0,
+        }
+    }
+
+    pub fn rate_per_s(self) -> Option<f64> {
+        match self {
+            Load::Closed { .. } => None,
+            Load::Open { rate_per_s } => Some(rate_per_s),
+        }
+    }
+}
+
+/// One cell of a run: a target under one load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Position in the run, fixed however much of it is resumed (it picks the time slot).
+    pub index: usize,
+    pub target: TargetSpec,
+    pub load: Load,
+}
+
+impl Cell {
+    /// A stable name: the key in run.json and the stem of goose's report files.
+    pub fn key(&self) -> String {
+        let load = match self.load {
+            Load::Closed { users, think_s } => format!("u{users}-z{think_s}"),
+            Load::Open { rate_per_s } => format!("r{rate_per_s}"),
+        };
+        format!("{}-{load}", self.target.name)
+    }
+
+    /// For progress lines: `serverless users=2 think=1s` or `serverless rate=5/s`.
+    pub fn label(&self) -> String {
+        match self.load {
+            Load::Closed { users, think_s } => {
+                format!("{} users={users} think={think_s}s", self.target.name)
+            }
+            Load::Open { rate_per_s } => format!("{} rate={rate_per_s}/s", self.target.name),
+        }
+    }
+}
+
+/// Every cell: for each load point, each target in turn (A, B, A, B …), so that the drift of
+/// a noisy machine falls on every target alike.
+pub fn cells(targets: &[TargetSpec], loads: &[Load]) -> Vec<Cell> {
+    loads
+        .iter()
+        .flat_map(|&load| targets.iter().map(move |t| (t.clone(), load)))
+        .enumerate()
+        .map(|(index, (target, load))| Cell {
+            index,
+            target,
+            load,
+        })
+        .collect()
+}
+
+/// Closed-loop load points: users × think, users outermost.
+pub fn closed_loads(users: &[u32], think: &[Duration]) -> Vec<Load> {
+    users
+        .iter()
+        .flat_map(|&users| {
+            think.iter().map(move |t| Load::Closed {
+                users,
+                think_s: t.as_secs_f64(),
+            })
+        })
+        .collect()
+}
+
+/// How much each user (or each open-loop cell) sends: every cell is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Requests per user (closed) or per cell (open); `None` = unbounded (`--loop` with only
+    /// `--duration`).
+    pub requests: Option<u64>,
+    /// Stop sending after this long from the user's (or open cell's) start.
+    pub duration: Option<Duration>,
+}
+
+impl Budget {
+    /// `--frames N` (wrapping around the video only with `--loop`), else one pass.
+    pub fn new(frames_in_video: u64, frames: Option<u64>, looping: bool, duration: Option<Duration>) -> Self {
+        let requests = match (frames, looping) {
+            (Some(n), true) => Some(n),
+            (Some(n), false) => Some(n.min(frames_in_video)),
+            (None, false) => Some(frames_in_video),
+            (None, true) => None,
+        };
+        Self { requests, duration }
+    }
+
+    pub fn is_bounded(&self) -> bool {
+        self.requests.is_some() || self.duration.is_some()
+    }
+}
+
+/// Which of `workers` processes runs what: users `u` with `u % workers == index`, and the same
+/// for open-loop arrivals, so that the workers' rows together are exactly one process's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub index: u32,
+    pub workers: u32,
+}
+
+impl Share {
+    pub const WHOLE: Share = Share {
+        index: 0,
+        workers: 1,
+    };
+
+    /// Whether the global user (or arrival) number `n` is this worker's.
+    pub fn owns(self, n: u64) -> bool {
+        n % u64::from(self.workers) == u64::from(self.index)
+    }
+
+    /// This worker's users of a cell of `users`, as global user ids.
+    pub fn users(self, users: u32) -> Vec<u32> {
+        (self.index..users).step_by(self.workers as usize).collect()
+    }
+
+    /// The global id of this worker's `local`-th user.
+    pub fn global_user(self, local: usize) -> u32 {
+        self.index + self.workers * local as u32
+    }
+}
+
+/// When cell `index` may start: slot `index` after `start`, or at once without a start time.
+pub fn slot_start(start: Option<SystemTime>, slot: Option<Duration>, index: usize) -> Option<SystemTime> {
+    let start = start?;
+    Some(match slot {
+        Some(slot) => start + slot * index as u32,
+        None => start,
+    })
+}
+
+/// Arrival offsets of an open-loop cell: a Poisson process at `rate` per second (exponential
+/// gaps from a seeded generator), until `count` arrivals or past `duration`.
+pub fn arrivals(seed: u64, rate: f64, count: Option<u64>, duration: Option<Duration>) -> Vec<Duration> {
+    let mut rng = SplitMix64(seed);
+    let mut at = 0.0f64;
+    let mut out = Vec::new();
+    loop {
+        if count.is_some_and(|n| out.len() as u64 >= n) {
+            break;
+        }
+        // Uniform in (0, 1]: never ln(0).
+        let u = ((rng.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        at += -u.ln() / rate;
+        let offset = Duration::from_secs_f64(at);
+        if duration.is_some_and(|d| offset > d) || (count.is_none() && duration.is_none()) {
+            break;
+        }
+        out.push(offset);
+    }
+    out
+}
+
+/// A small, well-known generator (Steele et al.'s SplitMix64): enough for arrival times, and
+/// the same sequence on every worker and every machine.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// A seed from text (the run id), so every worker of a run draws the same arrivals.
+pub fn seed_from(text: &str) -> u64 {
+    // FNV-1a: stable across processes and machines (unlike the std hasher).
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::Url;
+
+    fn target(name: &str) -> TargetSpec {
+        TargetSpec {
+            name: name.into(),
+            url: Url::parse("http://127.0.0.1:1/").expect("test url"),
+        }
+    }
+
+    #[test]
+    fn targets_alternate_within_each_load_point() {
+        let loads = closed_loads(&[1, 2], &[Duration::ZERO, Duration::from_secs(1)]);
+        let cells = cells(&[target("a"), target("b")], &loads);
+        let keys: Vec<String> = cells.iter().map(Cell::key).collect();
+        assert_eq!(
+            keys,
+            ["a-u1-z0", "b-u1-z0", "a-u1-z1", "b-u1-z1", "a-u2-z0", "b-u2-z0", "a-u2-z1", "b-u2-z1"]
+        );
+        assert!(cells.iter().enumerate().all(|(i, c)| c.index == i));
+    }
+
+    #[test]
+    fn budgets_are_one_pass_unless_told() {
+        assert_eq!(Budget::new(40, None, false, None).requests, Some(40));
+        assert_eq!(Budget::new(40, Some(5), false, None).requests, Some(5));
+        assert_eq!(Budget::new(40, Some(90), false, None).requests, Some(40));
+        assert_eq!(Budget::new(40, Some(90), true, None).requests, Some(90));
+        assert!(!Budget::new(40, None, true, None).is_bounded());
+        assert!(Budget::new(40, None, true, Some(Duration::from_secs(1))).is_bounded());
+    }
+
+    #[test]
+    fn worker_shares_partition_users() {
+        let shares = [Share { index: 0, workers: 2 }, Share { index: 1, workers: 2 }];
+        assert_eq!(shares[0].users(5), [0, 2, 4]);
+        assert_eq!(shares[1].users(5), [1, 3]);
+        assert_eq!(shares[1].users(1), Vec::<u32>::new());
+        assert_eq!(shares[1].global_user(1), 3);
+        assert_eq!(Share::WHOLE.users(3), [0, 1, 2]);
+        for n in 0..10 {
+            assert_eq!(shares.iter().filter(|s| s.owns(n)).count(), 1);
+        }
+    }
+
+    #[test]
+    fn poisson_arrivals_are_seeded_and_have_the_rate() {
+        let a = arrivals(7, 50.0, Some(20_000), None);
+        assert_eq!(a, arrivals(7, 50.0, Some(20_000), None), "same seed, same times");
+        assert_ne!(a[..10], arrivals(8, 50.0, Some(10), None)[..]);
+        assert_eq!(a.len(), 20_000);
+        assert!(a.windows(2).all(|w| w[0] <= w[1]));
+        let mean_gap = a[a.len() - 1].as_secs_f64() / a.len() as f64;
+        assert!((mean_gap - 0.02).abs() < 0.001, "mean gap {mean_gap}");
+        // Exponential gaps: the coefficient of variation is 1.
+        let gaps: Vec<f64> = std::iter::once(a[0].as_secs_f64())
+            .chain(a.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()))
+            .collect();
+        let var = gaps.iter().map(|g| (g - mean_gap).powi(2)).sum::<f64>() / gaps.len() as f64;
+        assert!((var.sqrt() / mean_gap - 1.0).abs() < 0.05);
+        let bounded = arrivals(7, 50.0, None, Some(Duration::from_secs(2)));
+        assert!(bounded.iter().all(|t| *t <= Duration::from_secs(2)));
+        assert!((80..=120).contains(&bounded.len()), "{}", bounded.len());
+    }
+
+    #[test]
+    fn slots_follow_the_start_time() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let slot = Some(Duration::from_secs(10));
+        assert_eq!(slot_start(Some(t0), slot, 3), Some(t0 + Duration::from_secs(30)));
+        assert_eq!(slot_start(Some(t0), None, 3), Some(t0));
+        assert_eq!(slot_start(None, slot, 3), None);
+        assert_eq!(seed_from("run-1"), seed_from("run-1"));
+        assert_ne!(seed_from("run-1"), seed_from("run-2"));
+    }
+}
