@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -63,10 +63,13 @@ fn run_plan(plan: &str, url: &str, cell: (u32, u32), extra: &[&str]) -> (TempDir
     (dir, out)
 }
 
-/// JTL lines (header excluded).
-fn jtl_lines(jtl: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(jtl).expect("JTL written");
-    text.lines().skip(1).map(str::to_string).collect()
+/// A JTL's lines as column name → value.
+fn jtl_samples(jtl: &Path) -> Vec<HashMap<String, String>> {
+    csv::Reader::from_path(jtl)
+        .expect("JTL written")
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .expect("JTL is CSV")
 }
 
 /// Every (user_id, frame) pair, sorted.
@@ -94,11 +97,15 @@ fn http_plan_posts_every_frame_of_every_user() {
         assert_eq!((row.target.as_str(), row.worker), ("lab", 0));
         assert!(row.queue_ms.is_some() && row.cold.is_some(), "{row:?}");
         assert!(!row.instance.is_empty(), "{row:?}");
+        // The body sent is the frame file itself (JMeter's own count would add headers).
+        let frame_file = out.join(format!("frames/frame_{:06}.jpg", row.frame));
+        let file_size = std::fs::metadata(&frame_file).expect("frame file").len();
+        assert_eq!(row.bytes_sent, file_size, "{row:?}");
     }
     let run_ids: BTreeSet<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
     assert_eq!(run_ids.len(), 1);
     // The JTL has one line per frame, and JMeter's dashboard was generated from it.
-    assert_eq!(jtl_lines(&out.join("results.jtl")).len(), 6);
+    assert_eq!(jtl_samples(&out.join("results.jtl")).len(), 6);
     assert!(out.join("dashboard/index.html").is_file());
     assert_eq!(
         std::fs::read_to_string(out.join("frames/frames.csv")).expect("frame list"),
@@ -112,12 +119,23 @@ fn client_plan_runs_the_client_once_per_user() {
     let (_dir, out) = run_plan("client", &function.url, (2, 2), &["--no-dashboard"]);
 
     // One sample per client run, successful, with the client's summary parsed into it.
-    let jtl = jtl_lines(&out.join("results.jtl"));
+    let jtl = jtl_samples(&out.join("results.jtl"));
     assert_eq!(jtl.len(), 2, "{jtl:#?}");
-    for line in &jtl {
-        assert!(line.contains(",video,0,"), "{line}");
-        assert!(line.contains(",true,"), "{line}");
-        assert!(line.ends_with(",2,2,0"), "requests, ok, failed: {line}");
+    for s in &jtl {
+        assert_eq!(
+            (&*s["label"], &*s["responseCode"], &*s["success"]),
+            ("video", "0", "true")
+        );
+        let summary = (
+            &*s["client_requests"],
+            &*s["client_ok"],
+            &*s["client_failed"],
+        );
+        assert_eq!(summary, ("2", "2", "0"), "{s:?}");
+        assert!(
+            s["bytes"].parse::<u32>().expect("bytes") < 2000,
+            "response kept small: {s:?}"
+        );
     }
     // The dataset has the clients' own rows, with the JMeter run's identity.
     let rows = rows(&out.join("results.csv"));
@@ -138,9 +156,13 @@ fn client_plan_fails_samples_of_failed_frames_and_crashed_clients() {
     let url = format!("http://{}/", closed.local_addr().expect("addr"));
     drop(closed);
     let (dir, out) = run_plan("client", &url, (1, 2), &["--no-dashboard"]);
-    let jtl = jtl_lines(&out.join("results.jtl"));
+    let jtl = jtl_samples(&out.join("results.jtl"));
     assert_eq!(jtl.len(), 1);
-    assert!(jtl[0].contains(",false,2 of 2 frames failed"), "{}", jtl[0]);
+    assert_eq!(jtl[0]["success"], "false", "{jtl:?}");
+    assert!(
+        jtl[0]["failureMessage"].starts_with("2 of 2 frames failed"),
+        "{jtl:?}"
+    );
     let rows = rows(&out.join("results.csv"));
     assert_eq!(rows.len(), 2);
     assert!(
@@ -180,14 +202,19 @@ fn client_plan_fails_samples_of_failed_frames_and_crashed_clients() {
         .status()
         .expect("run jmeter");
     assert!(status.success());
-    let lines = jtl_lines(&jtl);
-    assert_eq!(lines.len(), 1);
-    assert!(
-        lines[0].contains(",video,1,slblur-client exited with 1: error: "),
-        "{}",
-        lines[0]
+    let samples = jtl_samples(&jtl);
+    assert_eq!(samples.len(), 1);
+    let sample = &samples[0];
+    assert_eq!(
+        (&*sample["responseCode"], &*sample["success"]),
+        ("1", "false")
     );
-    assert!(lines[0].contains("/nonexistent/video.mp4"), "{}", lines[0]);
+    let message = &sample["responseMessage"];
+    assert!(
+        message.starts_with("slblur-client exited with 1: error: "),
+        "{message}"
+    );
+    assert!(message.contains("/nonexistent/video.mp4"), "{message}");
     let import = client_plain(&["import-jtl", path_str(&jtl), "--out", path_str(&crashed)]);
     assert!(import.status.success(), "{}", text(&import.stderr));
     let report = text(&import.stderr);
@@ -276,12 +303,11 @@ fn distributed_run_collects_both_servers() {
     jmeter_run(&plan_args("http", &function.url, &out, (1, 2), &extra));
 
     // Both servers' samples reached the master's JTL, named after the server.
-    let jtl = jtl_lines(&out.join("results.jtl"));
+    let jtl = jtl_samples(&out.join("results.jtl"));
     assert_eq!(jtl.len(), 4, "{jtl:#?}");
     for server in &servers {
-        let from = jtl
-            .iter()
-            .filter(|l| l.contains(&format!(",{}-users 1-1,", server.address)));
+        let thread = format!("{}-users 1-1", server.address);
+        let from = jtl.iter().filter(|s| s["threadName"] == thread);
         assert_eq!(from.count(), 2, "{jtl:#?}");
     }
     // users = threads × servers; each server is a worker with its own user.

@@ -268,8 +268,11 @@ fn frame_row(sample: &Sample, who: &Who) -> Result<Row, BadLine> {
     row.instance = sample.var("instance").unwrap_or_default().to_string();
     // Only an HTTP status is a status; JMeter writes its own text when nothing came back.
     row.status = sample.code.parse().ok();
-    row.bytes_sent = sample.bytes_sent;
-    row.bytes_received = sample.bytes_received;
+    // Body sizes as the dataset counts them; JMeter's own counts include the headers.
+    row.bytes_sent = sample.parsed("body_sent")?.unwrap_or(sample.bytes_sent);
+    row.bytes_received = sample
+        .parsed("body_received")?
+        .unwrap_or(sample.bytes_received);
     row.ok = sample.success;
     row.error = truncate(&sample.error, 200);
     Ok(row)

@@ -9,21 +9,21 @@ const HEADER: &str = "timeStamp,elapsed,label,responseCode,responseMessage,threa
 success,failureMessage,bytes,sentBytes,grpThreads,allThreads,URL,Latency,Hostname,IdleTime,\
 Connect,\"target\",\"users\",\"think_s\",\"worker\",\"user_id\",\"frame\",\"iteration\",\
 \"ml_ms\",\"total_ms\",\"queue_ms\",\"faces\",\"cold\",\"instance\",\"client_csv\",\
-\"client_requests\",\"client_ok\",\"client_failed\"";
+\"client_requests\",\"client_ok\",\"client_failed\",\"body_sent\",\"body_received\"";
 
 /// An HTTP-plan line: thread name, user_id, frame, and the extracted timings.
 fn http_line(thread: &str, user: u32, frame: u32, ok: bool) -> String {
     if ok {
         format!(
             "1795458879281,37,frame,200,OK,{thread},bin,true,,52392,27270,2,2,http://127.0.0.1:8080/,\
-             30,vm,0,3,lab,2,0.5,0,{user},{frame},0,55.120,60.546,0.070,2,false,slblur-1,,,,"
+             30,vm,0,3,lab,2,0.5,0,{user},{frame},0,55.120,60.546,0.070,2,false,slblur-1,,,,,27100,52000"
         )
     } else {
         format!(
             "1795458879281,25003,frame,Non HTTP response code: java.net.SocketTimeoutException,\
              \"Non HTTP response code: java.net.SocketTimeoutException,Read timed out\",{thread},\
              text,false,,1234,27270,2,2,http://127.0.0.1:8080/,0,vm,0,3,lab,2,0.5,0,{user},{frame},\
-             0,,,,,,,,,,"
+             0,,,,,,,,,,,27100,0"
         )
     }
 }
@@ -79,7 +79,8 @@ fn http_plan_lines_become_one_row_per_frame() {
         (Some(0.07), Some(2), Some(false))
     );
     assert_eq!((ok.status, ok.ok, ok.error.as_str()), (Some(200), true, ""));
-    assert_eq!((ok.bytes_sent, ok.bytes_received), (27270, 52392));
+    // Bodies only, from the plan's variables; JMeter's own counts include headers.
+    assert_eq!((ok.bytes_sent, ok.bytes_received), (27100, 52000));
     assert_eq!(
         (ok.target.as_str(), ok.instance.as_str(), ok.worker),
         ("lab", "slblur-1", 0)
@@ -139,6 +140,8 @@ fn identity_falls_back_to_run_properties_and_thread_names() {
         (r.target.as_str(), r.users, r.think_s, r.user_id, r.frame),
         ("serverful", 3, 1.0, 2, 7)
     );
+    // Without the plan's body sizes, JMeter's own byte counts are kept.
+    assert_eq!((r.bytes_sent, r.bytes_received), (20, 10));
     // Without properties nothing says how many users there were: a bad line, not a guess.
     let converted = convert(&jtl, &RunProperties::default()).expect("reads");
     assert!(converted.rows.is_empty());
@@ -166,11 +169,11 @@ fn client_plan_lines_bring_the_clients_rows() {
     }
     drop(sink);
     let client_line = "1795458879281,2500,video,0,,users 1-2,text,true,,500,0,2,2,,0,vm,0,0,\
-        lab,2,0.5,0,1,,0,,,,,,,client/w0-u1-i0.csv,3,3,0"
+        lab,2,0.5,0,1,,0,,,,,,,client/w0-u1-i0.csv,3,3,0,,"
         .to_string();
     let missing = "1795458879281,10,video,1,slblur-client exited with 1: error: no such video,\
         users 1-1,text,false,slblur-client exited with 1: error: no such video,10,0,2,2,,0,vm,0,\
-        0,lab,2,0.5,0,0,,0,,,,,,,client/w0-u0-i0.csv,,,"
+        0,lab,2,0.5,0,0,,0,,,,,,,client/w0-u0-i0.csv,,,,,"
         .to_string();
     let jtl = write_jtl(dir.path(), &[client_line, missing]);
     let converted = convert(&jtl, &run_of("jm")).expect("converts");
@@ -223,7 +226,7 @@ fn bad_lines_are_reported_with_their_numbers_and_skipped() {
     assert_eq!(got.len(), 5, "{got:?}");
     assert_eq!(got[0].0, 3);
     assert!(
-        got[0].1.contains("fields where the header has 35"),
+        got[0].1.contains("fields where the header has 37"),
         "{got:?}"
     );
     assert_eq!(got[1], (4, "timeStamp 'yesterday' is not a whole number"));
