@@ -1,22 +1,21 @@
-//! Server configuration: every `SLBLUR_*` environment variable, its default and its parser.
+//! The function's configuration: every `SLBLUR_*` environment variable, its default and its
+//! parser (the server's own come from [`faas_server::Settings`]).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::Duration;
+
+use faas_server::settings::{Env, SettingError, Settings, positive};
 
 use crate::options::{MaskShape, Mode};
 
-/// Everything the server can be told at start-up. `Default` gives the documented defaults
+/// Everything the function can be told at start-up: the server's settings (`SLBLUR_ADDR`,
+/// `_MAX_BODY_BYTES`, `_WORKERS`, `_QUEUE`, `_TIMEOUT`, `_GRACE`, `_LOCK_FILE`; see
+/// [`faas_server::Settings`]) and the face pipeline's. `Default` gives the documented defaults
 /// except the lock file, which only [`Config::from_env`] turns on (library users opt in).
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub server: Settings,
     /// CenterFace ONNX file (`SLBLUR_MODEL`).
     pub model: PathBuf,
-    /// Listen address (`SLBLUR_ADDR`).
-    pub addr: SocketAddr,
-    /// Largest request body accepted, in bytes (`SLBLUR_MAX_BODY_BYTES`).
-    pub max_body_bytes: usize,
     /// Largest decoded image accepted, in pixels (`SLBLUR_MAX_PIXELS`).
     pub max_pixels: u64,
     /// Frames wider than this are downscaled for detection; 0 = full resolution (`SLBLUR_INFERENCE_WIDTH`).
@@ -31,27 +30,22 @@ pub struct Config {
     pub mask_scale: f32,
     /// JPEG output quality (`SLBLUR_JPEG_QUALITY`).
     pub jpeg_quality: u8,
-    /// Frames processed at once (`SLBLUR_WORKERS`).
-    pub workers: usize,
     /// Threads one inference may use (`SLBLUR_ML_THREADS`).
     pub ml_threads: usize,
-    /// Requests that may wait for a worker; beyond that, 429 (`SLBLUR_QUEUE`).
-    pub queue: usize,
-    /// Per-request deadline, body read to response; past it, 504 (`SLBLUR_TIMEOUT`, seconds).
-    pub request_timeout: Duration,
-    /// File created when ready, for of-watchdog's `suppress_lock=true` (`SLBLUR_LOCK_FILE`, empty = none).
-    pub lock_file: Option<PathBuf>,
-    /// Name reported in responses (`HOSTNAME`, as Kubernetes sets it to the pod name).
-    pub instance: String,
 }
+
+/// The function's name: the prefix of its variables and metrics.
+pub const NAME: &str = "slblur";
 
 impl Default for Config {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Config {
+            server: Settings {
+                instance: format!("{NAME}-{}", std::process::id()),
+                ..Settings::default()
+            },
             model: PathBuf::from("models/centerface.onnx"),
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_body_bytes: 48 << 20,
             max_pixels: 8192 * 4320,
             inference_width: 640,
             threshold: 0.2,
@@ -59,39 +53,27 @@ impl Default for Config {
             mask: MaskShape::Ellipse,
             mask_scale: 1.3,
             jpeg_quality: 90,
-            workers: 1,
             ml_threads: cores,
-            queue: 16,
-            request_timeout: Duration::from_secs(25),
-            lock_file: None,
-            instance: format!("slblur-{}", std::process::id()),
         }
     }
 }
 
-/// A variable that is set but cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}={value:?}: {reason}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub value: String,
-    pub reason: String,
-}
+/// A variable that is set but cannot be used; it names the variable.
+pub type ConfigError = SettingError;
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(&|name| std::env::var(name).ok())
     }
 
     /// Reads variables through `lookup`, so tests need not touch the process environment.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let d = Config::default();
-        let env = Vars(&lookup);
+        let env = Env::new(lookup);
         Ok(Config {
+            server: Settings::from_lookup(NAME, lookup)?,
             model: env.get("SLBLUR_MODEL", |s| Ok(PathBuf::from(s)), d.model)?,
-            addr: env.get("SLBLUR_ADDR", parse_addr, d.addr)?,
-            max_body_bytes: env.get("SLBLUR_MAX_BODY_BYTES", positive, d.max_body_bytes)?,
             max_pixels: env.get("SLBLUR_MAX_PIXELS", positive, d.max_pixels)?,
             inference_width: env.get(
                 "SLBLUR_INFERENCE_WIDTH",
@@ -103,53 +85,8 @@ impl Config {
             mask: env.get("SLBLUR_MASK", str::parse, d.mask)?,
             mask_scale: env.get("SLBLUR_MASK_SCALE", parse_mask_scale, d.mask_scale)?,
             jpeg_quality: env.get("SLBLUR_JPEG_QUALITY", parse_quality, d.jpeg_quality)?,
-            workers: env.get("SLBLUR_WORKERS", positive, d.workers)?,
             ml_threads: env.get("SLBLUR_ML_THREADS", positive, d.ml_threads)?,
-            queue: env.get("SLBLUR_QUEUE", parse_count, d.queue)?,
-            request_timeout: env.get("SLBLUR_TIMEOUT", parse_seconds, d.request_timeout)?,
-            // of-watchdog's lock path by default; an empty value turns the lock file off.
-            lock_file: match lookup("SLBLUR_LOCK_FILE") {
-                Some(v) if v.is_empty() => None,
-                Some(v) => Some(PathBuf::from(v)),
-                None => Some(std::env::temp_dir().join(".lock")),
-            },
-            instance: lookup("HOSTNAME")
-                .filter(|h| !h.is_empty())
-                .unwrap_or(d.instance),
         })
-    }
-}
-
-/// Variables read through a lookup function.
-struct Vars<F>(F);
-
-impl<F: Fn(&str) -> Option<String>> Vars<F> {
-    /// `var` parsed by `parser`, or `default` when unset; an unusable value names the variable.
-    fn get<T>(
-        &self,
-        var: &'static str,
-        parser: impl Fn(&str) -> Result<T, String>,
-        default: T,
-    ) -> Result<T, ConfigError> {
-        let Some(value) = (self.0)(var) else {
-            return Ok(default);
-        };
-        parser(value.trim()).map_err(|reason| ConfigError { var, value, reason })
-    }
-}
-
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    SocketAddr::from_str(s).map_err(|_| "expected HOST:PORT, e.g. 0.0.0.0:8080".into())
-}
-
-fn parse_count(s: &str) -> Result<usize, String> {
-    s.parse().map_err(|_| "expected a whole number".into())
-}
-
-fn positive<T: FromStr + PartialOrd + Default>(s: &str) -> Result<T, String> {
-    match s.parse::<T>() {
-        Ok(n) if n > T::default() => Ok(n),
-        _ => Err("expected a whole number above 0".into()),
     }
 }
 
@@ -186,34 +123,27 @@ pub fn parse_quality(s: &str) -> Result<u8, String> {
     }
 }
 
-/// Seconds as a positive decimal, e.g. `25` or `0.5`.
-pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x > 0.0 && x <= 86_400.0 => Ok(Duration::from_secs_f64(x)),
-        _ => Err("expected seconds above 0, e.g. 25 or 0.5".into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(&|k| map.get(k).cloned())
     }
 
     #[test]
     fn defaults_when_nothing_is_set() {
         let c = from(&[]).expect("defaults");
-        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.server.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.model, PathBuf::from("models/centerface.onnx"));
         assert_eq!(c.inference_width, 640);
-        assert_eq!(c.lock_file, Some(std::env::temp_dir().join(".lock")));
+        assert_eq!(c.server.lock_file, Some(std::env::temp_dir().join(".lock")));
     }
 
     #[test]
@@ -232,14 +162,14 @@ mod tests {
             ("HOSTNAME", "pod-1"),
         ])
         .expect("valid");
-        assert_eq!(c.addr.port(), 8082);
+        assert_eq!(c.server.addr.port(), 8082);
         assert_eq!(c.mode, Mode::Mosaic);
         assert_eq!(c.mask, MaskShape::Box);
         assert_eq!(c.inference_width, 0);
-        assert_eq!(c.request_timeout, Duration::from_millis(500));
-        assert_eq!(c.queue, 0);
-        assert_eq!(c.lock_file, None);
-        assert_eq!(c.instance, "pod-1");
+        assert_eq!(c.server.request_timeout, Duration::from_millis(500));
+        assert_eq!(c.server.queue, 0);
+        assert_eq!(c.server.lock_file, None);
+        assert_eq!(c.server.instance, "pod-1");
     }
 
     #[test]
@@ -268,7 +198,5 @@ mod tests {
         assert_eq!(parse_mask_scale("3"), Ok(3.0));
         assert!(parse_mask_scale("0.9").is_err());
         assert!(parse_threshold("0").is_err());
-        assert_eq!(parse_seconds("25"), Ok(Duration::from_secs(25)));
-        assert!(parse_seconds("abc").is_err());
     }
 }

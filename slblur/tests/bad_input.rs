@@ -205,7 +205,7 @@ fn cases() -> Vec<Bad> {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_bad_input_is_refused_precisely_and_serving_goes_on() {
     let server = TestServer::start_with(|c| {
-        c.max_body_bytes = 2 << 20;
+        c.server.max_body_bytes = 2 << 20;
         c.max_pixels = 4096 * 4096;
     })
     .await;
@@ -279,7 +279,7 @@ async fn messages_name_the_problem() {
 #[tokio::test(flavor = "multi_thread")]
 async fn chunked_body_over_the_limit_is_refused_with_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start_with(|c| c.max_body_bytes = 1 << 20).await;
+    let server = TestServer::start_with(|c| c.server.max_body_bytes = 1 << 20).await;
     let addr = server.url.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = "POST /function/slblur HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n\

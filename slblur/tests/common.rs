@@ -1,7 +1,11 @@
-//! Shared test helpers: the model and fixture paths, and the real server on an ephemeral port.
+//! Shared test helpers: the model and fixture paths, the real server on an ephemeral port, and
+//! the function binary as a child process.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use slblur::Config;
@@ -153,4 +157,130 @@ pub async fn wait_until_in_flight(http: &reqwest::Client, url: &str) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     panic!("no request came in flight");
+}
+
+/// A function binary running as a child process, its stderr read line by line.
+pub struct Function {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Function {
+    /// The workspace's `slblur` on an ephemeral port with the real model and no lock file.
+    pub fn spawn(env: &[(&str, &str)]) -> Function {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_slblur"));
+        command
+            .env("SLBLUR_ADDR", "127.0.0.1:0")
+            .env("SLBLUR_MODEL", model_path())
+            .env("SLBLUR_LOCK_FILE", "");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Function::start(command)
+    }
+
+    /// Starts `command` with stderr captured.
+    pub fn start(mut command: Command) -> Function {
+        command
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        let mut child = command.spawn().expect("spawn the function");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Function {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("the process did not exit");
+    }
+
+    pub fn rest_of_log(&mut self) -> String {
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.log.push(line);
+        }
+        self.log.join("\n")
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The URL in the "listening" log line, text (`addr=…`) or JSON (`"addr":"…"`).
+pub fn listen_url(line: &str) -> String {
+    let line = strip_ansi(line);
+    let addr = match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(json) => json["fields"]["addr"]
+            .as_str()
+            .expect("addr in the JSON listening line")
+            .to_string(),
+        Err(_) => line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("addr="))
+            .expect("addr= in the listening line")
+            .to_string(),
+    };
+    format!("http://{addr}")
+}
+
+/// Sends SIGTERM, as Kubernetes and of-watchdog do.
+pub fn sigterm(child: &Child) {
+    // SAFETY: kill(2) with a child's pid we own and a valid signal number.
+    let sent = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(sent, 0);
 }

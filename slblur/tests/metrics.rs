@@ -19,23 +19,24 @@ async fn metrics_count_requests_by_status_and_time_frames() {
     let text = server.metrics().await;
     let value = |prefix: &str| common::metric(&text, prefix);
     assert_eq!(
-        value(r#"slblur_requests_total{wire="binary",status="200"}"#),
+        value(r#"slblur_requests_total{kind="binary",status="200"}"#),
         2.0
     );
     assert_eq!(
-        value(r#"slblur_requests_total{wire="binary",status="400"}"#),
+        value(r#"slblur_requests_total{kind="binary",status="400"}"#),
         1.0
     );
     assert_eq!(value("slblur_in_flight "), 0.0);
     assert_eq!(value("slblur_faces_total "), 2.0);
-    assert_eq!(value("slblur_ml_seconds_count "), 2.0);
-    assert_eq!(value("slblur_total_seconds_count "), 2.0);
+    assert_eq!(value(r#"slblur_stage_seconds_count{stage="ml"}"#), 2.0);
+    assert_eq!(value(r#"slblur_stage_seconds_count{stage="total"}"#), 2.0);
     assert!(
-        value("slblur_total_seconds_sum ") >= value("slblur_ml_seconds_sum ")
-            && value("slblur_ml_seconds_sum ") > 0.0
+        value(r#"slblur_stage_seconds_sum{stage="total"}"#)
+            >= value(r#"slblur_stage_seconds_sum{stage="ml"}"#)
+            && value(r#"slblur_stage_seconds_sum{stage="ml"}"#) > 0.0
     );
     assert!(
-        text.contains("# TYPE slblur_ml_seconds histogram"),
+        text.contains("# TYPE slblur_stage_seconds histogram"),
         "{text}"
     );
 }

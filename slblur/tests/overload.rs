@@ -18,8 +18,8 @@ fn big_frame_request(server: &TestServer) -> reqwest::RequestBuilder {
 #[tokio::test(flavor = "multi_thread")]
 async fn full_queue_answers_429_with_retry_after() {
     let server = TestServer::start_with(|c| {
-        c.workers = 1;
-        c.queue = 0;
+        c.server.workers = 1;
+        c.server.queue = 0;
     })
     .await;
     let busy = tokio::spawn(big_frame_request(&server).send());
@@ -43,7 +43,7 @@ async fn full_queue_answers_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread")]
 async fn request_past_the_deadline_answers_504() {
     let server = TestServer::start_with(|c| {
-        c.request_timeout = Duration::from_millis(1);
+        c.server.request_timeout = Duration::from_millis(1);
     })
     .await;
     let r = big_frame_request(&server).send().await.expect("send");

@@ -3,113 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-struct Function {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-}
-
-impl Function {
-    fn spawn(env: &[(&str, &str)]) -> Function {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_slblur"));
-        command
-            .env("SLBLUR_ADDR", "127.0.0.1:0")
-            .env("SLBLUR_MODEL", common::model_path())
-            .env("SLBLUR_LOCK_FILE", "")
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().expect("spawn slblur");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Function {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing `needle` and returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {needle:?}; log so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        for _ in 0..600 {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("the process did not exit");
-    }
-
-    fn rest_of_log(&mut self) -> String {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.log.push(line);
-        }
-        self.log.join("\n")
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn listen_url(line: &str) -> String {
-    let line = strip_ansi(line);
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("addr="))
-        .expect("addr= in the listening line");
-    format!("http://{addr}")
-}
+use common::{Function, listen_url, strip_ansi};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
@@ -132,9 +26,7 @@ async fn sigterm_drains_the_request_in_flight_then_exits_zero() {
             .send(),
     );
     common::wait_until_in_flight(&http, &url).await;
-    // SAFETY: kill(2) with a child's pid we own and a valid signal number.
-    let sent = unsafe { libc::kill(f.child.id() as i32, libc::SIGTERM) };
-    assert_eq!(sent, 0);
+    common::sigterm(&f.child);
 
     let response = slow
         .await

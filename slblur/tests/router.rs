@@ -1,17 +1,18 @@
-//! The router in-process with `oneshot`: health before and after the model is ready, and the
+//! The router in-process with `oneshot`: health before and after the function is ready, and the
 //! function refusing work while the model loads.
 
 mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use slblur::AppState;
+use faas_server::Server;
 use tower::ServiceExt;
 
 #[tokio::test]
 async fn health_is_503_until_the_model_is_ready_then_200() {
-    let state = AppState::new(common::test_config());
-    let app = slblur::router(state.clone());
+    let config = common::test_config();
+    let server = Server::new(slblur::config::NAME, config.server.clone());
+    let app = server.router();
     let health = || {
         Request::get("/_/health")
             .body(Body::empty())
@@ -28,10 +29,13 @@ async fn health_is_503_until_the_model_is_ready_then_200() {
     let r = app.clone().oneshot(frame).await.expect("response");
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-    tokio::task::spawn_blocking(move || state.load_model())
-        .await
-        .expect("join")
-        .expect("model");
+    let starting = server.clone();
+    tokio::task::spawn_blocking(move || {
+        starting.start_function(|registry| slblur::Slblur::start(config, registry))
+    })
+    .await
+    .expect("join")
+    .expect("model");
     let r = app.clone().oneshot(health()).await.expect("response");
     assert_eq!(r.status(), StatusCode::OK);
     let frame = Request::post("/function/slblur")

@@ -1,10 +1,9 @@
 //! Binary format: the body is the JPEG or PNG itself, both ways; timings travel in headers.
 
-use axum::response::Response;
+use faas_server::Reply;
 
-use super::{Reply, with_type};
+use crate::pipeline::Processed;
 
-pub fn respond(reply: Reply<'_>) -> Response {
-    let mime = reply.processed.kind.mime();
-    with_type(reply.processed.image, mime)
+pub fn respond(processed: Processed) -> Reply {
+    Reply::new(processed.kind.mime(), processed.image)
 }

@@ -1,15 +1,12 @@
 //! JSON format: `{"image": "<base64>", ...options}` in; the image, faces, per-stage timings and
 //! request facts out.
 
-use axum::http::StatusCode;
-use axum::response::Response;
+use faas_server::{Context, Problem, Reply};
 use serde::Serialize;
 
-use super::{Reply, with_type};
 use crate::detect::{Face, Size};
 use crate::options::{FrameOptions, ImageKind};
-use crate::pipeline::Timings;
-use crate::server::AppError;
+use crate::pipeline::{Processed, Timings};
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -25,8 +22,8 @@ struct Body<'a> {
 }
 
 /// Splits a JSON request into the base64 image text and the options it sets.
-pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>, AppError> {
-    let invalid = |message: String| AppError::new(StatusCode::BAD_REQUEST, "invalid_json", message);
+pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>, Problem> {
+    let invalid = |message: String| Problem::bad_request("invalid_json", message);
     let value: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
     let serde_json::Value::Object(mut fields) = value else {
@@ -47,8 +44,7 @@ pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>,
     Ok(image)
 }
 
-pub fn respond(reply: Reply<'_>) -> Response {
-    let p = &reply.processed;
+pub fn respond(p: Processed, context: &Context) -> Result<Reply, Problem> {
     let body = Body {
         // The pipeline produced base64, which is ASCII.
         image: std::str::from_utf8(&p.image).unwrap_or_default(),
@@ -57,16 +53,11 @@ pub fn respond(reply: Reply<'_>) -> Response {
         timings_ms: p.timings,
         input: p.input,
         inference: p.inference,
-        cold: reply.cold,
-        instance: reply.instance,
-        request_id: reply.request_id,
+        cold: context.cold,
+        instance: &context.instance,
+        request_id: &context.request_id,
     };
-    match serde_json::to_vec(&body) {
-        Ok(bytes) => with_type(bytes, "application/json"),
-        Err(e) => axum::response::IntoResponse::into_response(AppError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "encode_failed",
-            e.to_string(),
-        )),
-    }
+    let bytes =
+        serde_json::to_vec(&body).map_err(|e| Problem::internal("encode_failed", e.to_string()))?;
+    Ok(Reply::new("application/json", bytes))
 }

@@ -5,12 +5,11 @@ pub mod binary;
 pub mod json;
 pub mod seed;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use faas_server::http::{HeaderMap, StatusCode, header};
+use faas_server::{Context, Problem, Reply};
 
 use crate::codec::sniff;
-use crate::pipeline::{Processed, Timings};
-use crate::server::AppError;
+use crate::pipeline::Processed;
 
 /// A request's wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +42,7 @@ pub enum WireHint {
 }
 
 impl WireHint {
-    pub fn from_headers(headers: &HeaderMap) -> Result<WireHint, AppError> {
+    pub fn from_headers(headers: &HeaderMap) -> Result<WireHint, Problem> {
         let Some(value) = headers.get(header::CONTENT_TYPE) else {
             return Ok(WireHint::Untyped);
         };
@@ -56,7 +55,7 @@ impl WireHint {
             | "text/plain"
             | "application/x-www-form-urlencoded"
             | "application/octet-stream" => Ok(WireHint::Untyped),
-            _ => Err(AppError::new(
+            _ => Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 format!(
@@ -81,67 +80,33 @@ impl WireHint {
     }
 }
 
-/// A processed frame and the facts about the request every format reports.
-pub struct Reply<'a> {
-    pub processed: Processed,
-    pub cold: bool,
-    pub instance: &'a str,
-    pub request_id: &'a str,
-}
-
-/// Renders a reply in its wire format; every format also carries the timing headers.
-pub fn respond(wire: Wire, reply: Reply<'_>) -> Response {
-    let timing = server_timing(&reply.processed.timings);
-    let faces = reply.processed.faces.len();
-    let cold = reply.cold;
-    let instance = HeaderValue::from_str(reply.instance).ok();
-    let mut response = match wire {
-        Wire::Binary => binary::respond(reply),
-        Wire::Json => json::respond(reply),
-        Wire::Seed => seed::respond(reply),
+/// Renders a processed frame in its wire format; every format also carries the stage timings
+/// (the server adds queue and total to `Server-Timing`), the face count, the cold flag and the
+/// replica's name (the load rig tells instances apart by it).
+pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Reply, Problem> {
+    let t = processed.timings;
+    let faces = processed.faces.len();
+    let reply = match wire {
+        Wire::Binary => binary::respond(processed),
+        Wire::Json => json::respond(processed, context)?,
+        Wire::Seed => seed::respond(processed),
     };
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&timing) {
-        headers.insert("server-timing", v);
-    }
-    headers.insert("x-face-count", HeaderValue::from(faces));
-    headers.insert(
-        "x-slblur-cold",
-        HeaderValue::from_static(if cold { "true" } else { "false" }),
-    );
-    // Which replica answered, on every format: the load rig tells instances apart by it.
-    if let Some(v) = instance {
-        headers.insert("x-slblur-instance", v);
-    }
-    response
-}
-
-/// `Server-Timing` (W3C) with one entry per stage, in milliseconds.
-pub fn server_timing(t: &Timings) -> String {
-    [
-        ("queue", t.queue),
-        ("decode", t.decode),
-        ("ml", t.ml),
-        ("blur", t.blur),
-        ("encode", t.encode),
-        ("total", t.total),
-    ]
-    .iter()
-    .map(|(name, ms)| format!("{name};dur={ms:.3}"))
-    .collect::<Vec<_>>()
-    .join(", ")
-}
-
-/// Shorthand used by the format modules.
-fn with_type(body: Vec<u8>, content_type: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    Ok(reply
+        .kind(wire.name())
+        .stage("decode", t.decode)
+        .stage("ml", t.ml)
+        .stage("blur", t.blur)
+        .stage("encode", t.encode)
+        .header("x-face-count", faces.to_string())
+        .header("x-slblur-cold", if context.cold { "true" } else { "false" })
+        .header("x-slblur-instance", &*context.instance))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hint(content_type: Option<&str>) -> Result<WireHint, AppError> {
+    fn hint(content_type: Option<&str>) -> Result<WireHint, Problem> {
         let mut h = HeaderMap::new();
         if let Some(ct) = content_type {
             h.insert(header::CONTENT_TYPE, ct.parse().expect("header"));

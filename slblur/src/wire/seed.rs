@@ -3,12 +3,11 @@
 //! `Elapsed ML time: <s>`, `Total time: <s>`, then `{'text': 'serveRR', 'img': '<base64>'}` —
 //! here `img` carries the anonymized PNG (the original left it empty).
 
-use axum::response::Response;
+use faas_server::Reply;
 
-use super::{Reply, with_type};
+use crate::pipeline::Processed;
 
-pub fn respond(reply: Reply<'_>) -> Response {
-    let p = &reply.processed;
+pub fn respond(p: Processed) -> Reply {
     let mut text = format!(
         "Elapsed ML time: {:.6}\nTotal time: {:.6}\n{{'text': 'serveRR', 'img': '",
         p.timings.ml / 1000.0,
@@ -18,5 +17,5 @@ pub fn respond(reply: Reply<'_>) -> Response {
     text.reserve(p.image.len() + 3);
     text.extend_from_slice(&p.image);
     text.extend_from_slice(b"'}\n");
-    with_type(text, "text/plain; charset=utf-8")
+    Reply::new("text/plain; charset=utf-8", text)
 }

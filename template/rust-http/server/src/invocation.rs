@@ -1,0 +1,158 @@
+//! What a handler receives — the request with its limit-checked body and a [`Context`] — and
+//! what it returns: a [`Reply`] with its kind (a metrics label) and its own stage timings.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+
+/// One request, as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub context: Context,
+}
+
+/// Facts about the request that the server knows and the handler may report.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The caller's `X-Request-Id` or `X-Call-Id` (OpenFaaS), or a new UUID.
+    pub request_id: String,
+    /// This replica's name (`HOSTNAME`).
+    pub instance: Arc<str>,
+    /// True for the first request this process handles.
+    pub cold: bool,
+    /// When the whole body was in hand.
+    pub received: Instant,
+    /// Time spent waiting for a worker.
+    pub queued: Duration,
+    /// Past this the client already has a 504: work after it is wasted.
+    pub deadline: Instant,
+}
+
+impl Context {
+    /// Milliseconds since the body was in hand: the handler total so far.
+    pub fn elapsed_ms(&self) -> f64 {
+        ms(self.received.elapsed())
+    }
+}
+
+impl Invocation {
+    /// An invocation as the server would build it, for handler unit tests.
+    pub fn new(method: Method, uri: &str, headers: HeaderMap, body: impl Into<Bytes>) -> Self {
+        let now = Instant::now();
+        Invocation {
+            method,
+            uri: uri.parse().unwrap_or_default(),
+            headers,
+            body: body.into(),
+            context: Context {
+                request_id: "test".into(),
+                instance: Arc::from("test"),
+                cold: true,
+                received: now,
+                queued: Duration::ZERO,
+                deadline: now + Duration::from_secs(25),
+            },
+        }
+    }
+
+    /// The query string without `?`, empty when there is none.
+    pub fn query(&self) -> &str {
+        self.uri.query().unwrap_or("")
+    }
+}
+
+/// A handler's answer. The server adds `Server-Timing` (queue, the stages, total),
+/// `X-Request-Id`, and counts the request under `kind`.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// A small, fixed set of names (a metrics label), e.g. the request's format.
+    pub kind: &'static str,
+    /// `(stage, milliseconds)` in the order they ran.
+    pub stages: Vec<(&'static str, f64)>,
+}
+
+impl Reply {
+    /// 200 with `body` as `content_type`.
+    pub fn new(content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Reply {
+            status: StatusCode::OK,
+            headers,
+            body: body.into(),
+            kind: "function",
+            stages: Vec::new(),
+        }
+    }
+
+    pub fn kind(mut self, kind: &'static str) -> Reply {
+        self.kind = kind;
+        self
+    }
+
+    pub fn stage(mut self, name: &'static str, ms: f64) -> Reply {
+        self.stages.push((name, ms));
+        self
+    }
+
+    /// Adds a header; values that are not valid header text are left out.
+    pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Reply {
+        if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
+            self.headers.insert(HeaderName::from_static(name), v);
+        }
+        self
+    }
+}
+
+/// A duration in milliseconds, rounded to microseconds (what clients need, without float noise).
+pub fn ms(d: Duration) -> f64 {
+    round_ms(d.as_secs_f64() * 1000.0)
+}
+
+pub fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// `Server-Timing` (W3C): `name;dur=ms` entries.
+pub fn server_timing(stages: &[(&str, f64)]) -> String {
+    stages
+        .iter()
+        .map(|(name, ms)| format!("{name};dur={ms:.3}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_lists_stages_in_order() {
+        assert_eq!(
+            server_timing(&[("queue", 0.0), ("ml", 12.3456)]),
+            "queue;dur=0.000, ml;dur=12.346"
+        );
+    }
+
+    #[test]
+    fn reply_builder_sets_type_kind_stages_and_headers() {
+        let r = Reply::new("text/plain", "hi")
+            .kind("greeting")
+            .stage("work", 1.0)
+            .header("x-thing", "1")
+            .header("x-bad", "line\nbreak");
+        assert_eq!(r.headers[header::CONTENT_TYPE], "text/plain");
+        assert_eq!(r.headers["x-thing"], "1");
+        assert!(!r.headers.contains_key("x-bad"));
+        assert_eq!((r.kind, r.stages.len()), ("greeting", 1));
+    }
+}

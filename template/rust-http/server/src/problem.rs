@@ -1,0 +1,149 @@
+//! [`Problem`]: every failure a client can see, with its HTTP status and stable code, rendered
+//! as `{"error": {"code", "message"}}` or, for clients that read text, `Error (code): message`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// How an error is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    Json,
+    PlainText,
+}
+
+/// A failed request: status, machine-readable code, human-readable message.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u32>,
+    /// The request's kind for metrics, when the handler got far enough to know it.
+    pub kind: Option<&'static str>,
+    /// Set by the handler when it knows better than [`crate::Function::error_style`].
+    pub style: Option<ErrorStyle>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Problem {
+        Problem {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            kind: None,
+            style: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn internal(code: &'static str, message: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, code, message)
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> Problem {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn kind(mut self, kind: &'static str) -> Problem {
+        self.kind = Some(kind);
+        self
+    }
+
+    pub fn style(mut self, style: ErrorStyle) -> Problem {
+        self.style = Some(style);
+        self
+    }
+
+    pub fn overloaded(capacity: usize) -> Problem {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "overloaded",
+            format!("all {capacity} processing and queue slots are taken; retry shortly"),
+        )
+        .retry_after(1)
+    }
+
+    pub fn not_ready() -> Problem {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the function is still warming up",
+        )
+        .retry_after(1)
+    }
+
+    pub fn draining() -> Problem {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down")
+    }
+
+    /// `variable` names the setting, so the message says how to raise the limit.
+    pub fn body_too_large(limit: usize, variable: &str) -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than the limit of {limit} bytes ({variable})"),
+        )
+    }
+
+    /// The response in `style` (unless the problem chose its own).
+    pub fn into_response_styled(self, style: ErrorStyle) -> Response {
+        let style = self.style.unwrap_or(style);
+        let mut response = match style {
+            ErrorStyle::PlainText => (
+                self.status,
+                format!("Error ({}): {}\n", self.code, self.message),
+            )
+                .into_response(),
+            ErrorStyle::Json => {
+                let body =
+                    serde_json::json!({"error": {"code": self.code, "message": self.message}});
+                (self.status, axum::Json(body)).into_response()
+            }
+        };
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.into_response_styled(ErrorStyle::Json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_plain_text_carry_code_message_and_retry_after() {
+        let r = Problem::overloaded(3).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let r = Problem::bad_request("bad", "no").into_response_styled(ErrorStyle::PlainText);
+        assert!(
+            r.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .is_ok_and(|t| t.starts_with("text/plain"))
+        );
+        let r = Problem::bad_request("bad", "no")
+            .style(ErrorStyle::Json)
+            .into_response_styled(ErrorStyle::PlainText);
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "application/json",
+            "the problem's own style wins"
+        );
+    }
+}

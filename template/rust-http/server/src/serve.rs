@@ -1,0 +1,114 @@
+//! [`serve`]: binds nothing itself (the caller hands it a listener), warms the function up in
+//! the background, and on the shutdown signal follows of-watchdog's SIGTERM sequence: health
+//! fails and the lock file goes at once, requests are still accepted and served for the grace
+//! (the watchdog keeps forwarding for its `healthcheck_interval`), then the listener closes and
+//! the requests in flight finish.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::{Function, InitError, Server, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The initialiser failed; the message carries its cause chain.
+    #[error("{0}")]
+    Init(String),
+    #[error("the server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the function called `name` on `listener` until `shutdown` resolves, then drains as
+/// described above and returns. `init` runs on a blocking thread while health answers 503; if
+/// it fails, the server stops and the error is returned.
+pub async fn serve<F, I, E>(
+    listener: TcpListener,
+    name: &'static str,
+    settings: Settings,
+    init: I,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError>
+where
+    F: Function,
+    I: FnOnce(&mut Registry) -> Result<F, E> + Send + 'static,
+    E: Into<InitError>,
+{
+    let server = Server::new(name, settings);
+    serve_with(listener, server, init, shutdown).await
+}
+
+/// [`serve`] for a [`Server`] the caller made (to reach its state in tests).
+pub async fn serve_with<F, I, E>(
+    listener: TcpListener,
+    server: Arc<Server>,
+    init: I,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError>
+where
+    F: Function,
+    I: FnOnce(&mut Registry) -> Result<F, E> + Send + 'static,
+    E: Into<InitError>,
+{
+    // A lock left by an earlier process would tell of-watchdog we are ready before we are.
+    server.remove_lock_file();
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<InitError>();
+    let starting = server.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = starting.start_function(init) {
+            let _ = failed_tx.send(e);
+        }
+    });
+
+    let failure = Arc::new(Mutex::new(None));
+    let failure_slot = failure.clone();
+    let stopping = server.clone();
+    let stop = async move {
+        let init_failed = async {
+            match failed_rx.await {
+                Ok(e) => e,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => {
+                let grace = stopping.settings.grace;
+                tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: health fails, still serving for the grace");
+                stopping.start_draining();
+                tokio::time::sleep(grace).await;
+                tracing::info!("grace over: finishing requests in flight");
+            }
+            e = init_failed => {
+                let message = chain(e.as_ref());
+                tracing::error!(error = %message, "the function could not start");
+                if let Ok(mut slot) = failure_slot.lock() {
+                    *slot = Some(message);
+                }
+                stopping.start_draining();
+            }
+        }
+    };
+    let result = axum::serve(listener, server.router())
+        .with_graceful_shutdown(stop)
+        .await;
+    server.remove_lock_file();
+    result?;
+    match failure.lock().ok().and_then(|mut slot| slot.take()) {
+        Some(message) => Err(ServeError::Init(message)),
+        None => Ok(()),
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
