@@ -97,6 +97,55 @@ fn bad_options_are_explained() {
         1,
         "sweep --loop needs --frames or --duration",
     );
+    fails_with(&["sweep", "--video", v, "--think=-1"], 2, "non-negative");
+    fails_with(&["sweep", "--video", v, "--rate", "0"], 2, "must be more than 0");
+    fails_with(
+        &["sweep", "--video", v, "--target", "=http://127.0.0.1:1/"],
+        2,
+        "no target name",
+    );
+    fails_with(
+        &["sweep", "--video", v, "--threshold", "p95 under 2s"],
+        2,
+        "is not a threshold rule",
+    );
+    fails_with(
+        &["load", "--video", v, "--users", "1,2"],
+        1,
+        "load runs one cell",
+    );
+    fails_with(
+        &["sweep", "--video", v, "--workers", "2", "--worker-index", "2"],
+        1,
+        "--worker-index 2 is not below --workers 2",
+    );
+    fails_with(
+        &["sweep", "--video", v, "--users", "1,2", "--start-at", "2030-01-01T00:00:00Z"],
+        1,
+        "give --slot",
+    );
+}
+
+#[test]
+fn a_sweep_goes_on_past_a_dead_target() {
+    let function = common::start_function();
+    let results = Results::new();
+    let out = results.dir.path().join("run");
+    let args = common::grid_args(
+        "sweep",
+        &[("dead", "http://127.0.0.1:9/"), ("alive", &function.url)],
+        &out,
+        &["--users", "1", "--think", "0", "--frames", "2"],
+    );
+    common::summary_of(&common::client(&args));
+    let rows = common::run_folder(&out).rows;
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        match row.target.as_str() {
+            "dead" => assert!(!row.ok && row.error.starts_with("connect error"), "{row:?}"),
+            _ => common::assert_real_ok_row(row, true),
+        }
+    }
 }
 
 #[test]

@@ -46,7 +46,7 @@ fn two_workers_merged_equal_one_process() {
     let merged = base.join("merged");
     let w0 = base.join("w0");
     let w1_dir = base.join("w1");
-    let out = client(&["merge", common::path_str(&w0), common::path_str(&w1_dir), "--out", common::path_str(&merged)]);
+    let out = common::client_plain(&["merge", common::path_str(&w0), common::path_str(&w1_dir), "--out", common::path_str(&merged)]);
     assert!(out.status.success(), "merge failed: {}", text(&out.stderr));
     let merged = run_folder(&merged);
 
@@ -60,11 +60,11 @@ fn two_workers_merged_equal_one_process() {
 
     // A lone worker is merged with a warning naming the missing one.
     let partial = base.join("partial");
-    let out = client(&["merge", common::path_str(&w0), "--out", common::path_str(&partial)]);
+    let out = common::client_plain(&["merge", common::path_str(&w0), "--out", common::path_str(&partial)]);
     assert!(out.status.success());
     assert!(text(&out.stderr).contains("worker 1 is missing"), "{}", text(&out.stderr));
     // Folders of different runs are refused.
-    let out = client(&["merge", common::path_str(&w0), common::path_str(&base.join("single")), "--out", common::path_str(&partial)]);
+    let out = common::client_plain(&["merge", common::path_str(&w0), common::path_str(&base.join("single")), "--out", common::path_str(&partial)]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("only workers of one run can be merged"), "{}", text(&out.stderr));
 }
