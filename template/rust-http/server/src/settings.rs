@@ -225,7 +225,8 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let invalid = || format!("expected a duration such as 5s, 1m30s, 500ms or 2.5, got {s:?}");
     if let Ok(seconds) = s.parse::<f64>() {
-        return (seconds >= 0.0 && seconds <= 86_400.0)
+        return (0.0..=86_400.0)
+            .contains(&seconds)
             .then(|| Duration::from_secs_f64(seconds))
             .ok_or_else(invalid);
     }
