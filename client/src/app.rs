@@ -136,8 +136,14 @@ pub async fn run(args: &RunArgs) -> Result<Finish, AppError> {
     };
     let mut sink = CsvSink::open(&args.out)?;
     eprintln!("run {} -> {}", rig.run_id, target.url);
-    let mut images: Vec<Option<ReplyImage>> =
-        vec![None; if args.save_video.is_some() { frames as usize } else { 0 }];
+    let mut images: Vec<Option<ReplyImage>> = vec![
+        None;
+        if args.save_video.is_some() {
+            frames as usize
+        } else {
+            0
+        }
+    ];
     let outcome = run_cell(&rig, &cell, &mut sink, &mut images).await?;
     let finish = if outcome.interrupted {
         eprintln!(
@@ -192,11 +198,16 @@ pub fn merge(args: &MergeArgs) -> Result<(), AppError> {
         args.out.display()
     );
     for worker in &report.missing_workers {
-        eprintln!("warning: worker {worker} is missing: its share of every cell is not in the dataset");
+        eprintln!(
+            "warning: worker {worker} is missing: its share of every cell is not in the dataset"
+        );
     }
     for (cell, workers) in &report.incomplete_cells {
         let list: Vec<String> = workers.iter().map(u32::to_string).collect();
-        eprintln!("warning: cell {cell} was not completed by worker(s) {}", list.join(", "));
+        eprintln!(
+            "warning: cell {cell} was not completed by worker(s) {}",
+            list.join(", ")
+        );
     }
     Ok(())
 }

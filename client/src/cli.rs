@@ -141,9 +141,10 @@ impl LoadArgs {
         if !self.targets.is_empty() {
             return self.targets.clone();
         }
-        let url = self.url.clone().unwrap_or_else(|| {
-            Url::parse(DEFAULT_URL).expect("DEFAULT_URL is a valid URL")
-        });
+        let url = self
+            .url
+            .clone()
+            .unwrap_or_else(|| Url::parse(DEFAULT_URL).expect("DEFAULT_URL is a valid URL"));
         vec![TargetSpec {
             name: DEFAULT_TARGET.to_string(),
             url,
@@ -231,7 +232,12 @@ pub struct SweepArgs {
     pub workers: u32,
     /// Distributed: this worker's index, 0..W (a Kubernetes Indexed Job sets
     /// JOB_COMPLETION_INDEX).
-    #[arg(long, env = "JOB_COMPLETION_INDEX", default_value_t = 0, value_name = "I")]
+    #[arg(
+        long,
+        env = "JOB_COMPLETION_INDEX",
+        default_value_t = 0,
+        value_name = "I"
+    )]
     pub worker_index: u32,
     /// Start the first cell at this time (RFC 3339, e.g. 2026-01-31T12:00:00Z), so that all
     /// workers start together.
@@ -316,9 +322,9 @@ pub fn parse_users(s: &str) -> Result<UserList, String> {
 
 /// `NAME=URL`: a name of letters, digits, `-`, `_` or `.`, and an http(s) URL.
 pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
-    let (name, url) = s
-        .split_once('=')
-        .ok_or_else(|| format!("'{s}' is not NAME=URL (e.g. serverless=http://127.0.0.1:8080/function/slblur)"))?;
+    let (name, url) = s.split_once('=').ok_or_else(|| {
+        format!("'{s}' is not NAME=URL (e.g. serverless=http://127.0.0.1:8080/function/slblur)")
+    })?;
     let name = name.trim();
     if name.is_empty() {
         return Err(format!("'{s}' has no target name before '='"));
@@ -341,7 +347,9 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 1_000_000.0 => Ok(r),
-        Ok(_) => Err(format!("rate '{s}' must be more than 0 (and at most 1000000) per second")),
+        Ok(_) => Err(format!(
+            "rate '{s}' must be more than 0 (and at most 1000000) per second"
+        )),
         Err(_) => Err(format!("'{s}' is not a rate per second")),
     }
 }
@@ -365,9 +373,8 @@ pub fn parse_threshold(s: &str) -> Result<String, String> {
 
 /// RFC 3339 time, e.g. `2026-01-31T12:00:00Z`.
 pub fn parse_start_at(s: &str) -> Result<std::time::SystemTime, String> {
-    humantime::parse_rfc3339_weak(s.trim()).map_err(|e| {
-        format!("'{s}' is not an RFC 3339 time such as 2026-01-31T12:00:00Z ({e})")
-    })
+    humantime::parse_rfc3339_weak(s.trim())
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time such as 2026-01-31T12:00:00Z ({e})"))
 }
 
 /// A run id usable as a folder name.

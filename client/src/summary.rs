@@ -196,7 +196,12 @@ impl RunSummary {
 /// The human-readable table: one line per cell and metric.
 pub fn table(cells: &[CellSummary]) -> String {
     let mut out = String::new();
-    let target_width = cells.iter().map(|c| c.target.len()).max().unwrap_or(0).max(6);
+    let target_width = cells
+        .iter()
+        .map(|c| c.target.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
     let _ = writeln!(
         out,
         "{:<target_width$} {:>12} {:>8} {:>7} {:>7}  {:<6} {:>9} {:>9} {:>9} {:>9}",

@@ -98,7 +98,11 @@ fn bad_options_are_explained() {
         "sweep --loop needs --frames or --duration",
     );
     fails_with(&["sweep", "--video", v, "--think=-1"], 2, "non-negative");
-    fails_with(&["sweep", "--video", v, "--rate", "0"], 2, "must be more than 0");
+    fails_with(
+        &["sweep", "--video", v, "--rate", "0"],
+        2,
+        "must be more than 0",
+    );
     fails_with(
         &["sweep", "--video", v, "--target", "=http://127.0.0.1:1/"],
         2,
@@ -115,12 +119,28 @@ fn bad_options_are_explained() {
         "load runs one cell",
     );
     fails_with(
-        &["sweep", "--video", v, "--workers", "2", "--worker-index", "2"],
+        &[
+            "sweep",
+            "--video",
+            v,
+            "--workers",
+            "2",
+            "--worker-index",
+            "2",
+        ],
         1,
         "--worker-index 2 is not below --workers 2",
     );
     fails_with(
-        &["sweep", "--video", v, "--users", "1,2", "--start-at", "2030-01-01T00:00:00Z"],
+        &[
+            "sweep",
+            "--video",
+            v,
+            "--users",
+            "1,2",
+            "--start-at",
+            "2030-01-01T00:00:00Z",
+        ],
         1,
         "give --slot",
     );

@@ -6,7 +6,10 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{FakeServer, Results, assert_real_ok_row, client, grid_args, run_folder, start_function, summary_of};
+use common::{
+    FakeServer, Results, assert_real_ok_row, client, grid_args, run_folder, start_function,
+    summary_of,
+};
 use slblur_client::rig::plan;
 
 fn at(text: &str) -> SystemTime {
@@ -19,7 +22,12 @@ fn arrivals_follow_the_seeded_schedule() {
     let results = Results::new();
     let out = results.dir.path().join("open");
     let extra = ["--rate", "8", "--frames", "10", "--seed", "42"];
-    summary_of(&client(&grid_args("load", &[("f", &function.url)], &out, &extra)));
+    summary_of(&client(&grid_args(
+        "load",
+        &[("f", &function.url)],
+        &out,
+        &extra,
+    )));
     let run = run_folder(&out);
     assert_eq!(run.rows.len(), 10);
     let mut rows = run.rows.clone();
@@ -38,7 +46,11 @@ fn arrivals_follow_the_seeded_schedule() {
         let measured = at(&row.intended_at).duration_since(t0).expect("ordered");
         let scheduled = *offset - expected[0];
         let error = measured.as_secs_f64() - scheduled.as_secs_f64();
-        assert!(error.abs() < 0.002, "arrival {} off by {error} s", row.user_id);
+        assert!(
+            error.abs() < 0.002,
+            "arrival {} off by {error} s",
+            row.user_id
+        );
     }
 }
 
@@ -47,11 +59,28 @@ fn excess_over_the_outstanding_bound_becomes_failed_rows() {
     let server = FakeServer::echo(Duration::from_millis(300));
     let results = Results::new();
     let out = results.dir.path().join("open");
-    let extra = ["--rate", "40", "--frames", "20", "--max-outstanding", "1", "--width", "160"];
-    summary_of(&client(&grid_args("load", &[("slow", &server.url)], &out, &extra)));
+    let extra = [
+        "--rate",
+        "40",
+        "--frames",
+        "20",
+        "--max-outstanding",
+        "1",
+        "--width",
+        "160",
+    ];
+    summary_of(&client(&grid_args(
+        "load",
+        &[("slow", &server.url)],
+        &out,
+        &extra,
+    )));
     let rows = run_folder(&out).rows;
     assert_eq!(rows.len(), 20, "every arrival is a row");
-    let dropped = rows.iter().filter(|r| r.error.contains("outstanding requests were busy")).count();
+    let dropped = rows
+        .iter()
+        .filter(|r| r.error.contains("outstanding requests were busy"))
+        .count();
     let sent = rows.iter().filter(|r| r.ok).count();
     assert_eq!(dropped + sent, 20);
     assert!(sent >= 1 && dropped >= 10, "sent {sent}, dropped {dropped}");

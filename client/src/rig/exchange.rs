@@ -138,7 +138,14 @@ async fn record_in_goose(user: &mut GooseUser, row: &Row) {
     let error = (!row.ok).then_some(row.error.as_str());
     // A metrics channel that is already closed (the run is ending) is not the request's fault.
     let _ = user
-        .record_custom_request_duration("rtt", REQUEST_NAME, ms(row.rtt_ms), row.ok, row.status, error)
+        .record_custom_request_duration(
+            "rtt",
+            REQUEST_NAME,
+            ms(row.rtt_ms),
+            row.ok,
+            row.status,
+            error,
+        )
         .await;
     for (method, value) in [("total", row.total_ms), ("ml", row.ml_ms)] {
         if let Some(v) = value {

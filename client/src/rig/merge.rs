@@ -36,7 +36,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, RunDirError> {
         if let Some((first, _)) = workers.first() {
             check_same_run(first, &manifest, dir)?;
         }
-        if workers.iter().any(|(m, _)| m.share.index == manifest.share.index) {
+        if workers
+            .iter()
+            .any(|(m, _)| m.share.index == manifest.share.index)
+        {
             return Err(RunDirError::Mismatch(format!(
                 "{} is worker {} again: each worker folder may be given once",
                 dir.display(),
@@ -82,9 +85,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, RunDirError> {
         let mut rows: Vec<&Row> = workers
             .iter()
             .flat_map(|(_, rows)| rows.iter())
-            .filter(|r| {
-                cell_identity(&r.target, load_of(r)) == identity
-            })
+            .filter(|r| cell_identity(&r.target, load_of(r)) == identity)
             .collect();
         rows.sort_by(|a, b| a.started_at.cmp(&b.started_at));
         for row in &rows {
@@ -112,7 +113,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, RunDirError> {
             .fold(0.0, f64::max);
         merged.record(CellRecord {
             summary: stats.finish(Duration::from_secs_f64(wall)),
-            instances: records.iter().flatten().flat_map(|r| r.instances.iter().cloned()).collect(),
+            instances: records
+                .iter()
+                .flatten()
+                .flat_map(|r| r.instances.iter().cloned())
+                .collect(),
             thresholds_failed: records
                 .iter()
                 .flatten()

@@ -176,8 +176,11 @@ pub async fn run_cell(
             Some(arrivals.len() as u64),
         ),
     };
-    let mut stats = CellStats::new(cell.load.users(), Duration::from_secs_f64(cell.load.think_s()))
-        .for_target(&cell.target.name, cell.load.rate_per_s());
+    let mut stats = CellStats::new(
+        cell.load.users(),
+        Duration::from_secs_f64(cell.load.think_s()),
+    )
+    .for_target(&cell.target.name, cell.load.rate_per_s());
     let progress = Progress::new(rig.show_progress, &cell.label(), expected);
     let started = Instant::now();
     let mut instances = BTreeSet::new();
@@ -209,8 +212,7 @@ pub async fn run_cell(
         open_start: OnceLock::new(),
         tx,
     });
-    let attack = attack(rig, cell, local_users, context)
-        .map_err(|e| goose_error(cell, &e))?;
+    let attack = attack(rig, cell, local_users, context).map_err(|e| goose_error(cell, &e))?;
     // Worker i of W starts its users i/r seconds in, at r/W: together they start as one
     // process would (user u at u/r).
     if let Load::Closed { users, .. } = cell.load {
@@ -281,7 +283,10 @@ fn attack(
     config.users = Some(local_users);
     config.increase_rate = Some(match cell.load {
         Load::Closed { users, .. } => {
-            format!("{}", rig.ramp.users_per_s(users) / f64::from(rig.share.workers))
+            format!(
+                "{}",
+                rig.ramp.users_per_s(users) / f64::from(rig.share.workers)
+            )
         }
         Load::Open { .. } => format!("{ALL_AT_ONCE}"),
     });
@@ -290,11 +295,14 @@ fn attack(
     config.no_print_metrics = true;
     config.no_error_summary = true;
     config.no_telnet = true;
-    config.no_websocket = true;
     if let Some(dir) = &rig.reports_dir {
         config.report_file = ["html", "json", "md"]
             .iter()
-            .map(|ext| dir.join(format!("{}.{ext}", cell.key())).display().to_string())
+            .map(|ext| {
+                dir.join(format!("{}.{ext}", cell.key()))
+                    .display()
+                    .to_string()
+            })
             .collect();
     }
     if !rig.thresholds.is_empty() {

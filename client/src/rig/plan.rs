@@ -112,7 +112,12 @@ pub struct Budget {
 
 impl Budget {
     /// `--frames N` (wrapping around the video only with `--loop`), else one pass.
-    pub fn new(frames_in_video: u64, frames: Option<u64>, looping: bool, duration: Option<Duration>) -> Self {
+    pub fn new(
+        frames_in_video: u64,
+        frames: Option<u64>,
+        looping: bool,
+        duration: Option<Duration>,
+    ) -> Self {
         let requests = match (frames, looping) {
             (Some(n), true) => Some(n),
             (Some(n), false) => Some(n.min(frames_in_video)),
@@ -158,7 +163,11 @@ impl Share {
 }
 
 /// When cell `index` may start: slot `index` after `start`, or at once without a start time.
-pub fn slot_start(start: Option<SystemTime>, slot: Option<Duration>, index: usize) -> Option<SystemTime> {
+pub fn slot_start(
+    start: Option<SystemTime>,
+    slot: Option<Duration>,
+    index: usize,
+) -> Option<SystemTime> {
     let start = start?;
     Some(match slot {
         Some(slot) => start + slot * index as u32,
@@ -168,7 +177,12 @@ pub fn slot_start(start: Option<SystemTime>, slot: Option<Duration>, index: usiz
 
 /// Arrival offsets of an open-loop cell: a Poisson process at `rate` per second (exponential
 /// gaps from a seeded generator), until `count` arrivals or past `duration`.
-pub fn arrivals(seed: u64, rate: f64, count: Option<u64>, duration: Option<Duration>) -> Vec<Duration> {
+pub fn arrivals(
+    seed: u64,
+    rate: f64,
+    count: Option<u64>,
+    duration: Option<Duration>,
+) -> Vec<Duration> {
     let mut rng = SplitMix64(seed);
     let mut at = 0.0f64;
     let mut out = Vec::new();
@@ -229,7 +243,10 @@ mod tests {
         let keys: Vec<String> = cells.iter().map(Cell::key).collect();
         assert_eq!(
             keys,
-            ["a-u1-z0", "b-u1-z0", "a-u1-z1", "b-u1-z1", "a-u2-z0", "b-u2-z0", "a-u2-z1", "b-u2-z1"]
+            [
+                "a-u1-z0", "b-u1-z0", "a-u1-z1", "b-u1-z1", "a-u2-z0", "b-u2-z0", "a-u2-z1",
+                "b-u2-z1"
+            ]
         );
         assert!(cells.iter().enumerate().all(|(i, c)| c.index == i));
     }
@@ -246,7 +263,16 @@ mod tests {
 
     #[test]
     fn worker_shares_partition_users() {
-        let shares = [Share { index: 0, workers: 2 }, Share { index: 1, workers: 2 }];
+        let shares = [
+            Share {
+                index: 0,
+                workers: 2,
+            },
+            Share {
+                index: 1,
+                workers: 2,
+            },
+        ];
         assert_eq!(shares[0].users(5), [0, 2, 4]);
         assert_eq!(shares[1].users(5), [1, 3]);
         assert_eq!(shares[1].users(1), Vec::<u32>::new());
@@ -260,7 +286,11 @@ mod tests {
     #[test]
     fn poisson_arrivals_are_seeded_and_have_the_rate() {
         let a = arrivals(7, 50.0, Some(20_000), None);
-        assert_eq!(a, arrivals(7, 50.0, Some(20_000), None), "same seed, same times");
+        assert_eq!(
+            a,
+            arrivals(7, 50.0, Some(20_000), None),
+            "same seed, same times"
+        );
         assert_ne!(a[..10], arrivals(8, 50.0, Some(10), None)[..]);
         assert_eq!(a.len(), 20_000);
         assert!(a.windows(2).all(|w| w[0] <= w[1]));
@@ -281,7 +311,10 @@ mod tests {
     fn slots_follow_the_start_time() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
         let slot = Some(Duration::from_secs(10));
-        assert_eq!(slot_start(Some(t0), slot, 3), Some(t0 + Duration::from_secs(30)));
+        assert_eq!(
+            slot_start(Some(t0), slot, 3),
+            Some(t0 + Duration::from_secs(30))
+        );
         assert_eq!(slot_start(Some(t0), None, 3), Some(t0));
         assert_eq!(slot_start(None, slot, 3), None);
         assert_eq!(seed_from("run-1"), seed_from("run-1"));

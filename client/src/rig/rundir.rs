@@ -123,8 +123,14 @@ impl RunManifest {
         };
         check("targets", self.targets == other.targets)?;
         check("load points (users/think/rate)", self.loads == other.loads)?;
-        check("wire format", self.wire == other.wire && self.format == other.format)?;
-        check("frame budget", self.budget == other.budget && self.video_frames == other.video_frames)?;
+        check(
+            "wire format",
+            self.wire == other.wire && self.format == other.format,
+        )?;
+        check(
+            "frame budget",
+            self.budget == other.budget && self.video_frames == other.video_frames,
+        )?;
         check("worker share", self.share == other.share)
     }
 }
@@ -156,12 +162,16 @@ impl RunDir {
 
     /// The run.json already there, if any.
     pub fn load_manifest(&self) -> Result<Option<RunManifest>, RunDirError> {
-        read_manifest(&self.path.join(MANIFEST)).map(Some).or_else(|e| match e {
-            RunDirError::Read { ref source, .. } if source.kind() == io::ErrorKind::NotFound => {
-                Ok(None)
-            }
-            e => Err(e),
-        })
+        read_manifest(&self.path.join(MANIFEST))
+            .map(Some)
+            .or_else(|e| match e {
+                RunDirError::Read { ref source, .. }
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    Ok(None)
+                }
+                e => Err(e),
+            })
     }
 
     /// Writes run.json and summary.csv (atomically: a crash leaves the previous version).
@@ -252,8 +262,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
 /// summary.csv: one row per cell (target × users × think, or target × rate).
 pub fn write_summary_csv(path: &Path, cells: &[&CellSummary]) -> Result<(), RunDirError> {
     let mut header = vec![
-        "target", "users", "think_s", "rate_per_s", "requests", "ok", "failed", "success_rate",
-        "cold", "wall_s", "throughput_rps",
+        "target",
+        "users",
+        "think_s",
+        "rate_per_s",
+        "requests",
+        "ok",
+        "failed",
+        "success_rate",
+        "cold",
+        "wall_s",
+        "throughput_rps",
     ]
     .into_iter()
     .map(String::from)

@@ -46,7 +46,14 @@ pub fn loads(args: &SweepArgs, mode: Mode) -> Result<Vec<Load>, AppError> {
     } else {
         let (default_users, default_think): (&[u32], &[Duration]) = match mode {
             Mode::Load => (&[1], &[Duration::ZERO]),
-            Mode::Sweep => (&[1, 2, 4], &[Duration::ZERO, Duration::from_secs(1), Duration::from_secs(5)]),
+            Mode::Sweep => (
+                &[1, 2, 4],
+                &[
+                    Duration::ZERO,
+                    Duration::from_secs(1),
+                    Duration::from_secs(5),
+                ],
+            ),
         };
         let users = args.users.as_ref().map_or(default_users, |u| &u.0);
         let think = args.think.as_ref().map_or(default_think, |t| &t.0);
@@ -196,7 +203,12 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
     let mut finish = Finish::Completed;
     for cell in &cells {
         if manifest.complete(&cell.key()) {
-            eprintln!("[{}/{}] {}: complete, skipped", cell.index + 1, cells.len(), cell.label());
+            eprintln!(
+                "[{}/{}] {}: complete, skipped",
+                cell.index + 1,
+                cells.len(),
+                cell.label()
+            );
             continue;
         }
         if !wait_for_slot(args.start_at, slot, cell).await {
@@ -240,7 +252,11 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
             );
         }
     }
-    let failed_rules = manifest.cells.iter().map(|c| c.thresholds_failed.len()).sum::<usize>();
+    let failed_rules = manifest
+        .cells
+        .iter()
+        .map(|c| c.thresholds_failed.len())
+        .sum::<usize>();
     if finish == Finish::Completed && failed_rules > 0 {
         finish = Finish::ThresholdsFailed;
     }
@@ -248,18 +264,33 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
     print!("{}", table(&summaries));
     let instances = manifest.instances_seen();
     if !instances.is_empty() {
-        eprintln!("instances that answered: {}", instances.into_iter().collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "instances that answered: {}",
+            instances.into_iter().collect::<Vec<_>>().join(", ")
+        );
     }
     if summaries.iter().all(|c| c.ok == 0) {
-        eprintln!("warning: no request succeeded; are the targets up? (see the error column of {})", dir.results().display());
+        eprintln!(
+            "warning: no request succeeded; are the targets up? (see the error column of {})",
+            dir.results().display()
+        );
     }
     if finish == Finish::ThresholdsFailed {
         eprintln!("{failed_rules} threshold rule(s) failed: exit status 3");
     }
-    eprintln!("{} rows appended to {}; goose reports in {}", sink.rows(), dir.results().display(), dir.reports().display());
+    eprintln!(
+        "{} rows appended to {}; goose reports in {}",
+        sink.rows(),
+        dir.results().display(),
+        dir.reports().display()
+    );
     let summary = RunSummary {
         run_id: manifest.run_id.clone(),
-        url: targets.iter().map(|t| t.url.to_string()).collect::<Vec<_>>().join(" "),
+        url: targets
+            .iter()
+            .map(|t| t.url.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
         wire: wire_name(load.wire).into(),
         video: load.video.display().to_string(),
         csv: dir.results().display().to_string(),
@@ -313,7 +344,11 @@ async fn wait_for_slot(start: Option<SystemTime>, slot: Option<Duration>, cell: 
     };
     match at.duration_since(SystemTime::now()) {
         Ok(wait) => {
-            eprintln!("waiting {:.1} s for the slot of {}", wait.as_secs_f64(), cell.label());
+            eprintln!(
+                "waiting {:.1} s for the slot of {}",
+                wait.as_secs_f64(),
+                cell.label()
+            );
             pause(wait).await
         }
         Err(_) => true,
@@ -328,4 +363,3 @@ fn compact_time(t: SystemTime) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .collect()
 }
-
