@@ -407,7 +407,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("test input");
         let path = dir.path().join("legacy.csv");
         let line = "r,2,0.5,1,3,0,1970-01-01T00:00:00.000Z,12.5,10,8.25,2,200,100,90,false,true,";
-        fs::write(&path, format!("{}\n{line}\n", HEADER[..LEGACY_COLUMNS].join(","))).expect("test input");
+        fs::write(
+            &path,
+            format!("{}\n{line}\n", HEADER[..LEGACY_COLUMNS].join(",")),
+        )
+        .expect("test input");
         let rows = read_rows(&path).expect("legacy file reads");
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
