@@ -109,6 +109,9 @@ pub struct CellContext {
     pub arrivals: Vec<(u64, Duration)>,
     pub next_arrival: AtomicUsize,
     pub open_start: OnceLock<(Instant, SystemTime)>,
+    /// When the first user began: the cell's wall time (for throughput) counts from here, not
+    /// from goose's own start-up.
+    pub first_user: OnceLock<Instant>,
     tx: mpsc::UnboundedSender<Outcome>,
 }
 
@@ -210,8 +213,10 @@ pub async fn run_cell(
         arrivals,
         next_arrival: AtomicUsize::new(0),
         open_start: OnceLock::new(),
+        first_user: OnceLock::new(),
         tx,
     });
+    let first_user = Arc::clone(&context);
     let attack = attack(rig, cell, local_users, context).map_err(|e| goose_error(cell, &e))?;
     // Worker i of W starts its users i/r seconds in, at r/W: together they start as one
     // process would (user u at u/r).
@@ -229,7 +234,9 @@ pub async fn run_cell(
     }
     let execution = attack.execute();
     tokio::pin!(execution);
+    let mut last_end = started;
     let mut write = |outcome: Outcome| -> Result<(), RecordError> {
+        last_end = Instant::now();
         sink.write(&outcome.row)?;
         stats.add(&outcome.row);
         progress.record(&outcome.row, stats.ok(), stats.failed());
@@ -254,6 +261,11 @@ pub async fn run_cell(
         write(outcome)?;
     }
     progress.finish();
+    let wall = match first_user.first_user.get() {
+        Some(&began) => last_end.saturating_duration_since(began),
+        None => started.elapsed(),
+    };
+    drop(first_user);
     let thresholds_failed = match result {
         Ok(_) => Vec::new(),
         Err(goose::GooseError::ThresholdsFailed { failed, .. }) => failed
@@ -263,7 +275,7 @@ pub async fn run_cell(
         Err(e) => return Err(goose_error(cell, &e)),
     };
     Ok(CellOutcome {
-        summary: stats.finish(started.elapsed()),
+        summary: stats.finish(wall),
         interrupted: goose::is_killswitch_triggered(),
         thresholds_failed,
         instances,

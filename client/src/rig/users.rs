@@ -23,6 +23,7 @@ const LATE_TOLERANCE: Duration = Duration::from_millis(20);
 
 /// One closed-loop user: think, send the next frame, until its budget, deadline or Ctrl-C.
 pub async fn video_user(user: &mut GooseUser, cell: &CellContext) {
+    cell.first_user.get_or_init(Instant::now);
     let user_id = cell.share.global_user(user.weighted_users_index);
     let think = Duration::from_secs_f64(cell.load.think_s());
     let frames = cell.workload.frames();
@@ -57,6 +58,7 @@ pub async fn arrival_taker(user: &mut GooseUser, cell: &CellContext) {
     let (start, start_wall) = *cell
         .open_start
         .get_or_init(|| (Instant::now(), SystemTime::now()));
+    cell.first_user.get_or_init(|| start);
     let frames = cell.workload.frames();
     loop {
         let taken = cell.next_arrival.fetch_add(1, Ordering::SeqCst);
