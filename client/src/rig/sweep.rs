@@ -100,7 +100,17 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
         workers: args.workers,
     };
 
-    let dir = RunDir::create(&out_dir(args))?;
+    // The id a new run gets (a resumed one keeps its own); the default folder is named by it.
+    let fresh_id = match (&args.run_id, args.start_at) {
+        (Some(id), _) => id.clone(),
+        (None, Some(start)) => format!("run-{}", compact_time(start)),
+        (None, None) => record::new_run_id(),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(&fresh_id));
+    let dir = RunDir::create(&out)?;
     let existing = dir.load_manifest()?;
     if existing.is_some() && !args.resume {
         return Err(AppError::Usage(format!(
@@ -109,12 +119,7 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
         )));
     }
     record::check_header(&dir.results())?;
-    let run_id = match (&existing, &args.run_id, args.start_at) {
-        (Some(m), _, _) => m.run_id.clone(),
-        (None, Some(id), _) => id.clone(),
-        (None, None, Some(start)) => format!("run-{}", compact_time(start)),
-        (None, None, None) => record::new_run_id(),
-    };
+    let run_id = existing.as_ref().map_or(fresh_id, |m| m.run_id.clone());
     let workload = Arc::new(prepare_workload(load).await?);
     let budget = Budget::new(workload.frames(), load.frames, load.looping, load.duration);
     let seed = args.seed.unwrap_or_else(|| plan::seed_from(&run_id));
@@ -299,13 +304,6 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
     };
     println!("{}", summary.json_line());
     Ok(finish)
-}
-
-fn out_dir(args: &SweepArgs) -> PathBuf {
-    args.out.clone().unwrap_or_else(|| {
-        let id = args.run_id.clone().unwrap_or_else(record::new_run_id);
-        PathBuf::from("results").join(id)
-    })
 }
 
 /// The wall time reserved per cell when cells must start at fixed times (a start time with
