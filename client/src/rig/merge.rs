@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::record::{self, CsvSink, Row};
 use crate::summary::CellStats;
 
-use super::plan::Share;
+use super::plan::{Load, Share};
 use super::rundir::{self, CellRecord, RunDir, RunDirError, RunManifest, cell_identity};
 
 /// What was merged and what was missing.
@@ -85,7 +85,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, RunDirError> {
         let mut rows: Vec<&Row> = workers
             .iter()
             .flat_map(|(_, rows)| rows.iter())
-            .filter(|r| cell_identity(&r.target, load_of(r)) == identity)
+            .filter(|r| cell_identity(&r.target, Load::of_row(r)) == identity)
             .collect();
         rows.sort_by(|a, b| a.started_at.cmp(&b.started_at));
         for row in &rows {
@@ -135,17 +135,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, RunDirError> {
         missing_workers,
         incomplete_cells,
     })
-}
-
-/// The load a row was sent under, from its columns.
-fn load_of(row: &Row) -> super::plan::Load {
-    match row.rate_per_s {
-        Some(rate_per_s) => super::plan::Load::Open { rate_per_s },
-        None => super::plan::Load::Closed {
-            users: row.users,
-            think_s: row.think_s,
-        },
-    }
 }
 
 fn check_same_run(first: &RunManifest, other: &RunManifest, dir: &Path) -> Result<(), RunDirError> {

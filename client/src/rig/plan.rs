@@ -34,6 +34,17 @@ impl Load {
         }
     }
 
+    /// The load a row was sent under, from its columns.
+    pub fn of_row(row: &crate::record::Row) -> Load {
+        match row.rate_per_s {
+            Some(rate_per_s) => Load::Open { rate_per_s },
+            None => Load::Closed {
+                users: row.users,
+                think_s: row.think_s,
+            },
+        }
+    }
+
     pub fn rate_per_s(self) -> Option<f64> {
         match self {
             Load::Closed { .. } => None,

@@ -199,14 +199,9 @@ impl RunDir {
             .filter(|c| c.complete)
             .map(|c| cell_identity(&c.target, c.load))
             .collect();
-        let (kept, moved): (Vec<Row>, Vec<Row>) = rows.into_iter().partition(|r| {
-            complete.contains(&(
-                r.target.clone(),
-                r.users,
-                r.think_s.to_bits(),
-                r.rate_per_s.map(f64::to_bits),
-            ))
-        });
+        let (kept, moved): (Vec<Row>, Vec<Row>) = rows
+            .into_iter()
+            .partition(|r| complete.contains(&cell_identity(&r.target, Load::of_row(r))));
         if !moved.is_empty() {
             let mut aside = CsvSink::open(&self.path.join(INTERRUPTED))?;
             for row in &moved {
