@@ -108,19 +108,7 @@ fn per_target(analysis: &Analysis, root: &Area<'_>, metric: Metric) -> DrawResul
                 .flatten()
                 .fold(0.0, f64::max),
         ),
-        Metric::Throughput => upper(
-            analysis
-                .cells
-                .iter()
-                .flat_map(|c| {
-                    [
-                        Some(c.stats.throughput_rps),
-                        c.prediction.map(|p| p.throughput_rps),
-                    ]
-                })
-                .flatten()
-                .fold(0.0, f64::max),
-        ),
+        Metric::Throughput => upper(max_throughput(analysis.cells.iter())),
     };
     for (target, area) in target_panels(root, &analysis.targets) {
         let mut chart = panel_chart(
@@ -243,17 +231,7 @@ fn open_loop(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
             .filter_map(|c| c.key.rate_per_s)
             .fold(0.0, f64::max),
     );
-    let y_max = upper(
-        open.iter()
-            .flat_map(|c| {
-                [
-                    Some(c.stats.throughput_rps),
-                    c.prediction.map(|p| p.throughput_rps),
-                ]
-            })
-            .flatten()
-            .fold(0.0, f64::max),
-    );
+    let y_max = upper(max_throughput(open.iter().copied()));
     for (target, area) in target_panels(root, &analysis.targets) {
         let mut chart = panel_chart(&area, &target, 0f64..rate_max, 0f64..y_max)?;
         chart
@@ -303,4 +281,17 @@ fn open_loop(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
         draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
     Ok(())
+}
+
+/// The highest measured or predicted throughput of `cells`: the top of a throughput axis.
+fn max_throughput<'a>(cells: impl Iterator<Item = &'a CellReport>) -> f64 {
+    cells
+        .flat_map(|c| {
+            [
+                Some(c.stats.throughput_rps),
+                c.prediction.map(|p| p.throughput_rps),
+            ]
+        })
+        .flatten()
+        .fold(0.0, f64::max)
 }
