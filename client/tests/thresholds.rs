@@ -10,18 +10,22 @@ fn a_missed_goal_fails_the_run_and_a_met_one_passes() {
     let function = start_function();
     let results = Results::new();
     let targets = [("f", function.url.as_str())];
+    // One user, three frames, a latency goal and an error goal.
+    let load = |out: &std::path::Path, latency_goal: &str| {
+        let extra = [
+            "--users",
+            "1",
+            "--frames",
+            "3",
+            "--threshold",
+            latency_goal,
+            "--threshold",
+            "error-rate<5%",
+        ];
+        client(&grid_args("load", &targets, out, &extra))
+    };
     let missed = results.dir.path().join("missed");
-    let extra = [
-        "--users",
-        "1",
-        "--frames",
-        "3",
-        "--threshold",
-        "p95<1us",
-        "--threshold",
-        "error-rate<5%",
-    ];
-    let out = client(&grid_args("load", &targets, &missed, &extra));
+    let out = load(&missed, "p95<1us");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(
@@ -42,17 +46,6 @@ fn a_missed_goal_fails_the_run_and_a_met_one_passes() {
         Some(1)
     );
 
-    let met = results.dir.path().join("met");
-    let extra = [
-        "--users",
-        "1",
-        "--frames",
-        "3",
-        "--threshold",
-        "p95<20s",
-        "--threshold",
-        "error-rate<5%",
-    ];
-    let out = client(&grid_args("load", &targets, &met, &extra));
+    let out = load(&results.dir.path().join("met"), "p95<20s");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
