@@ -2,10 +2,13 @@
 //! what it returns: a [`Reply`] with its kind (a metrics label) and its own stage timings.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+
+use crate::Problem;
 
 /// One request, as the handler sees it.
 #[derive(Debug, Clone)]
@@ -32,12 +35,31 @@ pub struct Context {
     pub queued: Duration,
     /// Past this the client already has a 504: work after it is wasted.
     pub deadline: Instant,
+    /// Set by the server when the client has gone (closed the connection, or its gateway gave
+    /// up): nobody will read the answer.
+    pub abandoned: Arc<AtomicBool>,
 }
 
 impl Context {
     /// Milliseconds since the body was in hand: the handler total so far.
     pub fn elapsed_ms(&self) -> f64 {
         ms(self.received.elapsed())
+    }
+
+    /// Why the work should stop now, if it should: the client went away (499) or the deadline
+    /// passed (504). Handlers call it between stages so no worker keeps busy for nobody.
+    pub fn interrupted(&self) -> Option<Problem> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            Some(Problem::abandoned())
+        } else if Instant::now() >= self.deadline {
+            Some(Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the deadline passed while the request was being handled",
+            ))
+        } else {
+            None
+        }
     }
 }
 
@@ -57,6 +79,7 @@ impl Invocation {
                 received: now,
                 queued: Duration::ZERO,
                 deadline: now + Duration::from_secs(25),
+                abandoned: Arc::default(),
             },
         }
     }

@@ -78,6 +78,15 @@ impl Problem {
         .retry_after(1)
     }
 
+    /// 499 (nginx's "client closed request"): for logs and metrics, as nobody reads it.
+    pub fn abandoned() -> Problem {
+        Problem::new(
+            StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            "client_closed_request",
+            "the client went away before the answer was ready",
+        )
+    }
+
     pub fn draining() -> Problem {
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "shutting down")
     }

@@ -219,6 +219,7 @@ async fn admit_and_handle(
                 received,
                 queued,
                 deadline: deadline_at,
+                abandoned: Arc::default(),
             },
         };
         let mut reply = tokio::task::spawn_blocking(move || {
