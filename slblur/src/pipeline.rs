@@ -92,7 +92,12 @@ pub fn process(
     }
     let (mut frame, input_kind) = codec::decode(&raw, max_pixels)?;
     let t1 = Instant::now();
-    let detection = detector.detect(&frame, options.threshold, options.inference_width)?;
+    let detection = detector.detect(
+        &frame,
+        options.threshold,
+        options.inference_width,
+        options.max_inference_pixels,
+    )?;
     let t2 = Instant::now();
     anonymize(
         &mut frame,

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use slblur::Config;
+use slblur::config::DEFAULT_MAX_INFERENCE_PIXELS;
 
 pub fn model_path() -> PathBuf {
     PathBuf::from(concat!(
@@ -130,7 +131,10 @@ pub fn image_size(bytes: &[u8]) -> (u32, u32) {
 pub fn confident_faces(bytes: &[u8]) -> usize {
     let detector = slblur::detect::Detector::load(&model_path(), 2).expect("model");
     let (frame, _) = slblur::codec::decode(bytes, u64::MAX).expect("decodable");
-    let faces = detector.detect(&frame, 0.2, 640).expect("detect").faces;
+    let faces = detector
+        .detect(&frame, 0.2, 640, DEFAULT_MAX_INFERENCE_PIXELS)
+        .expect("detect")
+        .faces;
     faces.iter().filter(|f| f.score >= 0.5).count()
 }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use slblur::config::DEFAULT_MAX_INFERENCE_PIXELS;
 use slblur::detect::Detector;
 use slblur::detect::decode::iou;
 
@@ -46,7 +47,12 @@ fn boxes_match_deface_on_every_reference_frame() {
             None => 0,
         };
         let found = detector
-            .detect(&frame, case.threshold, inference_width)
+            .detect(
+                &frame,
+                case.threshold,
+                inference_width,
+                DEFAULT_MAX_INFERENCE_PIXELS,
+            )
             .expect("detect")
             .faces;
         let label = format!("{} at {:?}", case.file, case.in_shape);
@@ -99,7 +105,10 @@ fn anonymized_faces_lose_their_detail() {
     let (original, _) =
         slblur::codec::decode(&common::fixture("group_1280x720.jpg"), u64::MAX).expect("fixture");
     let options = slblur::options::FrameOptions::from_config(&common::test_config());
-    let faces = detector.detect(&original, 0.2, 640).expect("detect").faces;
+    let faces = detector
+        .detect(&original, 0.2, 640, DEFAULT_MAX_INFERENCE_PIXELS)
+        .expect("detect")
+        .faces;
     assert_eq!(faces.len(), 3);
     let mut frame = original.clone();
     slblur::anonymize::anonymize(
@@ -118,7 +127,10 @@ fn anonymized_faces_lose_their_detail() {
         );
     }
     // What is left is at most a weak face-shaped blob, never a confident face.
-    let after = detector.detect(&frame, 0.2, 640).expect("detect").faces;
+    let after = detector
+        .detect(&frame, 0.2, 640, DEFAULT_MAX_INFERENCE_PIXELS)
+        .expect("detect")
+        .faces;
     assert!(
         after.iter().all(|f| f.score < 0.5),
         "confident faces after blurring: {after:?}"

@@ -21,8 +21,11 @@ pub struct InputShape {
 
 impl InputShape {
     /// deface's `shape_transform`: the frame (or its downscale to `max_width`, like deface's
-    /// `--scale`) is stretched so that each side is the next multiple of 32.
-    pub fn for_frame(width: u32, height: u32, max_width: u32) -> InputShape {
+    /// `--scale`) is stretched so that each side is the next multiple of 32. If that input would
+    /// exceed `max_area` pixels (a tall frame, or `max_width` 0 on a large one), both sides are
+    /// scaled down together, keeping the aspect ratio, until it fits: detection memory and time
+    /// grow with the network's area, whatever the frame's shape.
+    pub fn for_frame(width: u32, height: u32, max_width: u32, max_area: u64) -> InputShape {
         let (w, h) = if max_width > 0 && width > max_width {
             let h = (height as f64 * max_width as f64 / width as f64)
                 .round()
@@ -31,11 +34,16 @@ impl InputShape {
         } else {
             (width, height)
         };
+        let (w, h) = if area(w, h) > max_area {
+            fit_area(w, h, max_area)
+        } else {
+            (w, h)
+        };
         InputShape {
             frame: Size { width, height },
             net: Size {
-                width: w.div_ceil(32) * 32,
-                height: h.div_ceil(32) * 32,
+                width: round32(w),
+                height: round32(h),
             },
         }
     }
@@ -47,6 +55,38 @@ impl InputShape {
             self.frame.height as f32 / self.net.height as f32,
         )
     }
+}
+
+/// A side rounded up to the next multiple of 32 (at least 32).
+fn round32(side: u32) -> u32 {
+    side.max(1).div_ceil(32) * 32
+}
+
+/// The network area of a `w`×`h` frame.
+fn area(w: u32, h: u32) -> u64 {
+    round32(w) as u64 * round32(h) as u64
+}
+
+/// The largest same-aspect downscale of `w`×`h` whose network area is at most `max_area` (a
+/// 32×32 input at least): a bisection on the scale factor, since rounding to 32 is not linear.
+fn fit_area(w: u32, h: u32, max_area: u64) -> (u32, u32) {
+    let at = |s: f64| {
+        (
+            ((w as f64 * s).floor() as u32).max(1),
+            ((h as f64 * s).floor() as u32).max(1),
+        )
+    };
+    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    for _ in 0..48 {
+        let mid = (lo + hi) / 2.0;
+        let (mw, mh) = at(mid);
+        if area(mw, mh) <= max_area {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    at(lo)
 }
 
 /// Bilinear resize, OpenCV-style (`cv2.dnn.blobFromImage` uses `INTER_LINEAR`); no copy when
@@ -85,9 +125,12 @@ pub fn to_tensor(rgb: &[u8], net: Size) -> Tensor {
 mod tests {
     use super::*;
 
+    /// 1280×736: the default network area bound.
+    const AREA: u64 = 1280 * 736;
+
     #[test]
     fn sizes_follow_deface() {
-        let s = InputShape::for_frame(1280, 720, 640);
+        let s = InputShape::for_frame(1280, 720, 640, AREA);
         assert_eq!(
             s.net,
             Size {
@@ -95,7 +138,7 @@ mod tests {
                 height: 384
             }
         );
-        let s = InputShape::for_frame(1280, 720, 0);
+        let s = InputShape::for_frame(1280, 720, 0, AREA);
         assert_eq!(
             s.net,
             Size {
@@ -103,7 +146,7 @@ mod tests {
                 height: 736
             }
         );
-        let s = InputShape::for_frame(512, 512, 640);
+        let s = InputShape::for_frame(512, 512, 640, AREA);
         assert_eq!(
             s.net,
             Size {
@@ -111,7 +154,7 @@ mod tests {
                 height: 512
             }
         );
-        let s = InputShape::for_frame(5, 3, 640);
+        let s = InputShape::for_frame(5, 3, 640, AREA);
         assert_eq!(
             s.net,
             Size {
@@ -119,6 +162,30 @@ mod tests {
                 height: 32
             }
         );
+    }
+
+    #[test]
+    fn the_network_area_is_bounded_whatever_the_shape() {
+        for (w, h, max_width) in [
+            (640, 55296, 640),
+            (640, 8000, 640),
+            (4096, 2160, 0),
+            (55296, 640, 0),
+            (1, 35_389_440, 0),
+            (8192, 4320, 0),
+        ] {
+            let s = InputShape::for_frame(w, h, max_width, AREA);
+            let net = s.net.width as u64 * s.net.height as u64;
+            assert!(net <= AREA, "{w}x{h}: {:?}", s.net);
+            assert!(net >= AREA / 4, "{w}x{h}: needlessly small {:?}", s.net);
+            assert_eq!((s.net.width % 32, s.net.height % 32), (0, 0));
+        }
+        // The aspect ratio survives the bound (within the rounding to 32).
+        let s = InputShape::for_frame(4096, 2160, 0, AREA);
+        let ratio = s.net.width as f64 / s.net.height as f64;
+        assert!((ratio - 4096.0 / 2160.0).abs() < 0.1, "{:?}", s.net);
+        let s = InputShape::for_frame(640, 55296, 640, AREA);
+        assert!(s.net.height > 20 * s.net.width, "{:?}", s.net);
     }
 
     #[test]

@@ -37,14 +37,17 @@ pub struct Detection {
 }
 
 impl Detector {
-    /// Finds faces in `frame`; detection runs on a copy at most `inference_width` wide (0 = full).
+    /// Finds faces in `frame`; detection runs on a copy at most `inference_width` wide (0 = full)
+    /// and at most `max_area` pixels in all.
     pub fn detect(
         &self,
         frame: &Frame,
         threshold: f32,
         inference_width: u32,
+        max_area: u64,
     ) -> Result<Detection, ModelError> {
-        let shape = input::InputShape::for_frame(frame.width, frame.height, inference_width);
+        let shape =
+            input::InputShape::for_frame(frame.width, frame.height, inference_width, max_area);
         let resized = input::resize(frame, shape.net);
         let outputs = self.infer(input::to_tensor(&resized, shape.net), shape.net)?;
         Ok(Detection {
