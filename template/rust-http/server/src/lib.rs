@@ -7,13 +7,17 @@
 //! - [`problem`]: the error a client sees (status, code, message, `Retry-After`), JSON or text.
 //! - [`server`]: the router (health, metrics, the function on every other path), admission and
 //!   429, body limits, deadlines and 504, warm-up and the lock file.
+//! - [`auth`]: the optional bearer token from a secret file.
 //! - [`body`]: reading a body within its limit, and draining bodies that will not be used.
+//! - [`listen`]: connections — the cap, header/idle and write timeouts, the drain deadline.
 //! - [`metrics`]: Prometheus metrics shared by every function, plus the function's own.
 //! - [`serve`]: serving until a signal, the SIGTERM grace, then the drain.
 //! - [`process`]: the binary's `main`: `--help`/`--version`, logs, signals, exit codes.
 
+pub mod auth;
 pub mod body;
 pub mod invocation;
+pub mod listen;
 pub mod metrics;
 pub mod problem;
 pub mod process;

@@ -1,7 +1,7 @@
 //! [`Problem`]: every failure a client can see, with its HTTP status and stable code, rendered
 //! as `{"error": {"code", "message"}}` or, for clients that read text, `Error (code): message`.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// How an error is written.
@@ -26,11 +26,16 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// Messages longer than [`MAX_MESSAGE_BYTES`] are clipped: they may quote client input.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Problem {
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_BYTES {
+            message = clip(&message, MAX_MESSAGE_BYTES).into_owned();
+        }
         Problem {
             status,
             code,
-            message: message.into(),
+            message,
             retry_after: None,
             kind: None,
             style: None,
@@ -67,6 +72,27 @@ impl Problem {
             format!("all {capacity} processing and queue slots are taken; retry shortly"),
         )
         .retry_after(1)
+    }
+
+    /// `what` says what the path is for, e.g. "POST to the function".
+    pub fn method_not_allowed(method: &Method, what: &str) -> Problem {
+        Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not served here: {what} (GET /_/health and /metrics, POST the function)",
+                clip(method.as_str(), 32)
+            ),
+        )
+    }
+
+    /// `variable` names the token file setting.
+    pub fn unauthorized(variable: &str) -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("send the function's token as Authorization: Bearer <token> (see {variable})"),
+        )
     }
 
     pub fn not_ready() -> Problem {
@@ -115,6 +141,11 @@ impl Problem {
                 (self.status, axum::Json(body)).into_response()
             }
         };
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()
@@ -122,6 +153,39 @@ impl Problem {
         }
         response
     }
+}
+
+/// Longest message a client or a log line gets.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying how long it was.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
+}
+
+/// Client-supplied text made safe for one log line: control characters (newlines above all,
+/// which would forge lines in a text log) are escaped, and the length is bounded.
+pub fn for_log(text: &str) -> String {
+    let clipped = clip(text, MAX_MESSAGE_BYTES);
+    clipped
+        .chars()
+        .flat_map(|c| {
+            let escape = c.is_control();
+            let escaped: Vec<char> = if escape {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 impl IntoResponse for Problem {
@@ -133,6 +197,20 @@ impl IntoResponse for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_clipped_and_logs_escape_control_characters() {
+        let long = "x".repeat(40 << 20);
+        let p = Problem::bad_request("bad", format!("unknown option {long}"));
+        assert!(
+            p.message.len() < MAX_MESSAGE_BYTES + 32,
+            "{}",
+            p.message.len()
+        );
+        assert!(p.message.ends_with(&format!("({} bytes)", long.len() + 15)));
+        assert_eq!(for_log("x\nFORGED line=1\r\t"), "x\\nFORGED line=1\\r\\t");
+        assert_eq!(clip("héllo", 2), "h… (6 bytes)");
+    }
 
     #[test]
     fn json_and_plain_text_carry_code_message_and_retry_after() {

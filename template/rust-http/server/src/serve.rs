@@ -2,7 +2,7 @@
 //! the background, and on the shutdown signal follows of-watchdog's SIGTERM sequence: health
 //! fails and the lock file goes at once, requests are still accepted and served for the grace
 //! (the watchdog keeps forwarding for its `healthcheck_interval`), then the listener closes and
-//! the requests in flight finish.
+//! the requests in flight finish within the drain deadline ([`crate::listen`]).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,6 @@ pub enum ServeError {
     /// The initialiser failed; the message carries its cause chain.
     #[error("{0}")]
     Init(String),
-    #[error("the server failed: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// Serves the function called `name` on `listener` until `shutdown` resolves, then drains as
@@ -90,11 +88,8 @@ where
             }
         }
     };
-    let result = axum::serve(listener, server.router())
-        .with_graceful_shutdown(stop)
-        .await;
+    crate::listen::run(listener, server.router(), &server.settings, stop).await;
     server.remove_lock_file();
-    result?;
     match failure.lock().ok().and_then(|mut slot| slot.take()) {
         Some(message) => Err(ServeError::Init(message)),
         None => Ok(()),

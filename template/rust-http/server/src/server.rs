@@ -1,7 +1,10 @@
 //! [`Server`]: the state every request shares, warm-up ([`Server::start_function`]), and the
 //! router — `GET /_/health`, `GET /metrics`, and the function on every other path (OpenFaaS
-//! forwards the full URI). The function route admits or refuses (429), reads the body within
-//! its limit, waits for a worker and runs the handler off the runtime, all under the deadline.
+//! forwards the full URI). The function route checks the method, the token and the encoding,
+//! reads the body (within its size limit, its deadline and the buffered-bytes budget), then
+//! admits or refuses (429), waits for a worker and runs the handler off the runtime under the
+//! request deadline. An admitted request holds its slot until its response is written, and a
+//! request whose client leaves is logged, counted (499) and stopped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -9,16 +12,19 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http_body_util::Full;
 use prometheus_client::registry::Registry;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::body::{discard, read_body};
+use crate::body::{BodyError, check_encoding, discard, read_body};
 use crate::invocation::{Context, ms, round_ms, server_timing};
 use crate::metrics::Metrics;
+use crate::problem::{clip, for_log};
 use crate::settings::{Settings, env_prefix};
 use crate::{ErrorStyle, Function, InitError, Invocation, Problem, Reply};
 
@@ -31,6 +37,8 @@ pub struct Server {
     admission: Arc<Semaphore>,
     /// Requests handled at once.
     workers: Arc<Semaphore>,
+    /// Bytes of request bodies held at once.
+    buffered: Arc<Semaphore>,
     pub metrics: Metrics,
     instance: Arc<str>,
     /// Cleared by the first request handed to the function.
@@ -46,6 +54,7 @@ impl Server {
             name,
             admission: Arc::new(Semaphore::new(settings.capacity())),
             workers: Arc::new(Semaphore::new(settings.workers)),
+            buffered: Arc::new(Semaphore::new(settings.max_buffered_bytes)),
             function: OnceLock::new(),
             metrics: Metrics::new(name),
             instance: Arc::from(settings.instance.as_str()),
@@ -94,8 +103,8 @@ impl Server {
     /// The application; tests drive it with `tower::ServiceExt::oneshot`.
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
-            .route("/_/health", get(health))
-            .route("/metrics", get(metrics))
+            .route("/_/health", get(health).fallback(only_get))
+            .route("/metrics", get(metrics).fallback(only_get))
             .fallback(function_route)
             .with_state(self.clone())
     }
@@ -115,6 +124,10 @@ async fn health(State(server): State<Arc<Server>>) -> Response {
     }
 }
 
+async fn only_get(method: Method) -> Response {
+    Problem::method_not_allowed(&method, "GET it").into_response()
+}
+
 async fn metrics(State(server): State<Arc<Server>>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     (
@@ -131,108 +144,123 @@ async fn function_route(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = request_id(&headers);
+    let mut watch = Watch::new(&server, request_id(&headers));
     let mut body = Some(body);
-    let result = admit_and_handle(&server, method, uri, &headers, &mut body, &request_id).await;
+    let result = handle(&server, method, uri, &headers, &mut body, &watch).await;
     if let Some(unread) = body {
         discard(unread).await;
     }
+    watch.answered = true;
+    let request_id = watch.request_id.as_str();
     let (kind, mut response) = match result {
-        Ok(reply) => (reply.kind, respond(reply)),
+        Ok((reply, slot)) => (reply.kind, respond(reply, slot)),
         Err(problem) => {
             let style = match server.function.get() {
                 Some(f) => f.error_style(&headers),
                 None => ErrorStyle::Json,
             };
             let kind = problem.kind.unwrap_or("unknown");
-            tracing::warn!(request_id, kind, status = problem.status.as_u16(), code = problem.code, message = %problem.message, "refused");
+            tracing::warn!(request_id, kind, status = problem.status.as_u16(), code = problem.code, message = %for_log(&problem.message), "refused");
             (kind, problem.into_response_styled(style))
         }
     };
     server
         .metrics
         .record_request(kind, response.status().as_u16());
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
 }
 
-async fn admit_and_handle(
+/// Checks, reads the body, admits, waits for a worker and runs the handler, under the deadline.
+async fn handle(
     server: &Arc<Server>,
     method: Method,
     uri: Uri,
     headers: &HeaderMap,
     body: &mut Option<Body>,
-    request_id: &str,
-) -> Result<Reply, Problem> {
+    watch: &Watch,
+) -> Result<(Reply, Arc<Slot>), Problem> {
+    let arrived = Instant::now();
     if method != Method::POST {
-        return Err(Problem::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!(
-                "{method} is not served here: POST to the function (GET /_/health and /metrics are)"
-            ),
-        ));
+        return Err(Problem::method_not_allowed(&method, "POST to the function"));
+    }
+    let settings = &server.settings;
+    if let Some(token) = &settings.token
+        && !token.admits(headers)
+    {
+        return Err(Problem::unauthorized(&server.variable("TOKEN_FILE")));
     }
     let function = server
         .function
         .get()
         .cloned()
         .ok_or_else(Problem::not_ready)?;
-    let settings = &server.settings;
-    let Ok(_admitted) = server.admission.clone().try_acquire_owned() else {
+    check_encoding(headers).map_err(|e| server.body_problem(e))?;
+
+    // The body is read before admission, so clients that send slowly hold a connection (under
+    // the body deadline and the buffered-bytes budget), never a worker or queue slot.
+    let deadline = settings.request_timeout;
+    let deadline_at = arrived + deadline;
+    let unread = body
+        .take()
+        .ok_or_else(|| Problem::internal("internal", "the body was already read"))?;
+    let limit = settings.max_body_bytes;
+    let received = read_body(
+        unread,
+        headers,
+        limit,
+        &server.buffered,
+        settings.body_timeout.min(deadline),
+    )
+    .await
+    .map_err(|e| server.body_problem(e))?;
+
+    let Ok(admitted) = server.admission.clone().try_acquire_owned() else {
         return Err(Problem::overloaded(settings.capacity()));
     };
-    server.metrics.in_flight.inc();
-    let _in_flight = OnDrop(Some(|| {
-        server.metrics.in_flight.dec();
-    }));
-
-    let deadline = settings.request_timeout;
-    let deadline_at = Instant::now() + deadline;
+    let slot = Arc::new(Slot::new(server, admitted, received.budget));
+    let received_at = Instant::now();
     let work = async {
-        let body = body
-            .take()
-            .ok_or_else(|| Problem::internal("internal", "the body was already read"))?;
-        let limit = settings.max_body_bytes;
-        let body = read_body(body, headers, limit)
-            .await
-            .map_err(|e| e.into_problem(limit, &server.variable("MAX_BODY_BYTES")))?;
-        let received = Instant::now();
         let worker = server
             .workers
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| Problem::not_ready())?;
-        let queued = received.elapsed();
+        let queued = received_at.elapsed();
         let invocation = Invocation {
             method,
             uri,
             headers: headers.clone(),
-            body,
+            body: received.bytes,
             context: Context {
-                request_id: request_id.to_string(),
+                request_id: watch.request_id.clone(),
                 instance: server.instance.clone(),
                 cold: server.cold.swap(false, Ordering::SeqCst),
-                received,
+                received: received_at,
                 queued,
                 deadline: deadline_at,
-                abandoned: Arc::default(),
+                abandoned: watch.abandoned.clone(),
             },
         };
+        // The slot goes with the work: a request whose client left still counts until the
+        // worker is free again.
+        let working = slot.clone();
         let mut reply = tokio::task::spawn_blocking(move || {
             let _worker = worker;
+            let _working = working;
             function.handle(invocation)
         })
         .await
         .map_err(|e| Problem::internal("internal", format!("the handler failed: {e}")))??;
         reply.stages.insert(0, ("queue", ms(queued)));
-        reply.stages.push(("total", ms(received.elapsed())));
+        reply.stages.push(("total", ms(received_at.elapsed())));
         Ok(reply)
     };
-    let reply = match tokio::time::timeout(deadline, work).await {
+    let remaining = deadline_at.saturating_duration_since(Instant::now());
+    let reply = match tokio::time::timeout(remaining, work).await {
         Ok(result) => result?,
         Err(_) => {
             return Err(Problem::new(
@@ -248,16 +276,126 @@ async fn admit_and_handle(
     };
     server.metrics.record_stages(&reply.stages);
     tracing::info!(
-        request_id,
+        request_id = watch.request_id,
         kind = reply.kind,
         status = reply.status.as_u16(),
         server_timing = %server_timing(&reply.stages),
         "handled"
     );
-    Ok(reply)
+    Ok((reply, slot))
 }
 
-fn respond(reply: Reply) -> Response {
+impl Server {
+    fn body_problem(&self, error: BodyError) -> Problem {
+        let limit = self.settings.max_body_bytes;
+        match error {
+            BodyError::TooLarge => Problem::body_too_large(limit, &self.variable("MAX_BODY_BYTES")),
+            BodyError::TimedOut => Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {:.1} s ({})",
+                    self.settings.body_timeout.as_secs_f64(),
+                    self.variable("BODY_TIMEOUT")
+                ),
+            ),
+            BodyError::Busy => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "overloaded",
+                format!(
+                    "the server holds its limit of {} bytes of request bodies ({}); retry shortly",
+                    self.settings.max_buffered_bytes,
+                    self.variable("MAX_BUFFERED_BYTES")
+                ),
+            )
+            .retry_after(1),
+            BodyError::Encoding { header, value } => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!(
+                    "{header}: {} is not supported: send the body unencoded (chunked transfer is fine)",
+                    clip(&value, 64)
+                ),
+            ),
+            BodyError::Read(e) => {
+                Problem::bad_request("body_read_failed", format!("could not read the body: {e}"))
+            }
+        }
+    }
+}
+
+/// An admitted request: its admission slot, its body's share of the buffered-bytes budget and
+/// its place in `in_flight`, all held until both the worker and the response write are done.
+struct Slot {
+    server: Arc<Server>,
+    _admitted: OwnedSemaphorePermit,
+    _budget: OwnedSemaphorePermit,
+}
+
+impl Slot {
+    fn new(
+        server: &Arc<Server>,
+        admitted: OwnedSemaphorePermit,
+        budget: OwnedSemaphorePermit,
+    ) -> Slot {
+        server.metrics.in_flight.inc();
+        Slot {
+            server: server.clone(),
+            _admitted: admitted,
+            _budget: budget,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.server.metrics.in_flight.dec();
+    }
+}
+
+/// Follows a request from its head to its answer. Dropped before the answer (the client closed
+/// the connection, e.g. a gateway that timed out), it flags the work as abandoned — queued work
+/// is dropped with the future, running work stops at its next stage — and logs and counts it
+/// as 499.
+struct Watch {
+    server: Arc<Server>,
+    request_id: String,
+    abandoned: Arc<AtomicBool>,
+    answered: bool,
+}
+
+impl Watch {
+    fn new(server: &Arc<Server>, request_id: String) -> Watch {
+        Watch {
+            server: server.clone(),
+            request_id,
+            abandoned: Arc::default(),
+            answered: false,
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.abandoned.store(true, Ordering::SeqCst);
+        let problem = Problem::abandoned();
+        self.server
+            .metrics
+            .record_request("unknown", problem.status.as_u16());
+        tracing::warn!(
+            request_id = self.request_id,
+            status = problem.status.as_u16(),
+            code = problem.code,
+            "abandoned: the client went away before the answer"
+        );
+    }
+}
+
+/// The reply as a response whose body holds the request's slot until it is written or dropped.
+fn respond(reply: Reply, slot: Arc<Slot>) -> Response {
     let timing = server_timing(
         &reply
             .stages
@@ -265,7 +403,11 @@ fn respond(reply: Reply) -> Response {
             .map(|(name, v)| (*name, round_ms(*v)))
             .collect::<Vec<_>>(),
     );
-    let mut response = (reply.status, reply.headers, reply.body).into_response();
+    let body = Body::new(Held {
+        body: Full::new(reply.body),
+        _slot: slot,
+    });
+    let mut response = (reply.status, reply.headers, body).into_response();
     if let Ok(v) = HeaderValue::from_str(&timing) {
         response.headers_mut().insert("server-timing", v);
     }
@@ -281,13 +423,28 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
 }
 
-/// Runs its closure when dropped, whichever way the route returns.
-struct OnDrop<F: FnOnce()>(Option<F>);
+/// A response body that keeps something alive until hyper has written it (or given up).
+struct Held<T> {
+    body: Full<Bytes>,
+    _slot: T,
+}
 
-impl<F: FnOnce()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f();
-        }
+impl<T: Unpin> http_body::Body for Held<T> {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }

@@ -1,5 +1,7 @@
 //! The server's environment: `<NAME>_ADDR`, `_MAX_BODY_BYTES`, `_WORKERS`, `_QUEUE`, `_TIMEOUT`,
-//! `_GRACE`, `_LOCK_FILE` (NAME is the function's name in upper case), and of-watchdog's own
+//! `_GRACE`, `_LOCK_FILE`, the connection limits (`_HEADER_TIMEOUT`, `_BODY_TIMEOUT`,
+//! `_WRITE_TIMEOUT`, `_MAX_CONNECTIONS`, `_MAX_BUFFERED_BYTES`, `_DRAIN_TIMEOUT`) and
+//! `_TOKEN_FILE` (NAME is the function's name in upper case), and of-watchdog's own
 //! variables where they say the same thing: the address from `upstream_url`, the grace from
 //! `healthcheck_interval` (else `write_timeout`, as the watchdog itself falls back).
 
@@ -7,6 +9,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
+
+use crate::auth::Token;
 
 /// What every function's server can be told at start-up. `Default` gives the documented
 /// defaults except the lock file, which only [`Settings::from_lookup`] turns on.
@@ -31,6 +35,26 @@ pub struct Settings {
     pub lock_file: Option<PathBuf>,
     /// Name reported in responses (`HOSTNAME`, which Kubernetes sets to the pod name).
     pub instance: String,
+    /// A request head must arrive within this of the connection opening or of its previous
+    /// response; idle keep-alive connections close after it too (`_HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// The whole body must arrive within this of its head; past it, 408 (`_BODY_TIMEOUT`).
+    pub body_timeout: Duration,
+    /// A response write that makes no progress for this long drops the connection
+    /// (`_WRITE_TIMEOUT`), so clients that never read cannot pin memory.
+    pub write_timeout: Duration,
+    /// Connections open at once; beyond it, new ones get 503 and are closed
+    /// (`_MAX_CONNECTIONS`; default 512, kept below the open-file limit).
+    pub max_connections: usize,
+    /// Request bodies held at once (being read, queued or being handled), in bytes; beyond it,
+    /// 429 (`_MAX_BUFFERED_BYTES`).
+    pub max_buffered_bytes: usize,
+    /// After the grace, how long requests in flight may take before the process exits anyway
+    /// (`_DRAIN_TIMEOUT`).
+    pub drain_timeout: Duration,
+    /// When set, function requests must carry `Authorization: Bearer <token>`; the token is
+    /// read from the file `_TOKEN_FILE` names (unset = open).
+    pub token: Option<Token>,
 }
 
 impl Default for Settings {
@@ -44,7 +68,29 @@ impl Default for Settings {
             grace: Duration::ZERO,
             lock_file: None,
             instance: format!("fn-{}", std::process::id()),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            max_connections: default_max_connections(),
+            max_buffered_bytes: 256 << 20,
+            drain_timeout: Duration::from_secs(30),
+            token: None,
         }
+    }
+}
+
+/// 512, or fewer when the open-file limit is low: each connection is a descriptor, and the
+/// process needs some of its own (model, logs, accept) so that `accept()` never fails.
+fn default_max_connections() -> usize {
+    let soft_limit = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            line.split_whitespace().nth(3)?.parse::<usize>().ok()
+        });
+    match soft_limit {
+        Some(limit) => 512.min(limit.saturating_sub(64)).max(16),
+        None => 512,
     }
 }
 
@@ -128,9 +174,13 @@ impl Settings {
             Some(v) => Some(PathBuf::from(v)),
             None => Some(std::env::temp_dir().join(".lock")),
         };
+        let max_body_bytes = env.get(&var("MAX_BODY_BYTES"), positive, d.max_body_bytes)?;
+        let token = env.parse(&var("TOKEN_FILE"), |path| {
+            Token::from_file(std::path::Path::new(path))
+        })?;
         Ok(Settings {
             addr: env.get(&var("ADDR"), parse_addr, watchdog_addr.unwrap_or(d.addr))?,
-            max_body_bytes: env.get(&var("MAX_BODY_BYTES"), positive, d.max_body_bytes)?,
+            max_body_bytes,
             workers: env.get(&var("WORKERS"), positive, d.workers)?,
             queue: env.get(&var("QUEUE"), parse_count, d.queue)?,
             request_timeout: env.get(
@@ -148,6 +198,17 @@ impl Settings {
                 .raw("HOSTNAME")
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| format!("{name}-{}", std::process::id())),
+            header_timeout: env.get(&var("HEADER_TIMEOUT"), parse_seconds, d.header_timeout)?,
+            body_timeout: env.get(&var("BODY_TIMEOUT"), parse_seconds, d.body_timeout)?,
+            write_timeout: env.get(&var("WRITE_TIMEOUT"), parse_seconds, d.write_timeout)?,
+            max_connections: env.get(&var("MAX_CONNECTIONS"), positive, d.max_connections)?,
+            max_buffered_bytes: env.get(
+                &var("MAX_BUFFERED_BYTES"),
+                positive,
+                d.max_buffered_bytes.max(2 * max_body_bytes),
+            )?,
+            drain_timeout: env.get(&var("DRAIN_TIMEOUT"), parse_seconds, d.drain_timeout)?,
+            token,
         })
     }
 

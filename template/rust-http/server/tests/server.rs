@@ -101,6 +101,8 @@ async fn health_follows_readiness_and_errors_follow_the_style() {
         "queue, the function's stages, total: {timing}"
     );
     assert!(r.headers().contains_key("x-request-id"));
+    // A response holds its admission slot until it is written (here: read) or dropped.
+    assert_eq!(body_text(r).await, "slept");
 
     let r = app.clone().oneshot(post("soon")).await.expect("response");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
