@@ -13,7 +13,7 @@ use crate::detect::input::{InputShape, to_tensor};
 use crate::detect::model::CENTERFACE_SHA256;
 use crate::detect::{Detector, ModelError};
 use crate::options::{FrameOptions, ImageKind, OptionError};
-use crate::pipeline::{FrameError, Transport, ms, process};
+use crate::pipeline::{FrameError, Transport, ms, process_until};
 use crate::wire::{self, Wire, WireHint};
 
 pub struct Slblur {
@@ -71,12 +71,13 @@ impl Slblur {
             Wire::Json | Wire::Seed => Transport::Base64,
         };
         let context = &invocation.context;
-        let mut processed = process(
+        let mut processed = process_until(
             &self.detector,
             &image,
             transport,
             &options,
             self.config.max_pixels,
+            &|| context.interrupted(),
         )?;
         processed.timings.queue = ms(context.queued);
         processed.timings.total = context.elapsed_ms();
@@ -123,6 +124,7 @@ impl From<FrameError> for Problem {
     fn from(e: FrameError) -> Problem {
         use faas_server::http::StatusCode;
         let (status, code) = match &e {
+            FrameError::Interrupted(problem) => return problem.clone(),
             FrameError::Empty => (StatusCode::BAD_REQUEST, "empty_body"),
             FrameError::Base64(_) => (StatusCode::BAD_REQUEST, "invalid_base64"),
             FrameError::Codec(CodecError::NotAnImage(_)) => {

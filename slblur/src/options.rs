@@ -85,12 +85,43 @@ pub struct FrameOptions {
     pub quality: u8,
 }
 
-/// An option name or value the function does not know.
+/// An option name or value the function does not know. Both quote client input, clipped
+/// (see [`quote`]), so a huge name or value never becomes a huge message.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("option `{name}`: {reason}")]
 pub struct OptionError {
     pub name: String,
     pub reason: String,
+}
+
+impl OptionError {
+    pub fn new(name: &str, reason: impl Into<String>) -> OptionError {
+        OptionError {
+            name: clip(name),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Longest client text quoted in an error, in bytes.
+pub const MAX_QUOTED_BYTES: usize = 64;
+
+/// Client text as an error quotes it: at most [`MAX_QUOTED_BYTES`] (on a char boundary), then
+/// `…(N bytes)` with the full length.
+pub fn clip(text: &str) -> String {
+    if text.len() <= MAX_QUOTED_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_QUOTED_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &text[..end], text.len())
+}
+
+/// `text` in double quotes, clipped and with control characters escaped.
+pub fn quote(text: &str) -> String {
+    format!("{:?}", clip(text))
 }
 
 /// Option names, as accepted in query strings and JSON bodies.
@@ -121,6 +152,13 @@ impl FrameOptions {
     /// Overrides one option from its textual value.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), OptionError> {
         let value = value.trim();
+        // Every option's value is a short word or number: longer ones need no parsing.
+        if value.len() > MAX_QUOTED_BYTES && OPTION_NAMES.contains(&name) {
+            return Err(OptionError::new(
+                name,
+                format!("the value is too long (got {})", quote(value)),
+            ));
+        }
         let result = match name {
             "mode" => value.parse().map(|v| self.mode = v),
             "mask" => value.parse().map(|v| self.mask = v),
@@ -134,10 +172,7 @@ impl FrameOptions {
                 OPTION_NAMES.join(", ")
             )),
         };
-        result.map_err(|reason| OptionError {
-            name: name.to_string(),
-            reason: format!("{reason} (got {value:?})"),
-        })
+        result.map_err(|reason| OptionError::new(name, format!("{reason} (got {})", quote(value))))
     }
 
     /// Applies a URL query string such as `mode=mosaic&format=png`.
@@ -149,23 +184,10 @@ impl FrameOptions {
         Ok(())
     }
 
-    /// Applies the option fields of a JSON request object (strings, numbers or booleans).
-    pub fn apply_json(
-        &mut self,
-        fields: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), OptionError> {
-        for (name, value) in fields {
-            let text = match value {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                other => {
-                    return Err(OptionError {
-                        name: name.clone(),
-                        reason: format!("expected a string or a number, got {other}"),
-                    });
-                }
-            };
-            self.set(name, &text)?;
+    /// Applies option fields already read from a JSON request, as text (see `wire::json`).
+    pub fn apply_pairs(&mut self, pairs: &[(String, String)]) -> Result<(), OptionError> {
+        for (name, value) in pairs {
+            self.set(name, value)?;
         }
         Ok(())
     }
@@ -219,13 +241,20 @@ mod tests {
     }
 
     #[test]
-    fn json_fields_accept_numbers_and_strings() {
+    fn huge_names_and_values_are_clipped_in_errors() {
         let mut o = defaults();
-        let v = serde_json::json!({"mode": "SOLID", "mask_scale": 1.6, "quality": "75"});
-        o.apply_json(v.as_object().expect("object")).expect("valid");
-        assert_eq!(o.mode, Mode::Solid);
-        assert_eq!(o.mask_scale, 1.6);
-        assert_eq!(o.quality, 75);
+        let long = "x".repeat(1 << 20);
+        for query in [format!("mode={long}"), format!("{long}=1")] {
+            let e = o.apply_query(&query).expect_err("refused");
+            let text = e.to_string();
+            assert!(text.len() < 400, "{} bytes", text.len());
+            assert!(text.contains("(1048576 bytes)"), "{text}");
+        }
+        assert_eq!(
+            clip("é".repeat(40).as_str()).len(),
+            64 + "…(80 bytes)".len()
+        );
+        assert_eq!(quote("a\nb"), r#""a\nb""#);
     }
 
     #[test]
@@ -237,8 +266,6 @@ mod tests {
         assert!(e.to_string().contains("pixelate"), "{e}");
         let e = o.apply_query("colour=red").expect_err("bad name");
         assert!(e.to_string().contains("unknown option"), "{e}");
-        let v = serde_json::json!({"threshold": [1]});
-        assert!(o.apply_json(v.as_object().expect("object")).is_err());
         assert_eq!(
             o,
             defaults(),

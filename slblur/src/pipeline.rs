@@ -1,10 +1,12 @@
 //! One frame, start to finish: (base64 →) decode → detect → anonymize → encode (→ base64),
-//! timing each stage. Synchronous and CPU-bound; the server runs it on its worker pool.
+//! timing each stage. Synchronous and CPU-bound; the server runs it on its worker pool, and it
+//! stops between stages once nobody waits for the result.
 
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use faas_server::Problem;
 
 use crate::anonymize::anonymize;
 use crate::codec::{self, CodecError};
@@ -72,6 +74,9 @@ pub enum FrameError {
     Codec(#[from] CodecError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The client went away or the deadline passed: the server's answer for it.
+    #[error("{}", .0.message)]
+    Interrupted(Problem),
 }
 
 /// Processes one frame. `timings.queue` and `timings.total` are left for the caller.
@@ -82,6 +87,20 @@ pub fn process(
     options: &FrameOptions,
     max_pixels: u64,
 ) -> Result<Processed, FrameError> {
+    process_until(detector, body, transport, options, max_pixels, &|| None)
+}
+
+/// [`process`], asking `interrupted` after decoding, detection and anonymization whether
+/// anybody still waits for the result (see `faas_server::Context::interrupted`).
+pub fn process_until(
+    detector: &Detector,
+    body: &[u8],
+    transport: Transport,
+    options: &FrameOptions,
+    max_pixels: u64,
+    interrupted: &dyn Fn() -> Option<Problem>,
+) -> Result<Processed, FrameError> {
+    let checkpoint = || interrupted().map_or(Ok(()), |p| Err(FrameError::Interrupted(p)));
     let t0 = Instant::now();
     let raw = match transport {
         Transport::Raw => std::borrow::Cow::Borrowed(body),
@@ -91,6 +110,8 @@ pub fn process(
         return Err(FrameError::Empty);
     }
     let (mut frame, input_kind) = codec::decode(&raw, max_pixels)?;
+    drop(raw);
+    checkpoint()?;
     let t1 = Instant::now();
     let detection = detector.detect(
         &frame,
@@ -98,6 +119,7 @@ pub fn process(
         options.inference_width,
         options.max_inference_pixels,
     )?;
+    checkpoint()?;
     let t2 = Instant::now();
     anonymize(
         &mut frame,
@@ -106,6 +128,7 @@ pub fn process(
         options.mask,
         options.mask_scale,
     );
+    checkpoint()?;
     let t3 = Instant::now();
     let kind = options.format.unwrap_or(input_kind);
     let mut image = codec::encode(&frame, kind, options.quality)?;

@@ -288,3 +288,26 @@ pub fn sigterm(child: &Child) {
     let sent = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(sent, 0);
 }
+
+/// A process's peak resident memory so far (`VmHWM`), in MB.
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status");
+    kb / 1024.0
+}
+
+/// A `width`×`height` JPEG of a smooth gradient with some texture.
+pub fn gradient_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let rgb = (0..width as u64 * height as u64)
+        .flat_map(|i| {
+            let (x, y) = ((i % width as u64) as u32, (i / width as u64) as u32);
+            [(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8]
+        })
+        .collect();
+    let frame = slblur::codec::Frame { width, height, rgb };
+    slblur::codec::encode(&frame, slblur::options::ImageKind::Jpeg, 80).expect("encode")
+}

@@ -1,11 +1,15 @@
 //! JSON format: `{"image": "<base64>", ...options}` in; the image, faces, per-stage timings and
 //! request facts out.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use faas_server::{Context, Problem, Reply};
-use serde::Serialize;
+use serde::de::{self, Error as _, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::detect::{Face, Size};
-use crate::options::{FrameOptions, ImageKind};
+use crate::options::{FrameOptions, ImageKind, MAX_QUOTED_BYTES, OPTION_NAMES, OptionError, clip};
 use crate::pipeline::{Processed, Timings};
 
 #[derive(Serialize)]
@@ -21,27 +25,135 @@ struct Body<'a> {
     request_id: &'a str,
 }
 
-/// Splits a JSON request into the base64 image text and the options it sets.
+/// Splits a JSON request into the base64 image text and the options it sets. The object is
+/// read field by field, never built as a tree: a value of the wrong type (say a 48 MB array
+/// for `mode`) is refused at its first byte, and only the image text is copied.
 pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>, Problem> {
     let invalid = |message: String| Problem::bad_request("invalid_json", message);
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| invalid(format!("the body is not valid JSON: {e}")))?;
-    let serde_json::Value::Object(mut fields) = value else {
-        return Err(invalid(
-            "the body must be a JSON object with an \"image\" field".into(),
-        ));
-    };
-    let image = match fields.remove("image") {
-        Some(serde_json::Value::String(s)) => s.into_bytes(),
-        Some(_) => return Err(invalid("\"image\" must be a base64 string".into())),
-        None => {
-            return Err(invalid(
-                "the \"image\" field (base64 JPEG or PNG) is missing".into(),
-            ));
+    let mut refused = None;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = de
+        .deserialize_map(RequestVisitor {
+            refused: &mut refused,
+        })
+        .and_then(|request| de.end().map(|()| request));
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
+    let request = parsed.map_err(|e| {
+        if e.is_data() {
+            invalid(e.to_string())
+        } else {
+            invalid(format!("the body is not valid JSON: {e}"))
         }
-    };
-    options.apply_json(&fields)?;
+    })?;
+    let image = request
+        .image
+        .ok_or_else(|| invalid("the \"image\" field (base64 JPEG or PNG) is missing".into()))?;
+    options.apply_pairs(&request.options)?;
     Ok(image)
+}
+
+/// A JSON request as read: the image text and each option as text.
+struct Request {
+    image: Option<Vec<u8>>,
+    options: Vec<(String, String)>,
+}
+
+/// Reads the top-level object; an unknown name or a bad option value is parked in `refused`
+/// (an `invalid_option`, not an `invalid_json`) and stops the parse.
+struct RequestVisitor<'r> {
+    refused: &'r mut Option<OptionError>,
+}
+
+impl<'de> Visitor<'de> for RequestVisitor<'_> {
+    type Value = Request;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object with an \"image\" field")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+        let mut request = Request {
+            image: None,
+            options: Vec::new(),
+        };
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            if name == "image" {
+                let Text(image) = map
+                    .next_value()
+                    .map_err(|_| A::Error::custom("\"image\" must be a base64 string"))?;
+                request.image = Some(image.into_owned().into_bytes());
+            } else if OPTION_NAMES.contains(&&*name) {
+                match map.next_value::<OptionText>() {
+                    Ok(OptionText(value)) => request.options.push((name.into_owned(), value)),
+                    Err(e) => {
+                        *self.refused = Some(OptionError::new(
+                            &name,
+                            "expected a string or a number".to_string(),
+                        ));
+                        return Err(e);
+                    }
+                }
+            } else {
+                *self.refused = Some(OptionError::new(
+                    &name,
+                    format!("unknown option; known: image, {}", OPTION_NAMES.join(", ")),
+                ));
+                return Err(A::Error::custom("unknown field"));
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// A JSON string, borrowed from the body when it has no escapes.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Cow::<'de, str>::deserialize(d).map(Text)
+    }
+}
+
+/// An option's value: a string or a number, as text. Anything else fails before it is read.
+struct OptionText(String);
+
+impl<'de> Deserialize<'de> for OptionText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OptionTextVisitor)
+    }
+}
+
+struct OptionTextVisitor;
+
+impl Visitor<'_> for OptionTextVisitor {
+    type Value = OptionText;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a number")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<OptionText, E> {
+        // Long values are refused by name later; the clip keeps them from being copied whole.
+        Ok(OptionText(if v.len() > 4 * MAX_QUOTED_BYTES {
+            clip(v)
+        } else {
+            v.to_string()
+        }))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<OptionText, E> {
+        Ok(OptionText(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<OptionText, E> {
+        Ok(OptionText(v.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<OptionText, E> {
+        Ok(OptionText(v.to_string()))
+    }
 }
 
 pub fn respond(p: Processed, context: &Context) -> Result<Reply, Problem> {
@@ -60,4 +172,68 @@ pub fn respond(p: Processed, context: &Context) -> Result<Reply, Problem> {
     let bytes =
         serde_json::to_vec(&body).map_err(|e| Problem::internal("encode_failed", e.to_string()))?;
     Ok(Reply::new("application/json", bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::options::Mode;
+
+    fn parse(body: &[u8]) -> Result<(Vec<u8>, FrameOptions), Problem> {
+        let mut options = FrameOptions::from_config(&Config::default());
+        parse_request(body, &mut options).map(|image| (image, options))
+    }
+
+    #[test]
+    fn fields_accept_numbers_and_strings() {
+        let (image, o) =
+            parse(br#"{"image":"aGk=","mode":"SOLID","mask_scale":1.6,"quality":"75"}"#)
+                .expect("valid");
+        assert_eq!(image, b"aGk=");
+        assert_eq!(o.mode, Mode::Solid);
+        assert_eq!(o.mask_scale, 1.6);
+        assert_eq!(o.quality, 75);
+    }
+
+    #[test]
+    fn each_refusal_has_its_code() {
+        for (body, code) in [
+            (&br#"{"image": "#[..], "invalid_json"),
+            (br#"[1, 2]"#, "invalid_json"),
+            (br#"{"mode": "blur"}"#, "invalid_json"),
+            (br#"{"image": 5}"#, "invalid_json"),
+            (br#"{"image": "aGk="} x"#, "invalid_json"),
+            (
+                br#"{"image": "aGk=", "mode": "pixelate"}"#,
+                "invalid_option",
+            ),
+            (br#"{"image": "aGk=", "colour": "red"}"#, "invalid_option"),
+            (br#"{"image": "aGk=", "threshold": [1]}"#, "invalid_option"),
+            (br#"{"image": "aGk=", "mode": {"a": 1}}"#, "invalid_option"),
+        ] {
+            let label = String::from_utf8_lossy(body);
+            let e = parse(body).expect_err(&label);
+            assert_eq!(e.code, code, "{label}: {}", e.message);
+        }
+    }
+
+    /// A 48 MB array for an option stops the parse at its first bracket: nothing is built,
+    /// and the message quotes no more than a clipped name.
+    #[test]
+    fn a_huge_array_is_refused_without_reading_it() {
+        let mut body = br#"{"mode":["#.to_vec();
+        body.extend(std::iter::repeat_n(*b"1,", 24 << 20).flatten());
+        body.extend_from_slice(br#"1],"image":"aGk="}"#);
+        let e = parse(&body).expect_err("refused");
+        assert_eq!(e.code, "invalid_option");
+        assert!(
+            e.message.contains("expected a string or a number"),
+            "{}",
+            e.message
+        );
+        let long_name = format!(r#"{{"{}":1,"image":"aGk="}}"#, "k".repeat(40 << 20));
+        let e = parse(long_name.as_bytes()).expect_err("refused");
+        assert!(e.message.len() < 300, "{} bytes", e.message.len());
+    }
 }

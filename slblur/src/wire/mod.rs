@@ -81,11 +81,16 @@ impl WireHint {
 }
 
 /// Renders a processed frame in its wire format; every format also carries the stage timings
-/// (the server adds queue and total to `Server-Timing`), the face count, the cold flag and the
-/// replica's name (the load rig tells instances apart by it).
+/// (the server adds queue and total to `Server-Timing`), the face count, the network input size
+/// (`x-slblur-inference: WxH`), the cold flag and the replica's name (the load rig tells
+/// instances apart by it).
 pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Reply, Problem> {
     let t = processed.timings;
     let faces = processed.faces.len();
+    let inference = format!(
+        "{}x{}",
+        processed.inference.width, processed.inference.height
+    );
     let reply = match wire {
         Wire::Binary => binary::respond(processed),
         Wire::Json => json::respond(processed, context)?,
@@ -98,6 +103,7 @@ pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Re
         .stage("blur", t.blur)
         .stage("encode", t.encode)
         .header("x-face-count", faces.to_string())
+        .header("x-slblur-inference", inference)
         .header("x-slblur-cold", if context.cold { "true" } else { "false" })
         .header("x-slblur-instance", &*context.instance))
 }
