@@ -17,7 +17,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http_body_util::Full;
 use prometheus_client::registry::Registry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -403,11 +402,11 @@ fn respond(reply: Reply, slot: Arc<Slot>) -> Response {
             .map(|(name, v)| (*name, round_ms(*v)))
             .collect::<Vec<_>>(),
     );
-    let body = Body::new(Held {
-        body: Full::new(reply.body),
+    let bytes = Bytes::from_owner(Held {
+        bytes: reply.body,
         _slot: slot,
     });
-    let mut response = (reply.status, reply.headers, body).into_response();
+    let mut response = (reply.status, reply.headers, bytes).into_response();
     if let Ok(v) = HeaderValue::from_str(&timing) {
         response.headers_mut().insert("server-timing", v);
     }
@@ -423,28 +422,15 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
 }
 
-/// A response body that keeps something alive until hyper has written it (or given up).
-struct Held<T> {
-    body: Full<Bytes>,
-    _slot: T,
+/// Response bytes that keep the request's slot until hyper has written them or given up: the
+/// body itself ends as soon as hyper has taken its bytes, which may still wait to be written.
+struct Held {
+    bytes: Bytes,
+    _slot: Arc<Slot>,
 }
 
-impl<T: Unpin> http_body::Body for Held<T> {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
     }
 }

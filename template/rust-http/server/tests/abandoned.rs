@@ -1,0 +1,87 @@
+//! A client that leaves before its answer (of-watchdog does this at `exec_timeout`) is logged and
+//! counted as 499; queued work is dropped, running work stops at its next check, and `in_flight`
+//! keeps counting the request until its worker is free.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{Running, eventually, send, settings};
+use faas_server::settings::Settings;
+
+const ABANDONED: &str = r#"probe_requests_total{kind="unknown",status="499"} "#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn running_work_of_a_client_that_left_stops_and_counts_until_it_does() {
+    let running = Running::start(settings()).await;
+    let mut client = running.connect().await;
+    send(
+        &mut client,
+        b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nsleep:5000",
+    )
+    .await;
+    let seen = running.seen.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || seen
+            .started
+            .load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    drop(client);
+
+    let mut in_flight_lied = false;
+    let stopped = eventually(Duration::from_secs(4), || {
+        let worker_busy = seen.interrupted.load(Ordering::SeqCst) == 0;
+        in_flight_lied |= worker_busy && running.in_flight() == 0.0;
+        !worker_busy
+    })
+    .await;
+    assert!(stopped, "the work stops at its next check");
+    assert!(
+        !in_flight_lied,
+        "in_flight counts the request while its worker is busy"
+    );
+    assert!(eventually(Duration::from_secs(2), || running.in_flight() == 0.0).await);
+    assert_eq!(running.metric(ABANDONED), 1.0);
+    assert_eq!(seen.finished.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        running.post("sleep:0").await.status(),
+        200,
+        "the worker is free again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_request_whose_client_left_never_runs() {
+    let running = Running::start(Settings {
+        queue: 1,
+        ..settings()
+    })
+    .await;
+    let http = running.http.clone();
+    let url = format!("{}/", running.url);
+    let busy = tokio::spawn(async move { http.post(url).body("sleep:800").send().await });
+    let seen = running.seen.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || seen
+            .started
+            .load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
+    let mut queued = running.connect().await;
+    send(
+        &mut queued,
+        b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 7\r\n\r\nsleep:0",
+    )
+    .await;
+    assert!(eventually(Duration::from_secs(5), || running.in_flight() == 2.0).await);
+    drop(queued);
+    assert!(eventually(Duration::from_secs(5), || running.metric(ABANDONED) == 1.0).await);
+    assert_eq!(running.in_flight(), 1.0, "the queued one is gone at once");
+    let answered = busy.await.expect("join").expect("answered");
+    assert_eq!(answered.status(), 200);
+    assert_eq!(seen.started.load(Ordering::SeqCst), 1, "it never ran");
+}
