@@ -50,7 +50,7 @@ impl Metrics {
             );
             r.register(
                 "in_flight",
-                "Requests admitted and not yet answered",
+                "Requests admitted whose worker or response write is not done yet",
                 m.in_flight.clone(),
             );
             r.register(

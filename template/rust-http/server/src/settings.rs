@@ -68,7 +68,7 @@ impl Default for Settings {
             grace: Duration::ZERO,
             lock_file: None,
             instance: format!("fn-{}", std::process::id()),
-            header_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(15),
             body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             max_connections: default_max_connections(),
@@ -360,6 +360,45 @@ mod tests {
         assert_eq!(s.grace, Duration::from_secs(3));
         assert_eq!(s.lock_file, None);
         assert_eq!(s.instance, "pod-1");
+    }
+
+    #[test]
+    fn reads_the_connection_limits_and_the_token_file() {
+        let s = from(&[]).expect("defaults");
+        assert!(s.token.is_none(), "no token unless a file is named");
+        assert!(s.max_connections <= 512);
+        assert!(
+            s.max_buffered_bytes >= 2 * s.max_body_bytes,
+            "room for two full bodies at least"
+        );
+        let token = std::env::temp_dir().join(format!("my-fn-token-{}", std::process::id()));
+        std::fs::write(&token, "abc123\n").expect("write");
+        let path = token.display().to_string();
+        let s = from(&[
+            ("MY_FN_HEADER_TIMEOUT", "2"),
+            ("MY_FN_BODY_TIMEOUT", "3"),
+            ("MY_FN_WRITE_TIMEOUT", "4"),
+            ("MY_FN_DRAIN_TIMEOUT", "5"),
+            ("MY_FN_MAX_CONNECTIONS", "64"),
+            ("MY_FN_MAX_BUFFERED_BYTES", "1000"),
+            ("MY_FN_TOKEN_FILE", &path),
+        ])
+        .expect("valid");
+        let seconds = [
+            s.header_timeout,
+            s.body_timeout,
+            s.write_timeout,
+            s.drain_timeout,
+        ]
+        .map(|d| d.as_secs());
+        assert_eq!(seconds, [2, 3, 4, 5]);
+        assert_eq!((s.max_connections, s.max_buffered_bytes), (64, 1000));
+        assert_eq!(s.token, Some(Token::new(b"abc123").expect("valid")));
+        let _ = std::fs::remove_file(&token);
+        let err = from(&[("MY_FN_TOKEN_FILE", &path)]).expect_err("gone");
+        assert_eq!(err.var, "MY_FN_TOKEN_FILE");
+        assert!(err.reason.contains("cannot read the token file"), "{err}");
+        assert!(!err.to_string().contains("abc123"));
     }
 
     #[test]
