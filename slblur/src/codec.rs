@@ -1,8 +1,12 @@
-//! Image bytes to RGB frames and back: JPEG/PNG sniffing, the decompression-bomb guard,
-//! truncation checks, and fast codecs (libjpeg-turbo for JPEG, fast deflate for PNG).
+//! Image bytes to RGB frames and back: JPEG/PNG sniffing, the decompression-bomb guards
+//! (pixels, metadata, scans), truncation checks, EXIF orientation, and fast codecs
+//! (libjpeg-turbo for JPEG, see [`jpeg`]; fast deflate for PNG).
+
+pub mod jpeg;
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{ImageDecoder, ImageReader};
 
 use crate::options::ImageKind;
@@ -23,6 +27,10 @@ pub enum CodecError {
     TooManyPixels { width: u32, height: u32, max: u64 },
     #[error("the {kind} image is truncated or corrupt: {reason}")]
     Corrupt { kind: &'static str, reason: String },
+    #[error("this {kind} image is not supported: {reason}")]
+    Unsupported { kind: &'static str, reason: String },
+    #[error("decoding the {kind} image needs more memory than allowed: {reason}")]
+    OverLimit { kind: &'static str, reason: String },
     #[error("could not encode the {0} result: {1}")]
     Encode(&'static str, String),
 }
@@ -42,13 +50,13 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageKind> {
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(Frame, ImageKind), CodecError> {
     let kind = sniff(bytes).ok_or_else(|| CodecError::NotAnImage(describe_start(bytes)))?;
     let frame = match kind {
-        ImageKind::Jpeg => decode_jpeg(bytes, max_pixels)?,
+        ImageKind::Jpeg => jpeg::decode(bytes, max_pixels)?,
         ImageKind::Png => decode_png(bytes, max_pixels)?,
     };
     Ok((frame, kind))
 }
 
-fn check_size(
+pub(crate) fn check_size(
     width: u32,
     height: u32,
     max_pixels: u64,
@@ -67,61 +75,80 @@ fn check_size(
     Ok(())
 }
 
-fn corrupt(kind: &'static str, reason: impl ToString) -> CodecError {
+pub(crate) fn corrupt(kind: &'static str, reason: impl ToString) -> CodecError {
     CodecError::Corrupt {
         kind,
         reason: reason.to_string(),
     }
 }
 
-/// libjpeg-turbo: several times faster than pure-Rust decoders on full HD frames.
-fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<Frame, CodecError> {
-    let mut decompressor = turbojpeg::Decompressor::new().map_err(|e| corrupt("JPEG", e))?;
-    let header = decompressor
-        .read_header(bytes)
-        .map_err(|e| corrupt("JPEG", e))?;
-    let (width, height) = (
-        u32::try_from(header.width).unwrap_or(u32::MAX),
-        u32::try_from(header.height).unwrap_or(u32::MAX),
-    );
-    check_size(width, height, max_pixels, "JPEG")?;
-    if !jpeg_is_complete(bytes) {
-        return Err(corrupt(
-            "JPEG",
-            "no end-of-image marker after the last scan",
-        ));
-    }
-    let (w, h) = (header.width, header.height);
-    let mut rgb = vec![0u8; w * h * 3];
-    let image = turbojpeg::Image {
-        pixels: rgb.as_mut_slice(),
-        width: w,
-        pitch: w * 3,
-        height: h,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    decompressor
-        .decompress(bytes, image)
-        .map_err(|e| corrupt("JPEG", e))?;
-    Ok(Frame { width, height, rgb })
-}
+/// Metadata chunks a PNG decoder may hold (ICC profile, text), compressed and inflated, on
+/// top of its row buffers: real profiles are well under 1 MB; a 1 GiB iCCP bomb stops here.
+pub const PNG_METADATA_BYTES: u64 = 16 << 20;
 
+/// Decodes a PNG with its limits set before the decoder reads any chunk: the image crate's
+/// default (512 MiB) would otherwise let a metadata bomb inflate first. An iCCP chunk over
+/// the limit is ignored by the decoder, as a broken one is; the pixels still decode.
 fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<Frame, CodecError> {
-    let failed = |e: image::ImageError| corrupt("PNG", e);
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Png)
-        .into_decoder()
-        .map_err(failed)?;
-    let (width, height) = reader.dimensions();
+    let failed = |e: image::ImageError| match e {
+        image::ImageError::Limits(l) => CodecError::OverLimit {
+            kind: "PNG",
+            reason: l.to_string(),
+        },
+        image::ImageError::Unsupported(u) => CodecError::Unsupported {
+            kind: "PNG",
+            reason: u.to_string(),
+        },
+        e => corrupt("PNG", e),
+    };
+    // IHDR comes first (8-byte signature, length, type): refuse by size before any decoder.
+    let (width, height) = match bytes.get(16..24) {
+        Some(h) => (
+            u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
+            u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        ),
+        None => return Err(corrupt("PNG", "no image header")),
+    };
     check_size(width, height, max_pixels, "PNG")?;
     let mut limits = image::Limits::default();
+    // Two rows of up to 8 bytes per pixel (RGBA, 16 bits) plus the metadata allowance.
+    limits.max_alloc = Some(PNG_METADATA_BYTES + 16 * width as u64);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Png);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(failed)?;
+    if decoder.dimensions() != (width, height) {
+        return Err(corrupt("PNG", "the image header is not the first chunk"));
+    }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut limits = image::Limits::default();
     limits.max_alloc = Some(max_pixels.saturating_mul(8));
-    reader.set_limits(limits).map_err(failed)?;
-    let image = image::DynamicImage::from_decoder(reader).map_err(failed)?;
-    Ok(Frame {
+    decoder.set_limits(limits).map_err(failed)?;
+    let image = image::DynamicImage::from_decoder(decoder).map_err(failed)?;
+    let frame = Frame {
         width,
         height,
         rgb: image.into_rgb8().into_raw(),
-    })
+    };
+    Ok(orient(frame, orientation))
+}
+
+/// Turns a frame the way its EXIF orientation says it is shown, so faces are found upright
+/// and the answer (which carries no EXIF) looks as the client's viewer showed the input.
+pub fn orient(frame: Frame, orientation: Orientation) -> Frame {
+    if orientation == Orientation::NoTransforms {
+        return frame;
+    }
+    let Some(buffer) = image::RgbImage::from_raw(frame.width, frame.height, frame.rgb) else {
+        unreachable!("a frame's buffer matches its dimensions");
+    };
+    let mut image = image::DynamicImage::ImageRgb8(buffer);
+    image.apply_orientation(orientation);
+    let rgb = image.into_rgb8();
+    Frame {
+        width: rgb.width(),
+        height: rgb.height(),
+        rgb: rgb.into_raw(),
+    }
 }
 
 /// Encodes an RGB frame. JPEG uses libjpeg-turbo (4:2:0); PNG the fastest deflate level, since
@@ -154,16 +181,6 @@ pub fn encode(frame: &Frame, kind: ImageKind, quality: u8) -> Result<Vec<u8>, Co
                 .map_err(|e| CodecError::Encode("PNG", e.to_string()))?;
             Ok(out)
         }
-    }
-}
-
-/// Entropy-coded data never holds an unstuffed `FF D9`, so a complete JPEG has its
-/// end-of-image marker after the last start-of-scan; decoders would silently grey-fill instead.
-fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
-    match last_sos {
-        Some(sos) => bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]),
-        None => false,
     }
 }
 

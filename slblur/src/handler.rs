@@ -133,6 +133,12 @@ impl From<FrameError> for Problem {
             FrameError::Codec(CodecError::Corrupt { .. }) => {
                 (StatusCode::BAD_REQUEST, "corrupt_image")
             }
+            FrameError::Codec(CodecError::Unsupported { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "unsupported_image")
+            }
+            FrameError::Codec(CodecError::OverLimit { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large")
+            }
             FrameError::Codec(CodecError::TooManyPixels { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large")
             }
