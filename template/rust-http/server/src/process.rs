@@ -125,6 +125,13 @@ fn help(about: &About) -> String {
          {p}_TIMEOUT          per-request deadline in seconds before 504 (default: 1 s under exec_timeout, else 25)\n  \
          {p}_GRACE            serving time after SIGTERM (default: healthcheck_interval, else write_timeout, else 0)\n  \
          {p}_LOCK_FILE        created when ready (default $TMPDIR/.lock; empty = none)\n  \
+         {p}_HEADER_TIMEOUT   seconds for a request head, and for an idle connection (default 15)\n  \
+         {p}_BODY_TIMEOUT     seconds for a whole body before 408 (default 10)\n  \
+         {p}_WRITE_TIMEOUT    seconds a response write may stall before the connection drops (default 10)\n  \
+         {p}_MAX_CONNECTIONS  connections at once; more get 503 (default 512, below the open-file limit)\n  \
+         {p}_MAX_BUFFERED_BYTES  request body bytes held at once before 429 (default 256 MiB)\n  \
+         {p}_DRAIN_TIMEOUT    seconds requests in flight may take after the grace (default: {p}_TIMEOUT)\n  \
+         {p}_TOKEN_FILE       file holding the bearer token requests must send (default: none)\n  \
          {p}_LOG, {p}_LOG_FORMAT   log filter (default info) and format (json for JSON lines)\n\n\
          Function variables:\n{variables}",
         name = about.name,

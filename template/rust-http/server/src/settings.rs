@@ -50,7 +50,7 @@ pub struct Settings {
     /// 429 (`_MAX_BUFFERED_BYTES`).
     pub max_buffered_bytes: usize,
     /// After the grace, how long requests in flight may take before the process exits anyway
-    /// (`_DRAIN_TIMEOUT`).
+    /// (`_DRAIN_TIMEOUT`; default: the request deadline, past which their clients have a 504).
     pub drain_timeout: Duration,
     /// When set, function requests must carry `Authorization: Bearer <token>`; the token is
     /// read from the file `_TOKEN_FILE` names (unset = open).
@@ -73,7 +73,7 @@ impl Default for Settings {
             write_timeout: Duration::from_secs(10),
             max_connections: default_max_connections(),
             max_buffered_bytes: 256 << 20,
-            drain_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(25),
             token: None,
         }
     }
@@ -175,6 +175,11 @@ impl Settings {
             None => Some(std::env::temp_dir().join(".lock")),
         };
         let max_body_bytes = env.get(&var("MAX_BODY_BYTES"), positive, d.max_body_bytes)?;
+        let request_timeout = env.get(
+            &var("TIMEOUT"),
+            parse_seconds,
+            watchdog_deadline.unwrap_or(d.request_timeout),
+        )?;
         let token = env.parse(&var("TOKEN_FILE"), |path| {
             Token::from_file(std::path::Path::new(path))
         })?;
@@ -183,11 +188,7 @@ impl Settings {
             max_body_bytes,
             workers: env.get(&var("WORKERS"), positive, d.workers)?,
             queue: env.get(&var("QUEUE"), parse_count, d.queue)?,
-            request_timeout: env.get(
-                &var("TIMEOUT"),
-                parse_seconds,
-                watchdog_deadline.unwrap_or(d.request_timeout),
-            )?,
+            request_timeout,
             grace: env.get(
                 &var("GRACE"),
                 parse_duration,
@@ -207,7 +208,7 @@ impl Settings {
                 positive,
                 d.max_buffered_bytes.max(2 * max_body_bytes),
             )?,
-            drain_timeout: env.get(&var("DRAIN_TIMEOUT"), parse_seconds, d.drain_timeout)?,
+            drain_timeout: env.get(&var("DRAIN_TIMEOUT"), parse_seconds, request_timeout)?,
             token,
         })
     }
@@ -366,6 +367,10 @@ mod tests {
     fn reads_the_connection_limits_and_the_token_file() {
         let s = from(&[]).expect("defaults");
         assert!(s.token.is_none(), "no token unless a file is named");
+        assert_eq!(
+            s.drain_timeout, s.request_timeout,
+            "in flight at most its own deadline"
+        );
         assert!(s.max_connections <= 512);
         assert!(
             s.max_buffered_bytes >= 2 * s.max_body_bytes,
