@@ -17,8 +17,10 @@ fn spawn() -> (Function, String) {
     (f, url)
 }
 
-/// POSTs a JPEG and returns the JSON answer's `inference` size and the peak RSS.
+/// POSTs a JPEG and returns the network input size (`x-slblur-inference`) and the peak RSS;
+/// prints both with the latency (`-- --nocapture` shows them; only the RSS is asserted).
 async fn detect(url: &str, query: &str, jpeg: Vec<u8>, f: &Function) -> ([u64; 2], f64) {
+    let started = std::time::Instant::now();
     let r = reqwest::Client::new()
         .post(format!("{url}/{query}"))
         .header("content-type", "image/jpeg")
@@ -39,7 +41,14 @@ async fn detect(url: &str, query: &str, jpeg: Vec<u8>, f: &Function) -> ([u64; 2
         .split('x')
         .map(|n| n.parse().expect("number"))
         .collect::<Vec<u64>>();
-    ([inference[0], inference[1]], peak_rss_mb(f.child.id()))
+    let peak = peak_rss_mb(f.child.id());
+    eprintln!(
+        "{query:20} network {}x{} peak RSS {peak:.0} MB, answered in {:.2} s",
+        inference[0],
+        inference[1],
+        started.elapsed().as_secs_f64()
+    );
+    ([inference[0], inference[1]], peak)
 }
 
 fn assert_bounded(label: &str, [w, h]: [u64; 2], peak: f64) {
@@ -54,6 +63,13 @@ async fn a_tall_frame_is_downscaled_for_detection() {
     let (net, peak) = detect(&url, "", jpeg, &f).await;
     assert!(net[1] > 20 * net[0], "the aspect ratio is kept: {net:?}");
     assert_bounded("640x55296", net, peak);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_frame_is_downscaled_for_detection() {
+    let (f, url) = spawn();
+    let (net, peak) = detect(&url, "", gradient_jpeg(640, 8000), &f).await;
+    assert_bounded("640x8000", net, peak);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -77,6 +93,7 @@ async fn huge_option_arrays_cost_no_more_than_their_bodies() {
     );
     body.extend_from_slice(b"1]}");
     let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
     let sends = (0..4).map(|_| {
         http.post(format!("{url}/"))
             .header("content-type", "application/json")
@@ -91,6 +108,10 @@ async fn huge_option_arrays_cost_no_more_than_their_bodies() {
         assert!(text.len() < 1000, "{} bytes", text.len());
     }
     let peak = peak_rss_mb(f.child.id());
+    eprintln!(
+        "4 x 48 MB mode arrays: peak RSS {peak:.0} MB, all answered in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(peak < MAX_PEAK_MB, "peak RSS {peak:.0} MB");
 }
 
