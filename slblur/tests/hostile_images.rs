@@ -168,6 +168,7 @@ async fn a_png_iccp_bomb_is_cheap() {
     let image = r.bytes().await.expect("body");
     assert_eq!(common::image_size(&image), (64, 64));
     let grown = peak_rss_mb(f.child.id()) - before;
+    eprintln!("iCCP bomb: peak RSS grew by {grown:.0} MB");
     assert!(grown < 100.0, "peak RSS grew by {grown:.0} MB");
 }
 
