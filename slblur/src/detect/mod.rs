@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod input;
+pub mod memory;
 pub mod model;
 
 use serde::Serialize;
