@@ -9,7 +9,7 @@ use serde::de::{self, Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::detect::{Face, Size};
-use crate::options::{FrameOptions, ImageKind, MAX_QUOTED_BYTES, OPTION_NAMES, OptionError, clip};
+use crate::options::{FrameOptions, ImageKind, MAX_QUOTED_BYTES, OPTION_NAMES, OptionError, quote};
 use crate::pipeline::{Processed, Timings};
 
 #[derive(Serialize)]
@@ -86,7 +86,11 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                 request.image = Some(image.into_owned().into_bytes());
             } else if OPTION_NAMES.contains(&&*name) {
                 match map.next_value::<OptionText>() {
-                    Ok(OptionText(value)) => request.options.push((name.into_owned(), value)),
+                    Ok(OptionText(Ok(value))) => request.options.push((name.into_owned(), value)),
+                    Ok(OptionText(Err(reason))) => {
+                        *self.refused = Some(OptionError::new(&name, reason));
+                        return Err(A::Error::custom("invalid option"));
+                    }
                     Err(e) => {
                         *self.refused = Some(OptionError::new(
                             &name,
@@ -117,7 +121,8 @@ impl<'de> Deserialize<'de> for Text<'de> {
 }
 
 /// An option's value: a string or a number, as text. Anything else fails before it is read.
-struct OptionText(String);
+/// A value too long for any option is refused with its clipped quote, never copied whole.
+struct OptionText(Result<String, String>);
 
 impl<'de> Deserialize<'de> for OptionText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -135,24 +140,23 @@ impl Visitor<'_> for OptionTextVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<OptionText, E> {
-        // Long values are refused by name later; the clip keeps them from being copied whole.
-        Ok(OptionText(if v.len() > 4 * MAX_QUOTED_BYTES {
-            clip(v)
+        Ok(OptionText(if v.trim().len() > MAX_QUOTED_BYTES {
+            Err(format!("the value is too long (got {})", quote(v)))
         } else {
-            v.to_string()
+            Ok(v.to_string())
         }))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<OptionText, E> {
-        Ok(OptionText(v.to_string()))
+        Ok(OptionText(Ok(v.to_string())))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<OptionText, E> {
-        Ok(OptionText(v.to_string()))
+        Ok(OptionText(Ok(v.to_string())))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<OptionText, E> {
-        Ok(OptionText(v.to_string()))
+        Ok(OptionText(Ok(v.to_string())))
     }
 }
 
@@ -234,6 +238,11 @@ mod tests {
         );
         let long_name = format!(r#"{{"{}":1,"image":"aGk="}}"#, "k".repeat(40 << 20));
         let e = parse(long_name.as_bytes()).expect_err("refused");
+        assert!(e.message.len() < 300, "{} bytes", e.message.len());
+        let long_value = format!(r#"{{"image":"aGk=","mode":"{}"}}"#, "v".repeat(40 << 20));
+        let e = parse(long_value.as_bytes()).expect_err("refused");
+        assert_eq!(e.code, "invalid_option");
+        assert!(e.message.contains("(41943040 bytes)"), "{}", e.message);
         assert!(e.message.len() < 300, "{} bytes", e.message.len());
     }
 }
