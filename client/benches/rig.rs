@@ -190,6 +190,7 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
         reports_dir: None,
         keep_images: false,
         show_progress: false,
+        token: None,
     };
     let cell = Cell {
         index: 0,

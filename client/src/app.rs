@@ -13,6 +13,7 @@ use crate::rig::rundir::RunDirError;
 use crate::rig::{self, Ramp, Rig, RigError, run_cell};
 use crate::savevideo::VideoWriter;
 use crate::summary::{RunSummary, table};
+use crate::token::{Token, TokenError};
 use crate::video::{self, DecodeOptions, VideoError};
 use crate::wire::{self, ReplyImage};
 use crate::workload::Workload;
@@ -27,6 +28,8 @@ pub enum AppError {
     Rig(#[from] RigError),
     #[error(transparent)]
     RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
     #[error("cannot create frame folder '{path}': {reason}")]
     FrameFile {
         path: PathBuf,
@@ -101,6 +104,7 @@ pub async fn run(args: &RunArgs) -> Result<Finish, AppError> {
     if load.timeout.is_zero() {
         return Err(AppError::Usage("--timeout must be more than 0".into()));
     }
+    let token = Token::from_option(load.token_file.as_deref())?;
     let targets = load.target_list();
     let [target] = targets.as_slice() else {
         return Err(AppError::Usage(
@@ -125,6 +129,7 @@ pub async fn run(args: &RunArgs) -> Result<Finish, AppError> {
         reports_dir: None,
         keep_images: args.save_video.is_some(),
         show_progress: !load.no_progress,
+        token,
     };
     let cell = Cell {
         index: 0,

@@ -133,6 +133,10 @@ pub struct LoadArgs {
     /// Do not draw the progress bar (it is only drawn when stdout is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Send the token in this file (e.g. the function's OpenFaaS secret) as
+    /// `Authorization: Bearer <token>` on every request; read once, never printed.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl LoadArgs {

@@ -41,6 +41,11 @@ pub struct TestFunction {
 
 /// Starts the function on 127.0.0.1:0 and waits until `/_/health` answers 200.
 pub fn start_function() -> TestFunction {
+    start_function_with(&[])
+}
+
+/// [`start_function`] with these `SLBLUR_*` variables set (as the process environment would).
+pub fn start_function_with(vars: &[(&str, &str)]) -> TestFunction {
     let model = model();
     assert!(
         model.exists(),
@@ -57,10 +62,20 @@ pub fn start_function() -> TestFunction {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    let config = slblur::Config {
-        model,
-        ..slblur::Config::default()
+    // No lock file unless asked for: tests run side by side.
+    let lookup = |name: &str| {
+        let set = vars
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string());
+        set.or_else(|| (name == "SLBLUR_LOCK_FILE").then(String::new))
     };
+    let base = if vars.is_empty() {
+        slblur::Config::default()
+    } else {
+        slblur::Config::from_lookup(&lookup).expect("valid test variables")
+    };
+    let config = slblur::Config { model, ..base };
     runtime.spawn(async move {
         if let Err(e) = slblur::serve(listener, config, std::future::pending()).await {
             eprintln!("test function stopped: {e}");

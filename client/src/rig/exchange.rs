@@ -73,6 +73,9 @@ async fn send(
     if let Some(ct) = body.content_type {
         builder = builder.header(reqwest::header::CONTENT_TYPE, ct);
     }
+    if let Some(token) = &cell.token {
+        builder = builder.header(reqwest::header::AUTHORIZATION, token.header_value().clone());
+    }
     let request = GooseRequest::builder()
         .name(REQUEST_NAME)
         .set_request_builder(builder)

@@ -30,6 +30,7 @@ use crate::cli::Wire;
 use crate::progress::Progress;
 use crate::record::{CsvSink, RecordError, Row};
 use crate::summary::{CellStats, CellSummary};
+use crate::token::Token;
 use crate::wire::ReplyImage;
 use crate::workload::Workload;
 
@@ -90,6 +91,8 @@ pub struct Rig {
     /// Keep the images user 0 gets back on its first pass (`run --save-video`).
     pub keep_images: bool,
     pub show_progress: bool,
+    /// Sent as `Authorization` on every request (`--token-file`).
+    pub token: Option<Token>,
 }
 
 /// What one cell's goose users share.
@@ -112,6 +115,7 @@ pub struct CellContext {
     /// When the first user began: the cell's wall time (for throughput) counts from here, not
     /// from goose's own start-up.
     pub first_user: OnceLock<Instant>,
+    pub token: Option<Token>,
     tx: mpsc::UnboundedSender<Outcome>,
 }
 
@@ -214,6 +218,7 @@ pub async fn run_cell(
         next_arrival: AtomicUsize::new(0),
         open_start: OnceLock::new(),
         first_user: OnceLock::new(),
+        token: rig.token.clone(),
         tx,
     });
     let first_user = Arc::clone(&context);

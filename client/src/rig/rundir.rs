@@ -90,6 +90,9 @@ pub struct RunManifest {
     pub cores: usize,
     pub cells: Vec<CellRecord>,
     pub interrupted: bool,
+    /// Whether requests carried a bearer token (`--token-file`); never the token itself.
+    #[serde(default)]
+    pub token: bool,
 }
 
 impl RunManifest {

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use crate::cli::SweepArgs;
 use crate::record::{self, CsvSink};
 use crate::summary::{RunSummary, table};
+use crate::token::Token;
 
 use super::exchange::pause;
 use super::plan::{self, Budget, Cell, Load, Share};
@@ -77,6 +78,7 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
     if load.timeout.is_zero() {
         return Err(AppError::Usage("--timeout must be more than 0".into()));
     }
+    let token = Token::from_option(load.token_file.as_deref())?;
     if args.worker_index >= args.workers {
         return Err(AppError::Usage(format!(
             "--worker-index {} is not below --workers {}",
@@ -156,6 +158,7 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         cells: Vec::new(),
         interrupted: false,
+        token: token.is_some(),
     };
     if let Some(previous) = existing {
         previous.same_plan(&manifest).map_err(|why| {
@@ -190,6 +193,7 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
         reports_dir: Some(dir.reports()),
         keep_images: false,
         show_progress: !load.no_progress,
+        token,
     };
     let mut sink = CsvSink::open(&dir.results())?;
     eprintln!(
