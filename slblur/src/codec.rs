@@ -102,12 +102,12 @@ fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<Frame, CodecError> {
         e => corrupt("PNG", e),
     };
     // IHDR comes first (8-byte signature, length, type): refuse by size before any decoder.
-    let (width, height) = match bytes.get(16..24) {
-        Some(h) => (
-            u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
+    let (width, height) = match bytes.get(12..24) {
+        Some(h) if h.starts_with(b"IHDR") => (
             u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+            u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
         ),
-        None => return Err(corrupt("PNG", "no image header")),
+        _ => return Err(corrupt("PNG", "no image header (IHDR) first")),
     };
     check_size(width, height, max_pixels, "PNG")?;
     let mut limits = image::Limits::default();
@@ -243,6 +243,12 @@ mod tests {
         let png = encode(&gradient(64, 48), ImageKind::Png, 90).expect("png");
         assert!(matches!(
             decode(&png[..png.len() / 2], 1 << 20),
+            Err(CodecError::Corrupt { .. })
+        ));
+        let mut headless = png.clone();
+        headless[12..16].copy_from_slice(b"tEXt");
+        assert!(matches!(
+            decode(&headless, 1 << 20),
             Err(CodecError::Corrupt { .. })
         ));
         let err = decode(&png, 64 * 47).expect_err("over the pixel limit");
