@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         variables: "  SLBLUR_MODEL            CenterFace ONNX file (default models/centerface.onnx)\n  \
                     SLBLUR_ML_THREADS       threads per inference (default: all cores)\n  \
                     SLBLUR_INFERENCE_WIDTH  detection width, 0 = full resolution (default 640)\n  \
+                    SLBLUR_MAX_INFERENCE_PIXELS  largest network input area (default 942080 = 1280x736)\n  \
                     SLBLUR_THRESHOLD        detection score threshold (default 0.2)\n  \
                     SLBLUR_MODE             blur | mosaic | solid | none (default blur)\n  \
                     SLBLUR_MASK             ellipse | box (default ellipse)\n  \
