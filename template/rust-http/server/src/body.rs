@@ -89,7 +89,9 @@ pub async fn read_body(
             .ok_or(BodyError::Busy)
     };
     let read = async {
-        let mut held = take(declared.unwrap_or(0) as usize)?;
+        // Charged as bytes arrive, not as declared: a head that only claims a large body must
+        // not hold the budget.
+        let mut held = take(0)?;
         let mut data = Vec::with_capacity(declared.unwrap_or(0) as usize);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;

@@ -1,7 +1,9 @@
-//! Connections: accepting within the connection cap (503 and close beyond it), HTTP/1.1 with a
-//! header-read timeout (which also closes idle keep-alive connections) and a bounded head, a
-//! write timeout on every socket, and the drain: stop accepting, let requests in flight finish,
-//! but never wait past the drain deadline.
+//! Connections: accepting within the connection cap, HTTP/1.1 with a header-read timeout (which
+//! also closes idle keep-alive connections) and a bounded head, a write timeout on every socket,
+//! and the drain: stop accepting, let requests in flight finish, but never wait past the drain
+//! deadline. At the cap a few more connections are let in for one quick request each, so that
+//! health probes still get through while idle sockets hold every regular place; beyond those,
+//! 503 and close.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +24,11 @@ use crate::Settings;
 /// Largest request head (request line and headers); beyond it, 431.
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
 
+/// Connections let in beyond the cap (the default cap leaves descriptors for them) …
+pub const OVERFLOW_CONNECTIONS: usize = 32;
+/// … each for one request whose head arrives within this.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// What a connection over the cap is told before it is closed.
 const OVER_CAPACITY: &str = r#"{"error":{"code":"too_many_connections","message":"all connections are taken; retry shortly"}}"#;
 
@@ -41,11 +48,17 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(settings.max_connections));
+    let overflow = Arc::new(Semaphore::new(OVERFLOW_CONNECTIONS));
     let graceful = GracefulShutdown::new();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
+    let mut regular = http1::Builder::new();
+    regular
+        .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
         .max_header_size(MAX_HEAD_BYTES);
+    let mut quick = regular.clone();
+    quick
+        .header_read_timeout(OVERFLOW_HEADER_TIMEOUT.min(settings.header_timeout))
+        .keep_alive(false);
     tokio::pin!(stop);
     loop {
         let stream = tokio::select! {
@@ -60,9 +73,15 @@ pub async fn run(
                 }
             },
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tokio::spawn(refuse(stream));
-            continue;
+        let (permit, http) = match connections.clone().try_acquire_owned() {
+            Ok(permit) => (permit, &regular),
+            Err(_) => match overflow.clone().try_acquire_owned() {
+                Ok(permit) => (permit, &quick),
+                Err(_) => {
+                    tokio::spawn(refuse(stream));
+                    continue;
+                }
+            },
         };
         let _ = stream.set_nodelay(true);
         let mut timed = TimeoutStream::new(stream);

@@ -152,7 +152,7 @@ async fn function_route(
     watch.answered = true;
     let request_id = watch.request_id.as_str();
     let (kind, mut response) = match result {
-        Ok((reply, slot)) => (reply.kind, respond(reply, slot)),
+        Ok((reply, held)) => (reply.kind, respond(reply, held)),
         Err(problem) => {
             let style = match server.function.get() {
                 Some(f) => f.error_style(&headers),
@@ -180,7 +180,7 @@ async fn handle(
     headers: &HeaderMap,
     body: &mut Option<Body>,
     watch: &Watch,
-) -> Result<(Reply, Arc<Slot>), Problem> {
+) -> Result<(Reply, Held), Problem> {
     let arrived = Instant::now();
     if method != Method::POST {
         return Err(Problem::method_not_allowed(&method, "POST to the function"));
@@ -219,8 +219,9 @@ async fn handle(
     let Ok(admitted) = server.admission.clone().try_acquire_owned() else {
         return Err(Problem::overloaded(settings.capacity()));
     };
-    let slot = Arc::new(Slot::new(server, admitted, received.budget));
+    let slot = Arc::new(Slot::new(server, admitted));
     let received_at = Instant::now();
+    let body_budget = received.budget;
     let work = async {
         let worker = server
             .workers
@@ -250,16 +251,25 @@ async fn handle(
         let mut reply = tokio::task::spawn_blocking(move || {
             let _worker = worker;
             let _working = working;
+            let _body_budget = body_budget;
             function.handle(invocation)
         })
         .await
         .map_err(|e| Problem::internal("internal", format!("the handler failed: {e}")))??;
         reply.stages.insert(0, ("queue", ms(queued)));
         reply.stages.push(("total", ms(received_at.elapsed())));
-        Ok(reply)
+        // The answer waits for its share of the budget, so answers nobody reads cannot pile up.
+        let share = reply.body.len().min(settings.max_buffered_bytes) as u32;
+        let answer_budget = server
+            .buffered
+            .clone()
+            .acquire_many_owned(share)
+            .await
+            .map_err(|_| Problem::not_ready())?;
+        Ok((reply, answer_budget))
     };
     let remaining = deadline_at.saturating_duration_since(Instant::now());
-    let reply = match tokio::time::timeout(remaining, work).await {
+    let (reply, answer_budget) = match tokio::time::timeout(remaining, work).await {
         Ok(result) => result?,
         Err(_) => {
             return Err(Problem::new(
@@ -281,7 +291,13 @@ async fn handle(
         server_timing = %server_timing(&reply.stages),
         "handled"
     );
-    Ok((reply, slot))
+    Ok((
+        reply,
+        Held {
+            _slot: slot,
+            _budget: answer_budget,
+        },
+    ))
 }
 
 impl Server {
@@ -323,27 +339,28 @@ impl Server {
     }
 }
 
-/// An admitted request: its admission slot, its body's share of the buffered-bytes budget and
-/// its place in `in_flight`, all held until both the worker and the response write are done.
+/// An admitted request: its admission slot and its place in `in_flight`, held until both the
+/// worker and the response write are done.
 struct Slot {
     server: Arc<Server>,
     _admitted: OwnedSemaphorePermit,
-    _budget: OwnedSemaphorePermit,
 }
 
 impl Slot {
-    fn new(
-        server: &Arc<Server>,
-        admitted: OwnedSemaphorePermit,
-        budget: OwnedSemaphorePermit,
-    ) -> Slot {
+    fn new(server: &Arc<Server>, admitted: OwnedSemaphorePermit) -> Slot {
         server.metrics.in_flight.inc();
         Slot {
             server: server.clone(),
             _admitted: admitted,
-            _budget: budget,
         }
     }
+}
+
+/// What a response holds until it is written: the request's slot and the answer's share of
+/// the buffered-bytes budget.
+struct Held {
+    _slot: Arc<Slot>,
+    _budget: OwnedSemaphorePermit,
 }
 
 impl Drop for Slot {
@@ -394,7 +411,7 @@ impl Drop for Watch {
 }
 
 /// The reply as a response whose body holds the request's slot until it is written or dropped.
-fn respond(reply: Reply, slot: Arc<Slot>) -> Response {
+fn respond(reply: Reply, held: Held) -> Response {
     let timing = server_timing(
         &reply
             .stages
@@ -402,9 +419,9 @@ fn respond(reply: Reply, slot: Arc<Slot>) -> Response {
             .map(|(name, v)| (*name, round_ms(*v)))
             .collect::<Vec<_>>(),
     );
-    let bytes = Bytes::from_owner(Held {
+    let bytes = Bytes::from_owner(Answer {
         bytes: reply.body,
-        _slot: slot,
+        _held: held,
     });
     let mut response = (reply.status, reply.headers, bytes).into_response();
     if let Ok(v) = HeaderValue::from_str(&timing) {
@@ -422,14 +439,14 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
 }
 
-/// Response bytes that keep the request's slot until hyper has written them or given up: the
-/// body itself ends as soon as hyper has taken its bytes, which may still wait to be written.
-struct Held {
+/// Response bytes that keep what they hold until hyper has written them or given up: the body
+/// itself ends as soon as hyper has taken its bytes, which may still wait to be written.
+struct Answer {
     bytes: Bytes,
-    _slot: Arc<Slot>,
+    _held: Held,
 }
 
-impl AsRef<[u8]> for Held {
+impl AsRef<[u8]> for Answer {
     fn as_ref(&self) -> &[u8] {
         &self.bytes
     }

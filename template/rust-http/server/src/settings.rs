@@ -80,7 +80,8 @@ impl Default for Settings {
 }
 
 /// 512, or fewer when the open-file limit is low: each connection is a descriptor, and the
-/// process needs some of its own (model, logs, accept) so that `accept()` never fails.
+/// process needs some of its own (model, logs, accept, the overflow connections of
+/// [`crate::listen`]) so that `accept()` never fails.
 fn default_max_connections() -> usize {
     let soft_limit = std::fs::read_to_string("/proc/self/limits")
         .ok()

@@ -1,6 +1,7 @@
 //! Connections cannot pile up: request heads must arrive within the header timeout (which also
 //! closes idle keep-alive connections), heads are bounded (431), connections beyond the cap get
-//! 503 and are closed, and the drain after the grace has a hard deadline.
+//! one quick request each (so health probes pass) and beyond those 503, and the drain after the
+//! grace has a hard deadline.
 
 mod common;
 
@@ -36,16 +37,26 @@ async fn a_head_beyond_its_limit_is_431() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn connections_beyond_the_cap_get_503_and_health_comes_back() {
+async fn at_the_cap_health_still_gets_through_and_beyond_the_overflow_it_is_503() {
     let running = Running::start(Settings {
         max_connections: 4,
-        header_timeout: Duration::from_millis(800),
+        header_timeout: Duration::from_secs(30),
         ..settings()
     })
     .await;
-    let mut idle = Vec::new();
+    let mut regular = Vec::new();
     for _ in 0..4 {
-        idle.push(running.connect().await);
+        regular.push(running.connect().await);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        running.health().await,
+        200,
+        "idle sockets holding every place do not fail the health probe"
+    );
+    let mut overflow = Vec::new();
+    for _ in 0..faas_server::listen::OVERFLOW_CONNECTIONS {
+        overflow.push(running.connect().await);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut extra = running.connect().await;
@@ -53,14 +64,18 @@ async fn connections_beyond_the_cap_get_503_and_health_comes_back() {
     let response = read_all(&mut extra, Duration::from_secs(5)).await;
     assert_eq!(status_of(&response), 503, "{response}");
     assert!(response.contains("too_many_connections"), "{response}");
-    for stream in &mut idle {
-        assert!(closed_within(stream, Duration::from_secs(5)).await);
+    for stream in &mut overflow {
+        assert!(
+            closed_within(stream, Duration::from_secs(5)).await,
+            "an idle connection let in over the cap is closed quickly"
+        );
     }
     assert_eq!(
         running.health().await,
         200,
         "served again once they are gone"
     );
+    drop(regular);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,7 @@
 //! Clients that send or read slowly hold at most a connection, never a worker or queue slot for
 //! long: bodies are read before admission under their own deadline (408) and a budget of
-//! buffered bytes (429), and a response nobody reads holds its slot only until the write times out.
+//! buffered bytes (429), and a response nobody reads holds its slot and its bytes only until the
+//! write times out.
 
 mod common;
 
@@ -105,7 +106,9 @@ async fn bodies_beyond_the_buffered_bytes_budget_are_429() {
     })
     .await;
     let mut holding = running.connect().await;
-    send(&mut holding, format!("{}sleep", post_head(800)).as_bytes()).await;
+    // 800 of its 900 bytes have arrived: those are held while the rest is awaited.
+    let partial = format!("{}{}", post_head(900), "s".repeat(800));
+    send(&mut holding, partial.as_bytes()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let refused = running.post(&format!("sleep:{}", "0".repeat(300))).await;
     assert_eq!(refused.status(), 429);
@@ -122,4 +125,58 @@ async fn bodies_beyond_the_buffered_bytes_budget_are_429() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(served, 1, "the budget is released when the body is dropped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
+    let running = Running::start(Settings {
+        max_buffered_bytes: 100 << 20,
+        write_timeout: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(2),
+        queue: 4,
+        ..settings()
+    })
+    .await;
+    let body = "big:67108864";
+    let mut unread = running.connect().await;
+    send(
+        &mut unread,
+        format!("{}{body}", post_head(body.len())).as_bytes(),
+    )
+    .await;
+    let seen = running.seen.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            seen.finished.load(std::sync::atomic::Ordering::SeqCst) == 1
+        })
+        .await
+    );
+    let second = running.post(body).await;
+    assert_eq!(
+        second.status(),
+        504,
+        "a second 64 MiB answer must wait while the first holds the budget unread"
+    );
+    drop(unread);
+    let third = running.post(body).await;
+    assert_eq!(
+        third.status(),
+        200,
+        "the budget comes back with the connection"
+    );
+    assert_eq!(third.bytes().await.expect("body").len(), 67108864);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declared_length_alone_does_not_hold_the_budget() {
+    let running = Running::start(Settings {
+        max_buffered_bytes: 1000,
+        ..settings()
+    })
+    .await;
+    let mut claiming = running.connect().await;
+    send(&mut claiming, post_head(900).as_bytes()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(running.post("sleep:0").await.status(), 200);
+    drop(claiming);
 }
