@@ -320,3 +320,29 @@ fn distributed_run_collects_both_servers() {
         assert_eq!(row.worker, row.user_id, "{row:?}");
     }
 }
+
+#[test]
+fn both_plans_send_the_token_file_and_only_then() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "jm-7c0e55a1\n").expect("token file");
+    let token = path_str(&token);
+    let function = start_function_with(&[("SLBLUR_TOKEN_FILE", token)]);
+    for plan in ["http", "client"] {
+        let extra = ["--no-dashboard", "--token-file", token];
+        let (_dir, out) = run_plan(plan, &function.url, (1, 2), &extra);
+        let rows = rows(&out.join("results.csv"));
+        assert_eq!(rows.len(), 2, "{plan}: {rows:#?}");
+        for row in &rows {
+            assert_real_ok_row(row, true);
+        }
+    }
+    // Without --token-file the HTTP plan sends no Authorization header: every frame is a 401.
+    let (_dir, out) = run_plan("http", &function.url, (1, 2), &["--no-dashboard"]);
+    let rows = rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(
+        rows.iter().all(|r| !r.ok && r.status == Some(401)),
+        "{rows:#?}"
+    );
+}
