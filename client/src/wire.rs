@@ -311,9 +311,10 @@ pub fn error_text(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Stri
                 _ => None,
             }
         });
+    // The status line carries header text too (Retry-After): cut it even without a body.
     match message.or_else(|| Some(snippet(body)).filter(|s| !s.is_empty())) {
         Some(m) => shorten(&format!("{text}: {m}")),
-        None => text,
+        None => shorten(&text),
     }
 }
 
