@@ -248,17 +248,20 @@ async fn handle(
         // The slot goes with the work: a request whose client left still counts until the
         // worker is free again.
         let working = slot.clone();
-        let mut reply = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
+        // The blocking task owns the worker until the handler returns, even if this future is
+        // dropped; it hands the worker back so that it stays taken until the answer has its
+        // share of the budget: answers nobody reads cannot pile up, and neither can answers
+        // computed while waiting for that share.
+        let (worker, handled) = tokio::task::spawn_blocking(move || {
             let _working = working;
             let _body_budget = body_budget;
-            function.handle(invocation)
+            (worker, function.handle(invocation))
         })
         .await
-        .map_err(|e| Problem::internal("internal", format!("the handler failed: {e}")))??;
+        .map_err(|e| Problem::internal("internal", format!("the handler failed: {e}")))?;
+        let mut reply = handled?;
         reply.stages.insert(0, ("queue", ms(queued)));
         reply.stages.push(("total", ms(received_at.elapsed())));
-        // The answer waits for its share of the budget, so answers nobody reads cannot pile up.
         let share = reply.body.len().min(settings.max_buffered_bytes) as u32;
         let answer_budget = server
             .buffered
@@ -266,6 +269,7 @@ async fn handle(
             .acquire_many_owned(share)
             .await
             .map_err(|_| Problem::not_ready())?;
+        drop(worker);
         Ok((reply, answer_budget))
     };
     let remaining = deadline_at.saturating_duration_since(Instant::now());

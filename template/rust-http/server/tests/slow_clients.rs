@@ -151,7 +151,28 @@ async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
         })
         .await
     );
-    let second = running.post(body).await;
+    let (http, url) = (running.http.clone(), format!("{}/", running.url));
+    let second = tokio::spawn(async move { http.post(url).body(body).send().await });
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            seen.finished.load(std::sync::atomic::Ordering::SeqCst) == 2
+        })
+        .await
+    );
+    let third = running.post("sleep:0").await;
+    assert_eq!(
+        third.status(),
+        429,
+        "while an answer waits for its share, new bodies find the budget spent"
+    );
+    assert!(
+        third
+            .text()
+            .await
+            .expect("body")
+            .contains("PROBE_MAX_BUFFERED_BYTES")
+    );
+    let second = second.await.expect("join").expect("answered");
     assert_eq!(
         second.status(),
         504,
