@@ -15,9 +15,10 @@ const QUEUE: usize = 16;
 /// worker never waits for a request, fewer than the capacity, so nothing is shed).
 const CLOSED_LOOP_CLIENTS: usize = 8;
 const SATURATION_TIME: Duration = Duration::from_secs(3);
-/// A first burst of the same overload, so the allocator has seen every kind of request at full
-/// concurrency before memory is compared …
-const WARM_UP_TIME: Duration = Duration::from_secs(3);
+/// A first run of the same overload, as long as the measured one, so the allocator has reached
+/// its working size at full concurrency before memory is compared (a shorter burst left 20–65 MB
+/// steps to the measured run on a busy machine) …
+const WARM_UP_TIME: Duration = Duration::from_secs(8);
 /// … with its peak after the measured overload: within 10 %, or 32 MB on a small process (glibc
 /// keeps its high-water mark, and how many bodies happen to be read at once varies by a few
 /// tens of MB from run to run; a leak of 0.2 MB per request would show).
