@@ -42,26 +42,7 @@ fn bomb_png() -> Vec<u8> {
 }
 
 fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let mut typed = kind.to_vec();
-    typed.extend_from_slice(data);
-    png.extend_from_slice(&typed);
-    png.extend_from_slice(&crc32(&typed).to_be_bytes());
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    png.extend(common::png_chunk(kind, data));
 }
 
 fn cases() -> Vec<Bad> {

@@ -311,3 +311,29 @@ pub fn gradient_jpeg(width: u32, height: u32) -> Vec<u8> {
     let frame = slblur::codec::Frame { width, height, rgb };
     slblur::codec::encode(&frame, slblur::options::ImageKind::Jpeg, 80).expect("encode")
 }
+
+/// One PNG chunk: length, type, data and CRC, for hand-made (and hand-broken) PNGs.
+pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut typed = kind.to_vec();
+    typed.extend_from_slice(data);
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&typed);
+    out.extend_from_slice(&crc32(&typed).to_be_bytes());
+    out
+}
+
+/// PNG's CRC-32 (ISO 3309), bit by bit: test inputs are small.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

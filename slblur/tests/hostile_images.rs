@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Function, TestServer, listen_url, peak_rss_mb};
+use common::{Function, TestServer, listen_url, peak_rss_mb, png_chunk};
 use image::metadata::Orientation;
 use slblur::codec::{self, Frame};
 use slblur::options::ImageKind;
@@ -13,30 +13,6 @@ fn group() -> Frame {
     codec::decode(&common::fixture("group_1280x720.jpg"), u64::MAX)
         .expect("fixture")
         .0
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut typed = kind.to_vec();
-    typed.extend_from_slice(data);
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(&typed);
-    out.extend_from_slice(&crc32(&typed).to_be_bytes());
-    out
 }
 
 /// Deflate bits, least significant first; Huffman codes go most significant bit first.

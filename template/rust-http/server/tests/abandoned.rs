@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Running, eventually, send, settings};
+use common::{Running, eventually, settings};
 use faas_server::settings::Settings;
 
 const ABANDONED: &str = r#"probe_requests_total{kind="unknown",status="499"} "#;
@@ -15,20 +15,9 @@ const ABANDONED: &str = r#"probe_requests_total{kind="unknown",status="499"} "#;
 #[tokio::test(flavor = "multi_thread")]
 async fn running_work_of_a_client_that_left_stops_and_counts_until_it_does() {
     let running = Running::start(settings()).await;
-    let mut client = running.connect().await;
-    send(
-        &mut client,
-        b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\nsleep:5000",
-    )
-    .await;
+    let client = running.post_raw("sleep:5000").await;
+    assert!(running.started(1).await);
     let seen = running.seen.clone();
-    assert!(
-        eventually(Duration::from_secs(5), || seen
-            .started
-            .load(Ordering::SeqCst)
-            == 1)
-        .await
-    );
     drop(client);
 
     let mut in_flight_lied = false;
@@ -63,25 +52,14 @@ async fn a_queued_request_whose_client_left_never_runs() {
     let http = running.http.clone();
     let url = format!("{}/", running.url);
     let busy = tokio::spawn(async move { http.post(url).body("sleep:800").send().await });
-    let seen = running.seen.clone();
-    assert!(
-        eventually(Duration::from_secs(5), || seen
-            .started
-            .load(Ordering::SeqCst)
-            == 1)
-        .await
-    );
-    let mut queued = running.connect().await;
-    send(
-        &mut queued,
-        b"POST / HTTP/1.1\r\nhost: test\r\ncontent-length: 7\r\n\r\nsleep:0",
-    )
-    .await;
+    assert!(running.started(1).await);
+    let queued = running.post_raw("sleep:0").await;
     assert!(eventually(Duration::from_secs(5), || running.in_flight() == 2.0).await);
     drop(queued);
     assert!(eventually(Duration::from_secs(5), || running.metric(ABANDONED) == 1.0).await);
     assert_eq!(running.in_flight(), 1.0, "the queued one is gone at once");
     let answered = busy.await.expect("join").expect("answered");
     assert_eq!(answered.status(), 200);
-    assert_eq!(seen.started.load(Ordering::SeqCst), 1, "it never ran");
+    let started = running.seen.started.load(Ordering::SeqCst);
+    assert_eq!(started, 1, "it never ran");
 }

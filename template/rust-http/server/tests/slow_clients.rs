@@ -7,12 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, eventually, read_all, send, settings, status_of};
+use common::{Running, eventually, post_head, read_all, send, settings, status_of};
 use faas_server::settings::Settings;
-
-fn post_head(length: usize) -> String {
-    format!("POST / HTTP/1.1\r\nhost: test\r\ncontent-length: {length}\r\n\r\n")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_nobody_reads_holds_its_slot_only_until_the_write_times_out() {
@@ -23,19 +19,8 @@ async fn a_response_nobody_reads_holds_its_slot_only_until_the_write_times_out()
     .await;
     // 64 MiB cannot fit in loopback socket buffers: the write stalls while nobody reads.
     let body = "big:67108864";
-    let mut stalled = running.connect().await;
-    send(
-        &mut stalled,
-        format!("{}{body}", post_head(body.len())).as_bytes(),
-    )
-    .await;
-    let seen = running.seen.clone();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            seen.finished.load(std::sync::atomic::Ordering::SeqCst) == 1
-        })
-        .await
-    );
+    let stalled = running.post_raw(body).await;
+    assert!(running.finished(1).await);
     assert_eq!(running.in_flight(), 1.0, "counted until written");
     let refused = running.post("sleep:0").await;
     assert_eq!(
@@ -138,27 +123,11 @@ async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
     })
     .await;
     let body = "big:67108864";
-    let mut unread = running.connect().await;
-    send(
-        &mut unread,
-        format!("{}{body}", post_head(body.len())).as_bytes(),
-    )
-    .await;
-    let seen = running.seen.clone();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            seen.finished.load(std::sync::atomic::Ordering::SeqCst) == 1
-        })
-        .await
-    );
+    let unread = running.post_raw(body).await;
+    assert!(running.finished(1).await);
     let (http, url) = (running.http.clone(), format!("{}/", running.url));
     let second = tokio::spawn(async move { http.post(url).body(body).send().await });
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            seen.finished.load(std::sync::atomic::Ordering::SeqCst) == 2
-        })
-        .await
-    );
+    assert!(running.finished(2).await);
     let third = running.post("sleep:0").await;
     assert_eq!(
         third.status(),

@@ -160,6 +160,37 @@ impl Running {
     pub async fn connect(&self) -> TcpStream {
         TcpStream::connect(self.addr).await.expect("connect")
     }
+
+    /// `POST /` with `body` on a new connection, returned unread.
+    pub async fn post_raw(&self, body: &str) -> TcpStream {
+        let mut stream = self.connect().await;
+        send(
+            &mut stream,
+            format!("{}{body}", post_head(body.len())).as_bytes(),
+        )
+        .await;
+        stream
+    }
+
+    /// Waits until the function has started (or finished) `n` invocations.
+    pub async fn started(&self, n: usize) -> bool {
+        eventually(Duration::from_secs(10), || {
+            self.seen.started.load(Ordering::SeqCst) == n
+        })
+        .await
+    }
+
+    pub async fn finished(&self, n: usize) -> bool {
+        eventually(Duration::from_secs(10), || {
+            self.seen.finished.load(Ordering::SeqCst) == n
+        })
+        .await
+    }
+}
+
+/// The head of `POST /` declaring a body of `length` bytes.
+pub fn post_head(length: usize) -> String {
+    format!("POST / HTTP/1.1\r\nhost: test\r\ncontent-length: {length}\r\n\r\n")
 }
 
 /// Waits until `condition` holds, checking every 5 ms, for at most `limit`.
