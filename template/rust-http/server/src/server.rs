@@ -262,7 +262,8 @@ async fn handle(
         let mut reply = handled?;
         reply.stages.insert(0, ("queue", ms(queued)));
         reply.stages.push(("total", ms(received_at.elapsed())));
-        let share = reply.body.len().min(settings.max_buffered_bytes) as u32;
+        let share =
+            u32::try_from(reply.body.len().min(settings.max_buffered_bytes)).unwrap_or(u32::MAX);
         let answer_budget = server
             .buffered
             .clone()
