@@ -107,12 +107,7 @@ fn unusable_token_file_stops_before_any_request() {
         ),
     ] {
         let out = client(&run_args(url, &results.csv, &["--token-file", &file]));
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-        assert!(
-            stderr.contains(&message),
-            "expected {message:?} in: {stderr}"
-        );
+        assert_refused(&out, &message);
         assert!(
             !results.csv.exists(),
             "no results for a run that never started"
@@ -125,16 +120,20 @@ fn unusable_token_file_stops_before_any_request() {
             &out_dir,
             &["--token-file", &file],
         );
-        let out = client(&args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-        assert!(
-            stderr.contains(&message),
-            "expected {message:?} in: {stderr}"
-        );
+        assert_refused(&client(&args), &message);
         assert!(
             !out_dir.exists(),
             "no run folder for a sweep that never started"
         );
     }
+}
+
+/// The client stopped with exit 1 and `message` on stderr.
+fn assert_refused(out: &std::process::Output, message: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "expected {message:?} in: {stderr}"
+    );
 }

@@ -49,16 +49,14 @@ async fn a_queued_request_whose_client_left_never_runs() {
         ..settings()
     })
     .await;
-    let http = running.http.clone();
-    let url = format!("{}/", running.url);
-    let busy = tokio::spawn(async move { http.post(url).body("sleep:800").send().await });
+    let busy = running.post_in_background("sleep:800");
     assert!(running.started(1).await);
     let queued = running.post_raw("sleep:0").await;
     assert!(eventually(Duration::from_secs(5), || running.in_flight() == 2.0).await);
     drop(queued);
     assert!(eventually(Duration::from_secs(5), || running.metric(ABANDONED) == 1.0).await);
     assert_eq!(running.in_flight(), 1.0, "the queued one is gone at once");
-    let answered = busy.await.expect("join").expect("answered");
+    let answered = busy.await.expect("join");
     assert_eq!(answered.status(), 200);
     let started = running.seen.started.load(Ordering::SeqCst);
     assert_eq!(started, 1, "it never ran");

@@ -125,8 +125,7 @@ async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
     let body = "big:67108864";
     let unread = running.post_raw(body).await;
     assert!(running.finished(1).await);
-    let (http, url) = (running.http.clone(), format!("{}/", running.url));
-    let second = tokio::spawn(async move { http.post(url).body(body).send().await });
+    let second = running.post_in_background(body);
     assert!(running.finished(2).await);
     let third = running.post("sleep:0").await;
     assert_eq!(
@@ -141,7 +140,7 @@ async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
             .expect("body")
             .contains("PROBE_MAX_BUFFERED_BYTES")
     );
-    let second = second.await.expect("join").expect("answered");
+    let second = second.await.expect("join");
     assert_eq!(
         second.status(),
         504,

@@ -139,6 +139,15 @@ impl Running {
             .expect("answered")
     }
 
+    /// [`Running::post`] on a task of its own, for requests that must be in flight meanwhile.
+    pub fn post_in_background(
+        &self,
+        body: &'static str,
+    ) -> tokio::task::JoinHandle<reqwest::Response> {
+        let (http, url) = (self.http.clone(), format!("{}/", self.url));
+        tokio::spawn(async move { http.post(url).body(body).send().await.expect("answered") })
+    }
+
     pub fn metric(&self, line_start: &str) -> f64 {
         let text = self.server.metrics.render();
         text.lines()
