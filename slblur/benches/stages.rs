@@ -1,6 +1,7 @@
 //! Per-stage benchmark: decode, resize, tensor, inference, NMS, anonymize, encode and the whole
-//! pipeline, on a real frame with faces at 640×360 and 1280×720. Prints medians (ms) and the
-//! median share of a frame's handler time that is not ML (decode + anonymize + encode).
+//! pipeline, on a real frame with faces at 640×360 and 1280×720. Prints medians (ms), the
+//! median share of a frame's handler time that is not ML (decode + anonymize + encode), and the
+//! inference again with tract's own stride-2 depthwise kernel instead of slblur's, side by side.
 //!
 //! `cargo bench -p slblur --bench stages` (env: `BENCH_ITERS`, default 15; `SLBLUR_ML_THREADS`;
 //! `SLBLUR_MODEL`).
@@ -26,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(15);
     let config = slblur::Config::from_env()?;
     let detector = Detector::load(&model, config.ml_threads)?;
+    let tract_depthwise = Detector::load(&model, config.ml_threads)?.with_tract_depthwise();
     let source = std::fs::read(root.join("tests/fixtures/group_1280x720.jpg"))?;
     let (big, _) = codec::decode(&source, u64::MAX)?;
     println!(
@@ -33,9 +35,9 @@ fn main() -> anyhow::Result<()> {
         config.ml_threads
     );
     println!(
-        "| case | decode | resize | tensor | inference | nms | anonymize | encode | total | non-ML share |"
+        "| case | decode | resize | tensor | inference | nms | anonymize | encode | total | non-ML share | inference, tract's depthwise |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (label, width, height, inference_width) in [
         ("640x360", 640, 360, 640),
         ("1280x720 (inference 640, default)", 1280, 720, 640),
@@ -48,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         let shape =
             InputShape::for_frame(width, height, inference_width, options.max_inference_pixels);
         detector.plan(shape.net)?;
+        tract_depthwise.plan(shape.net)?;
         let faces = detector
             .detect(
                 &frame,
@@ -64,6 +67,8 @@ fn main() -> anyhow::Result<()> {
         let tensor_t = stage(&mut || drop(to_tensor(&resized, shape.net)));
         let infer_t =
             stage(&mut || drop(detector.infer(to_tensor(&resized, shape.net), shape.net)));
+        let tract_infer_t =
+            stage(&mut || drop(tract_depthwise.infer(to_tensor(&resized, shape.net), shape.net)));
         let outputs = detector.infer(to_tensor(&resized, shape.net), shape.net)?;
         let nms_t = stage(&mut || drop(decode(&outputs, shape, options.threshold)));
         let anon_t = stage(&mut || {
@@ -92,7 +97,7 @@ fn main() -> anyhow::Result<()> {
             .copied()
             .unwrap_or(f64::NAN);
         println!(
-            "| {label} ({} faces) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} % |",
+            "| {label} ({} faces) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} % | {:.1} ({:.2}×) |",
             faces.len(),
             ms(decode_t),
             ms(resize_t),
@@ -103,6 +108,8 @@ fn main() -> anyhow::Result<()> {
             ms(encode_t),
             ms(total_t),
             100.0 * non_ml_share,
+            ms(tract_infer_t),
+            ms(tract_infer_t) / ms(infer_t),
         );
     }
     Ok(())

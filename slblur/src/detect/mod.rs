@@ -3,6 +3,7 @@
 //! [`memory`] sets the allocator up for inference's large, short-lived tensors.
 
 pub mod decode;
+pub mod depthwise;
 pub mod input;
 pub mod memory;
 pub mod model;

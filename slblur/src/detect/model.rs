@@ -46,6 +46,9 @@ pub struct Detector {
     plans: Mutex<HashMap<Size, Plan>>,
     executor: Executor,
     sha256: String,
+    /// Whether plans run stride-2 depthwise convolutions with [`super::depthwise`] (the default)
+    /// rather than tract's own kernel.
+    own_depthwise: bool,
 }
 
 impl std::fmt::Debug for Detector {
@@ -92,7 +95,16 @@ impl Detector {
             plans: Mutex::new(HashMap::new()),
             executor,
             sha256,
+            own_depthwise: true,
         })
+    }
+
+    /// Plans with tract's own stride-2 depthwise kernel instead of [`super::depthwise`], to
+    /// compare the two.
+    pub fn with_tract_depthwise(mut self) -> Detector {
+        self.own_depthwise = false;
+        self.plans_lock().clear();
+        self
     }
 
     /// The SHA-256 of the loaded file, to log and compare with [`CENTERFACE_SHA256`].
@@ -118,7 +130,14 @@ impl Detector {
             .model
             .clone()
             .with_input_fact(0, fact.into())
-            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_typed())
+            .and_then(|m| m.into_decluttered())
+            .and_then(|mut m| {
+                if self.own_depthwise {
+                    super::depthwise::rewrite(&mut m)?;
+                }
+                m.into_optimized()
+            })
             .and_then(|m| m.into_runnable_with_options(&options))
             .map_err(prepare)?;
         let mut plans = self.plans_lock();
