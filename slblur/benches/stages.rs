@@ -1,7 +1,7 @@
 //! Per-stage benchmark: decode, resize, tensor, inference, NMS, anonymize, encode and the whole
 //! pipeline, on a real frame with faces at 640×360 and 1280×720. Prints medians (ms), the
 //! median share of a frame's handler time that is not ML (decode + anonymize + encode), and the
-//! inference again with tract's own stride-2 depthwise kernel instead of slblur's, side by side.
+//! inference again with tract's own depthwise kernel and ReLU instead of slblur's, side by side.
 //!
 //! `cargo bench -p slblur --bench stages` (env: `BENCH_ITERS`, default 15; `SLBLUR_ML_THREADS`;
 //! `SLBLUR_MODEL`).

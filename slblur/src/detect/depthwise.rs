@@ -1,11 +1,13 @@
-//! CenterFace's four stride-2 3×3 depthwise convolutions as a tract op of our own, and the graph
-//! rewrite that puts it in place of tract's `Conv`.
+//! CenterFace's seventeen 3×3 depthwise convolutions, and the ReLU after each, as one tract op
+//! of our own, and the graph rewrite that puts it in place of tract's `Conv` and `Max`.
 //!
 //! tract's depthwise kernel is vectorised only for an input stride of 1: at stride 2 it walks one
-//! output point at a time, and those four layers took 30 % of the inference on one thread. Here
-//! each input row is first split into its even and odd columns (with the padding as zeros), so
-//! every tap becomes a contiguous multiply-add over a whole output row, which the compiler
-//! vectorises for the widest instructions the CPU has, chosen at run time.
+//! output point at a time, and CenterFace's four stride-2 layers took 30 % of the inference on one
+//! thread. Here each input row is first laid out so that each of a kernel row's three taps reads a
+//! contiguous run of the output row: at stride 1 the row with its padding, at stride 2 its even
+//! and its odd columns. Every tap is then a multiply-add over a whole output row, which the
+//! compiler vectorises for the widest instructions the CPU has, chosen at run time. The ReLU that
+//! follows is applied to the row while it is in cache, instead of in a pass of its own.
 //!
 //! The arithmetic is tract's, in tract's order: the bias, then for each tap in row-major order one
 //! multiply and one add, never fused. The outputs are therefore identical to tract's own, which the
@@ -21,32 +23,37 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 /// Taps of one channel's 3×3 kernel, row-major.
 type Taps = [f32; 9];
 
-/// A 3×3 depthwise convolution with stride 2, channels first, on `f32`.
+/// A 3×3 depthwise convolution with stride 1 or 2, channels first, on `f32`, optionally followed
+/// by a ReLU.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StrideTwoDepthwise {
+pub struct Depthwise3x3 {
+    stride: usize,
     /// Rows of zeros above and below the input, columns left and right of it.
     pad_rows: [usize; 2],
     pad_columns: [usize; 2],
     taps: Vec<Taps>,
     bias: Vec<f32>,
+    relu: bool,
 }
 
-impl Eq for StrideTwoDepthwise {}
+impl Eq for Depthwise3x3 {}
 
-impl StrideTwoDepthwise {
-    /// The op for a `Conv` node of `model`, when it is one this op computes: 3×3, stride 2, no
-    /// dilation, one group per channel, channels first, float, with constant weights and bias.
+impl Depthwise3x3 {
+    /// The op for a `Conv` node of `model`, when it is one this op computes: 3×3, equal strides of
+    /// 1 or 2, no dilation, one group per channel, channels first, float, with constant weights
+    /// and bias.
     fn for_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Self>> {
         let Some(conv) = node.op_as::<Conv>() else {
             return Ok(None);
         };
         let spec = &conv.pool_spec;
         let channels = spec.input_channels;
+        let strides = spec.strides();
         let fits = conv.q_params.is_none()
             && conv.kernel_fmt == KernelFormat::OIHW
             && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
             && spec.kernel_shape.as_slice() == [3, 3]
-            && spec.strides().as_ref() == [2, 2]
+            && matches!(strides.as_ref(), [1, 1] | [2, 2])
             && spec.dilations().as_ref() == [1, 1]
             && conv.group == channels
             && spec.output_channels == channels
@@ -88,11 +95,13 @@ impl StrideTwoDepthwise {
             .collect();
         let bias = bias.try_as_plain_ram()?.as_slice::<f32>()?;
         let bias = (0..channels).map(|c| bias[c % bias.len()]).collect();
-        Ok(Some(StrideTwoDepthwise {
+        Ok(Some(Depthwise3x3 {
+            stride: strides[0],
             pad_rows,
             pad_columns,
             taps,
             bias,
+            relu: false,
         }))
     }
 
@@ -101,7 +110,7 @@ impl StrideTwoDepthwise {
         let size = |input: usize, [before, after]: [usize; 2]| {
             (input + before + after)
                 .checked_sub(3)
-                .map(|span| span / 2 + 1)
+                .map(|span| span / self.stride + 1)
                 .with_context(|| {
                     format!("a 3×3 kernel does not fit {input} padded by {before}+{after}")
                 })
@@ -110,39 +119,70 @@ impl StrideTwoDepthwise {
     }
 }
 
-/// Replaces every convolution of `model` that [`StrideTwoDepthwise`] computes; returns how many.
+/// Replaces every convolution of `model` that [`Depthwise3x3`] computes, with the ReLU that
+/// follows it when it is the convolution's only reader; returns how many.
 pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
-        let Some(op) = StrideTwoDepthwise::for_conv(model, node)? else {
+        let Some(mut op) = Depthwise3x3::for_conv(model, node)? else {
             continue;
         };
-        // The patch checks that the new op's output fact matches the convolution's.
-        TypedModelPatch::replace_single_op(model, node, &node.inputs[..1], op)?.apply(model)?;
+        let relu = relu_after(model, id)?;
+        op.relu = relu.is_some();
+        let mut patch = TypedModelPatch::default();
+        let input = patch.tap_model(model, node.inputs[0])?;
+        let output = patch.wire_node(&node.name, op, &[input])?[0];
+        // `shunt_outside` checks that the new output's fact matches the one it replaces.
+        patch.shunt_outside(model, OutletId::new(relu.unwrap_or(id), 0), output)?;
+        patch.apply(model)?;
         replaced += 1;
     }
     Ok(replaced)
 }
 
-impl Op for StrideTwoDepthwise {
+/// The node computing `max(x, 0)` of node `id`'s output, when it is that output's only reader.
+fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
+    let outlet = OutletId::new(id, 0);
+    let successors = &model.node(id).outputs[0].successors;
+    if successors.len() != 1 || model.outputs.contains(&outlet) {
+        return Ok(None);
+    }
+    let next = model.node(successors[0].node);
+    if next.op.name() != "Max" || next.inputs.len() != 2 || next.outputs.len() != 1 {
+        return Ok(None);
+    }
+    let other = next.inputs[1 - successors[0].slot];
+    let zero = model.outlet_fact(other)?.konst.as_ref().is_some_and(|k| {
+        k.datum_type() == f32::datum_type()
+            && k.try_as_plain_ram()
+                .and_then(|v| v.as_slice::<f32>().map(|s| s.iter().all(|&v| v == 0.0)))
+                .unwrap_or(false)
+    });
+    let same_shape = next.outputs[0].fact.shape == model.outlet_fact(outlet)?.shape;
+    Ok((zero && same_shape).then_some(next.id))
+}
+
+impl Op for Depthwise3x3 {
     fn name(&self) -> StaticName {
-        "StrideTwoDepthwise".into()
+        "Depthwise3x3".into()
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{} channels, padding rows {:?}, columns {:?}",
+            "{} channels, stride {}, padding rows {:?}, columns {:?}{}",
             self.bias.len(),
+            self.stride,
             self.pad_rows,
-            self.pad_columns
+            self.pad_columns,
+            if self.relu { ", then ReLU" } else { "" }
         )])
     }
 
     op_as_typed_op!();
 }
 
-impl EvalOp for StrideTwoDepthwise {
+impl EvalOp for Depthwise3x3 {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
@@ -166,19 +206,26 @@ impl EvalOp for StrideTwoDepthwise {
             out_plane,
             total,
             |first, planes| {
-                let mut phases = Phases::new(height, width, out_width, self.pad_columns[0]);
+                let mut rows = Rows::new(
+                    self.stride,
+                    (height, width),
+                    out_width,
+                    self.pad_rows[0],
+                    self.pad_columns,
+                );
                 for (i, out) in planes.chunks_exact_mut(out_plane).enumerate() {
                     let plane = first + i;
                     let channel = plane % channels;
-                    let source = &input[plane * in_plane..][..in_plane];
-                    phases.split(source);
+                    let filter = Filter {
+                        taps: &self.taps[channel],
+                        bias: self.bias[channel],
+                        relu: self.relu,
+                    };
                     kernel(
-                        &phases,
+                        &mut rows,
+                        &input[plane * in_plane..][..in_plane],
+                        &filter,
                         out,
-                        out_width,
-                        self.pad_rows[0],
-                        &self.taps[channel],
-                        self.bias[channel],
                     );
                 }
                 Ok(())
@@ -188,7 +235,7 @@ impl EvalOp for StrideTwoDepthwise {
     }
 }
 
-impl TypedOp for StrideTwoDepthwise {
+impl TypedOp for Depthwise3x3 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
@@ -209,53 +256,102 @@ impl TypedOp for StrideTwoDepthwise {
     }
 }
 
-/// One channel's input, each row split by column parity with the padding as zeros: in padded
-/// coordinates, `even[j]` is column `2j` and `odd[j]` column `2j + 1`, so output column `x` reads
-/// `even[x]`, `odd[x]` and `even[x + 1]`. Both hold `stride` columns per row.
-struct Phases {
-    even: Vec<f32>,
-    odd: Vec<f32>,
+/// The input rows one output row reads, each laid out (with its padding as zeros) so that tap
+/// `kx` of a kernel row reads output column `x` at `reads[kx] + x`: at stride 1 the padded row
+/// itself, at stride 2 the padded row's even columns followed by its odd ones. Three rows are
+/// kept, in a ring, so each input row is laid out once and the work stays in the L1 cache.
+struct Rows {
+    step: usize,
+    /// Length of one laid-out row.
     stride: usize,
-    /// Columns of the input.
+    reads: [usize; 3],
+    height: usize,
     width: usize,
-    /// One input row with its padding: zeros, then the row from `pad_left` on.
-    padded: Vec<f32>,
+    out_width: usize,
+    pad_top: usize,
     pad_left: usize,
+    ring: Vec<f32>,
+    /// The input row each slot of the ring holds, if any.
+    held: [Option<usize>; 3],
+    /// Scratch for one padded row at stride 2: zeros, then the row from `pad_left` on.
+    padded: Vec<f32>,
 }
 
-impl Phases {
-    fn new(height: usize, width: usize, out_width: usize, pad_left: usize) -> Phases {
-        let stride = out_width + 1;
-        Phases {
-            even: vec![0.0; height * stride],
-            odd: vec![0.0; height * stride],
+impl Rows {
+    fn new(
+        step: usize,
+        (height, width): (usize, usize),
+        out_width: usize,
+        pad_top: usize,
+        [pad_left, pad_right]: [usize; 2],
+    ) -> Rows {
+        let (stride, reads, padded) = if step == 1 {
+            (width + pad_left + pad_right, [0, 1, 2], Vec::new())
+        } else {
+            let half = out_width + 1;
+            let padded = vec![0.0; (2 * half).max(pad_left + width)];
+            (2 * half, [0, half, 1], padded)
+        };
+        Rows {
+            step,
             stride,
+            reads,
+            height,
             width,
-            padded: vec![0.0; (2 * stride).max(pad_left + width)],
+            out_width,
+            pad_top,
             pad_left,
+            ring: vec![0.0; 3 * stride],
+            held: [None; 3],
+            padded,
         }
     }
 
-    fn split(&mut self, plane: &[f32]) {
-        for ((row, even), odd) in plane
-            .chunks_exact(self.width)
-            .zip(self.even.chunks_exact_mut(self.stride))
-            .zip(self.odd.chunks_exact_mut(self.stride))
-        {
-            self.padded[self.pad_left..][..row.len()].copy_from_slice(row);
-            for ((pair, e), o) in self.padded.chunks_exact(2).zip(even).zip(odd) {
-                *e = pair[0];
-                *o = pair[1];
+    /// For output row `y` of `plane`, the laid-out input rows of the three kernel rows, `None`
+    /// where a kernel row falls on the padding.
+    fn window(&mut self, plane: &[f32], y: usize) -> [Option<&[f32]>; 3] {
+        let inputs = [0, 1, 2].map(|ky| {
+            (self.step * y + ky)
+                .checked_sub(self.pad_top)
+                .filter(|&r| r < self.height)
+        });
+        for r in inputs.into_iter().flatten() {
+            if self.held[r % 3] != Some(r) {
+                self.lay_out(&plane[r * self.width..][..self.width], r % 3);
+                self.held[r % 3] = Some(r);
             }
         }
+        inputs.map(|r| r.map(|r| &self.ring[(r % 3) * self.stride..][..self.stride]))
     }
 
-    fn rows(&self) -> usize {
-        self.even.len() / self.stride
+    fn lay_out(&mut self, row: &[f32], slot: usize) {
+        let laid = &mut self.ring[slot * self.stride..][..self.stride];
+        if self.step == 1 {
+            laid[self.pad_left..][..self.width].copy_from_slice(row);
+            return;
+        }
+        self.padded[self.pad_left..][..self.width].copy_from_slice(row);
+        let (even, odd) = laid.split_at_mut(self.stride / 2);
+        for ((pair, e), o) in self.padded.chunks_exact(2).zip(even).zip(odd) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+    }
+
+    /// Starts on another plane.
+    fn clear(&mut self) {
+        self.held = [None; 3];
     }
 }
 
-type PlaneKernel = fn(&Phases, &mut [f32], usize, usize, &Taps, f32);
+/// One channel's weights and what follows them.
+struct Filter<'a> {
+    taps: &'a Taps,
+    bias: f32,
+    relu: bool,
+}
+
+type PlaneKernel = fn(&mut Rows, &[f32], &Filter, &mut [f32]);
 
 /// The plane kernel compiled for the widest vectors this CPU has.
 fn plane_kernel() -> PlaneKernel {
@@ -263,11 +359,14 @@ fn plane_kernel() -> PlaneKernel {
     *KERNEL.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
+            // SAFETY: each is chosen only on a CPU that has the features it is compiled for.
             if std::arch::is_x86_feature_detected!("avx512f") {
-                return |p, o, w, t, k, b| unsafe { plane_avx512(p, o, w, t, k, b) };
+                return |rows, input, filter, out| unsafe {
+                    plane_avx512(rows, input, filter, out)
+                };
             }
             if std::arch::is_x86_feature_detected!("avx2") {
-                return |p, o, w, t, k, b| unsafe { plane_avx2(p, o, w, t, k, b) };
+                return |rows, input, filter, out| unsafe { plane_avx2(rows, input, filter, out) };
             }
         }
         plane
@@ -276,44 +375,51 @@ fn plane_kernel() -> PlaneKernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn plane_avx512(p: &Phases, o: &mut [f32], w: usize, top: usize, k: &Taps, b: f32) {
-    plane(p, o, w, top, k, b)
+fn plane_avx512(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
+    plane(rows, input, filter, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn plane_avx2(p: &Phases, o: &mut [f32], w: usize, top: usize, k: &Taps, b: f32) {
-    plane(p, o, w, top, k, b)
+fn plane_avx2(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
+    plane(rows, input, filter, out)
 }
 
 /// One output plane: each output row is the bias plus, for each of the three kernel rows that
-/// fall inside the input, its three taps over that row's phases.
+/// fall inside the input, its three taps over that row. Rows away from the top and bottom edges
+/// take all nine taps in one pass, keeping the sum in a register.
 #[inline(always)]
-fn plane(
-    phases: &Phases,
-    out: &mut [f32],
-    out_width: usize,
-    pad_top: usize,
-    taps: &Taps,
-    bias: f32,
-) {
-    let (stride, rows) = (phases.stride, phases.rows());
-    for (y, out_row) in out.chunks_exact_mut(out_width).enumerate() {
-        out_row.fill(bias);
-        for ky in 0..3 {
-            let Some(row) = (2 * y + ky).checked_sub(pad_top).filter(|&r| r < rows) else {
-                continue;
-            };
-            let even = &phases.even[row * stride..][..stride];
-            let odd = &phases.odd[row * stride..][..stride];
-            let [k0, k1, k2] = [taps[3 * ky], taps[3 * ky + 1], taps[3 * ky + 2]];
-            for (((o, &left), &middle), &right) in out_row
-                .iter_mut()
-                .zip(&even[..out_width])
-                .zip(odd)
-                .zip(&even[1..])
-            {
-                *o = *o + k0 * left + k1 * middle + k2 * right;
+fn plane(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
+    let (width, reads) = (rows.out_width, rows.reads);
+    let taps = filter.taps;
+    rows.clear();
+    for (y, out_row) in out.chunks_exact_mut(width).enumerate() {
+        let kernel_rows = rows.window(input, y);
+        if let [Some(top), Some(middle), Some(bottom)] = kernel_rows {
+            let [a0, a1, a2] = reads.map(|at| &top[at..][..width]);
+            let [b0, b1, b2] = reads.map(|at| &middle[at..][..width]);
+            let [c0, c1, c2] = reads.map(|at| &bottom[at..][..width]);
+            for x in 0..width {
+                let mut sum = filter.bias;
+                sum = sum + taps[0] * a0[x] + taps[1] * a1[x] + taps[2] * a2[x];
+                sum = sum + taps[3] * b0[x] + taps[4] * b1[x] + taps[5] * b2[x];
+                sum = sum + taps[6] * c0[x] + taps[7] * c1[x] + taps[8] * c2[x];
+                out_row[x] = if filter.relu { sum.max(0.0) } else { sum };
+            }
+            continue;
+        }
+        out_row.fill(filter.bias);
+        for (ky, row) in kernel_rows.into_iter().enumerate() {
+            let Some(row) = row else { continue };
+            let [left, middle, right] = reads.map(|at| &row[at..][..width]);
+            let [k0, k1, k2] = [0, 1, 2].map(|kx| taps[3 * ky + kx]);
+            for (((o, &l), &m), &r) in out_row.iter_mut().zip(left).zip(middle).zip(right) {
+                *o = *o + k0 * l + k1 * m + k2 * r;
+            }
+        }
+        if filter.relu {
+            for o in out_row.iter_mut() {
+                *o = o.max(0.0);
             }
         }
     }
@@ -323,6 +429,16 @@ fn plane(
 mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::math::max;
+
+    /// How the test model reads the convolution's output.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Then {
+        Output,
+        Relu,
+        /// A ReLU, with the convolution's output a model output as well.
+        ReluAndOutput,
+    }
 
     /// A model of one depthwise convolution over `[1, channels, height, width]`.
     fn conv_model(
@@ -330,6 +446,7 @@ mod tests {
         (height, width): (usize, usize),
         (before, after): ([usize; 2], [usize; 2]),
         strides: [usize; 2],
+        then: Then,
     ) -> TypedModel {
         let mut model = TypedModel::default();
         let value = |i: usize| ((i * 7919 % 1009) as f32 - 504.0) / 97.0;
@@ -365,20 +482,40 @@ mod tests {
             group: channels,
             q_params: None,
         };
-        let output = model
+        let conv = model
             .wire_node("conv", conv, &[input, kernel, bias])
-            .expect("conv");
-        model.select_output_outlets(&output).expect("outputs");
+            .expect("conv")[0];
+        let zero = Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).expect("zero");
+        let zero = model.add_const("zero", zero).expect("zero");
+        let outputs = match then {
+            Then::Output => vec![conv],
+            Then::Relu => model
+                .wire_node("relu", max(), &[conv, zero])
+                .expect("relu")
+                .to_vec(),
+            Then::ReluAndOutput => {
+                let relu = model.wire_node("relu", max(), &[zero, conv]).expect("relu")[0];
+                vec![relu, conv]
+            }
+        };
+        model.select_output_outlets(&outputs).expect("outputs");
         model
     }
 
-    fn run(model: TypedModel, input: &Tensor) -> Tensor {
+    fn run(model: TypedModel, input: &Tensor) -> Vec<Vec<f32>> {
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .expect("plan");
         let outputs = plan.run(tvec!(input.clone().into())).expect("run");
-        outputs[0].clone().into_tensor()
+        outputs
+            .iter()
+            .map(|t| {
+                t.try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
+                    .expect("f32")
+            })
+            .collect()
     }
 
     fn input(channels: usize, height: usize, width: usize) -> Tensor {
@@ -388,56 +525,68 @@ mod tests {
         Tensor::from_shape(&[1, channels, height, width], &values).expect("input")
     }
 
+    fn ops(model: &TypedModel, name: &str) -> usize {
+        model.nodes().iter().filter(|n| n.op.name() == name).count()
+    }
+
     #[test]
-    fn matches_tract_exactly_for_every_padding_and_parity() {
-        for (height, width) in [(8, 8), (9, 7), (5, 12), (3, 3), (16, 33)] {
-            for pads in [
-                ([1, 1], [1, 1]),
-                ([0, 0], [0, 0]),
-                ([1, 0], [0, 1]),
-                ([0, 1], [1, 0]),
-                ([2, 2], [1, 0]),
-            ] {
-                let channels = 5;
-                let model = conv_model(channels, (height, width), pads, [2, 2]);
-                let mut rewritten = model.clone();
-                assert_eq!(rewrite(&mut rewritten).expect("rewrite"), 1);
-                let x = input(channels, height, width);
-                let (ours, theirs) = (run(rewritten, &x), run(model, &x));
-                assert_eq!(ours.shape(), theirs.shape(), "{height}x{width} {pads:?}");
-                let view = |t: &Tensor| {
-                    t.try_as_plain_ram()
-                        .expect("plain")
-                        .as_slice::<f32>()
-                        .expect("f32")
-                        .to_vec()
-                };
-                assert_eq!(view(&ours), view(&theirs), "{height}x{width} {pads:?}");
+    fn matches_tract_exactly_for_every_stride_padding_and_parity() {
+        for stride in [1, 2] {
+            for (height, width) in [(8, 8), (9, 7), (5, 12), (3, 3), (16, 33)] {
+                for pads in [
+                    ([1, 1], [1, 1]),
+                    ([0, 0], [0, 0]),
+                    ([1, 0], [0, 1]),
+                    ([0, 1], [1, 0]),
+                    ([2, 2], [1, 0]),
+                ] {
+                    for then in [Then::Output, Then::Relu, Then::ReluAndOutput] {
+                        let case = format!("stride {stride}, {height}x{width}, {pads:?}, {then:?}");
+                        let model = conv_model(5, (height, width), pads, [stride, stride], then);
+                        let mut rewritten = model.clone();
+                        assert_eq!(rewrite(&mut rewritten).expect("rewrite"), 1, "{case}");
+                        assert_eq!(ops(&rewritten, "Conv"), 0, "{case}");
+                        let unfused = usize::from(then == Then::ReluAndOutput);
+                        assert_eq!(ops(&rewritten, "Max"), unfused, "{case}");
+                        let x = input(5, height, width);
+                        assert_eq!(run(rewritten, &x), run(model, &x), "{case}");
+                    }
+                }
             }
         }
     }
 
     #[test]
     fn leaves_other_convolutions_alone() {
-        let mut stride_one = conv_model(4, (8, 8), ([1, 1], [1, 1]), [1, 1]);
-        assert_eq!(rewrite(&mut stride_one).expect("rewrite"), 0);
-        let mut uneven = conv_model(4, (8, 8), ([1, 1], [1, 1]), [2, 1]);
-        assert_eq!(rewrite(&mut uneven).expect("rewrite"), 0);
+        for strides in [[2, 1], [3, 3]] {
+            let mut model = conv_model(4, (8, 8), ([1, 1], [1, 1]), strides, Then::Relu);
+            assert_eq!(rewrite(&mut model).expect("rewrite"), 0, "{strides:?}");
+        }
     }
 
     #[test]
     fn every_kernel_this_cpu_has_gives_the_portable_result() {
-        let (height, width, out_width) = (9, 11, 6);
-        let plane_in: Vec<f32> = (0..height * width)
+        let (height, width) = (9, 11);
+        let input: Vec<f32> = (0..height * width)
             .map(|i| (i as f32 * 0.37).sin())
             .collect();
-        let mut phases = Phases::new(height, width, out_width, 1);
-        phases.split(&plane_in);
         let taps: Taps = std::array::from_fn(|i| i as f32 * 0.25 - 1.0);
-        let mut portable = vec![0.0; 5 * out_width];
-        plane(&phases, &mut portable, out_width, 1, &taps, 0.5);
-        let mut dispatched = vec![0.0; 5 * out_width];
-        plane_kernel()(&phases, &mut dispatched, out_width, 1, &taps, 0.5);
-        assert_eq!(portable, dispatched);
+        for (step, out_width) in [(1, 11), (2, 6)] {
+            let mut rows = Rows::new(step, (height, width), out_width, 1, [1, 1]);
+            for relu in [false, true] {
+                let filter = Filter {
+                    taps: &taps,
+                    bias: 0.5,
+                    relu,
+                };
+                let out_height = if step == 1 { 9 } else { 5 };
+                let mut portable = vec![f32::NAN; out_height * out_width];
+                plane(&mut rows, &input, &filter, &mut portable);
+                let mut dispatched = vec![f32::NAN; out_height * out_width];
+                plane_kernel()(&mut rows, &input, &filter, &mut dispatched);
+                assert!(portable.iter().all(|v| v.is_finite()));
+                assert_eq!(portable, dispatched, "stride {step}, relu {relu}");
+            }
+        }
     }
 }

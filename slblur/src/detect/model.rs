@@ -46,8 +46,8 @@ pub struct Detector {
     plans: Mutex<HashMap<Size, Plan>>,
     executor: Executor,
     sha256: String,
-    /// Whether plans run stride-2 depthwise convolutions with [`super::depthwise`] (the default)
-    /// rather than tract's own kernel.
+    /// Whether plans run the 3×3 depthwise convolutions and their ReLUs with
+    /// [`super::depthwise`] (the default) rather than tract's own kernels.
     own_depthwise: bool,
 }
 
@@ -99,7 +99,7 @@ impl Detector {
         })
     }
 
-    /// Plans with tract's own stride-2 depthwise kernel instead of [`super::depthwise`], to
+    /// Plans with tract's own depthwise kernel and ReLU instead of [`super::depthwise`], to
     /// compare the two.
     pub fn with_tract_depthwise(mut self) -> Detector {
         self.own_depthwise = false;
