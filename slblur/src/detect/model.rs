@@ -33,6 +33,8 @@ pub enum ModelError {
     Invalid { path: PathBuf, reason: String },
     #[error("could not prepare the model for a {}x{} input: {reason}", size.width, size.height)]
     Prepare { size: Size, reason: String },
+    #[error("cannot start {threads} inference threads: {reason}")]
+    Threads { threads: usize, reason: String },
     #[error("inference failed: {0}")]
     Run(String),
     #[error("unexpected model outputs: {0}")]
@@ -84,11 +86,10 @@ impl Detector {
                 "expected 1 input and 4 outputs (heatmap, scale, offset, landmarks), found {inputs} and {outputs}"
             )));
         }
-        let executor = if threads > 1 {
-            Executor::multithread_with_name(threads, "slblur-ml")
-        } else {
-            Executor::SingleThread
-        };
+        let executor = super::threads::executor(threads).map_err(|e| ModelError::Threads {
+            threads,
+            reason: e.to_string(),
+        })?;
         Ok(Detector {
             path: path.to_path_buf(),
             model,
