@@ -13,8 +13,9 @@
 //! multiply and one add, never fused. The outputs are therefore identical to tract's own, which the
 //! tests check exactly.
 
-use std::sync::OnceLock;
+mod kernel;
 
+use kernel::{Filter, Rows, plane_kernel};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
@@ -194,7 +195,10 @@ impl EvalOp for Depthwise3x3 {
         let mut shape: TVec<usize> = input.shape().into();
         shape[rank - 2] = out_height;
         shape[rank - 1] = out_width;
-        let mut output = Tensor::zero::<f32>(&shape)?;
+        // SAFETY: `plane` writes every value of every output plane (each row is either filled
+        // with the bias or written whole) before anything reads it; zeroing first cost 1.5 % of
+        // the inference in memory traffic alone.
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         let (in_plane, out_plane) = (height * width, out_height * out_width);
         let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
         let total = output.len();
@@ -253,175 +257,6 @@ impl TypedOp for Depthwise3x3 {
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
         let points = self.output_facts(inputs)?[0].shape.volume();
         Ok(tvec!((Cost::FMA(f32::datum_type()), points * 9)))
-    }
-}
-
-/// The input rows one output row reads, each laid out (with its padding as zeros) so that tap
-/// `kx` of a kernel row reads output column `x` at `reads[kx] + x`: at stride 1 the padded row
-/// itself, at stride 2 the padded row's even columns followed by its odd ones. Three rows are
-/// kept, in a ring, so each input row is laid out once and the work stays in the L1 cache.
-struct Rows {
-    step: usize,
-    /// Length of one laid-out row.
-    stride: usize,
-    reads: [usize; 3],
-    height: usize,
-    width: usize,
-    out_width: usize,
-    pad_top: usize,
-    pad_left: usize,
-    ring: Vec<f32>,
-    /// The input row each slot of the ring holds, if any.
-    held: [Option<usize>; 3],
-    /// Scratch for one padded row at stride 2: zeros, then the row from `pad_left` on.
-    padded: Vec<f32>,
-}
-
-impl Rows {
-    fn new(
-        step: usize,
-        (height, width): (usize, usize),
-        out_width: usize,
-        pad_top: usize,
-        [pad_left, pad_right]: [usize; 2],
-    ) -> Rows {
-        let (stride, reads, padded) = if step == 1 {
-            (width + pad_left + pad_right, [0, 1, 2], Vec::new())
-        } else {
-            let half = out_width + 1;
-            let padded = vec![0.0; (2 * half).max(pad_left + width)];
-            (2 * half, [0, half, 1], padded)
-        };
-        Rows {
-            step,
-            stride,
-            reads,
-            height,
-            width,
-            out_width,
-            pad_top,
-            pad_left,
-            ring: vec![0.0; 3 * stride],
-            held: [None; 3],
-            padded,
-        }
-    }
-
-    /// For output row `y` of `plane`, the laid-out input rows of the three kernel rows, `None`
-    /// where a kernel row falls on the padding.
-    fn window(&mut self, plane: &[f32], y: usize) -> [Option<&[f32]>; 3] {
-        let inputs = [0, 1, 2].map(|ky| {
-            (self.step * y + ky)
-                .checked_sub(self.pad_top)
-                .filter(|&r| r < self.height)
-        });
-        for r in inputs.into_iter().flatten() {
-            if self.held[r % 3] != Some(r) {
-                self.lay_out(&plane[r * self.width..][..self.width], r % 3);
-                self.held[r % 3] = Some(r);
-            }
-        }
-        inputs.map(|r| r.map(|r| &self.ring[(r % 3) * self.stride..][..self.stride]))
-    }
-
-    fn lay_out(&mut self, row: &[f32], slot: usize) {
-        let laid = &mut self.ring[slot * self.stride..][..self.stride];
-        if self.step == 1 {
-            laid[self.pad_left..][..self.width].copy_from_slice(row);
-            return;
-        }
-        self.padded[self.pad_left..][..self.width].copy_from_slice(row);
-        let (even, odd) = laid.split_at_mut(self.stride / 2);
-        for ((pair, e), o) in self.padded.chunks_exact(2).zip(even).zip(odd) {
-            *e = pair[0];
-            *o = pair[1];
-        }
-    }
-
-    /// Starts on another plane.
-    fn clear(&mut self) {
-        self.held = [None; 3];
-    }
-}
-
-/// One channel's weights and what follows them.
-struct Filter<'a> {
-    taps: &'a Taps,
-    bias: f32,
-    relu: bool,
-}
-
-type PlaneKernel = fn(&mut Rows, &[f32], &Filter, &mut [f32]);
-
-/// The plane kernel compiled for the widest vectors this CPU has.
-fn plane_kernel() -> PlaneKernel {
-    static KERNEL: OnceLock<PlaneKernel> = OnceLock::new();
-    *KERNEL.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: each is chosen only on a CPU that has the features it is compiled for.
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return |rows, input, filter, out| unsafe {
-                    plane_avx512(rows, input, filter, out)
-                };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return |rows, input, filter, out| unsafe { plane_avx2(rows, input, filter, out) };
-            }
-        }
-        plane
-    })
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn plane_avx512(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
-    plane(rows, input, filter, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn plane_avx2(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
-    plane(rows, input, filter, out)
-}
-
-/// One output plane: each output row is the bias plus, for each of the three kernel rows that
-/// fall inside the input, its three taps over that row. Rows away from the top and bottom edges
-/// take all nine taps in one pass, keeping the sum in a register.
-#[inline(always)]
-fn plane(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
-    let (width, reads) = (rows.out_width, rows.reads);
-    let taps = filter.taps;
-    rows.clear();
-    for (y, out_row) in out.chunks_exact_mut(width).enumerate() {
-        let kernel_rows = rows.window(input, y);
-        if let [Some(top), Some(middle), Some(bottom)] = kernel_rows {
-            let [a0, a1, a2] = reads.map(|at| &top[at..][..width]);
-            let [b0, b1, b2] = reads.map(|at| &middle[at..][..width]);
-            let [c0, c1, c2] = reads.map(|at| &bottom[at..][..width]);
-            for x in 0..width {
-                let mut sum = filter.bias;
-                sum = sum + taps[0] * a0[x] + taps[1] * a1[x] + taps[2] * a2[x];
-                sum = sum + taps[3] * b0[x] + taps[4] * b1[x] + taps[5] * b2[x];
-                sum = sum + taps[6] * c0[x] + taps[7] * c1[x] + taps[8] * c2[x];
-                out_row[x] = if filter.relu { sum.max(0.0) } else { sum };
-            }
-            continue;
-        }
-        out_row.fill(filter.bias);
-        for (ky, row) in kernel_rows.into_iter().enumerate() {
-            let Some(row) = row else { continue };
-            let [left, middle, right] = reads.map(|at| &row[at..][..width]);
-            let [k0, k1, k2] = [0, 1, 2].map(|kx| taps[3 * ky + kx]);
-            for (((o, &l), &m), &r) in out_row.iter_mut().zip(left).zip(middle).zip(right) {
-                *o = *o + k0 * l + k1 * m + k2 * r;
-            }
-        }
-        if filter.relu {
-            for o in out_row.iter_mut() {
-                *o = o.max(0.0);
-            }
-        }
     }
 }
 
@@ -561,32 +396,6 @@ mod tests {
         for strides in [[2, 1], [3, 3]] {
             let mut model = conv_model(4, (8, 8), ([1, 1], [1, 1]), strides, Then::Relu);
             assert_eq!(rewrite(&mut model).expect("rewrite"), 0, "{strides:?}");
-        }
-    }
-
-    #[test]
-    fn every_kernel_this_cpu_has_gives_the_portable_result() {
-        let (height, width) = (9, 11);
-        let input: Vec<f32> = (0..height * width)
-            .map(|i| (i as f32 * 0.37).sin())
-            .collect();
-        let taps: Taps = std::array::from_fn(|i| i as f32 * 0.25 - 1.0);
-        for (step, out_width) in [(1, 11), (2, 6)] {
-            let mut rows = Rows::new(step, (height, width), out_width, 1, [1, 1]);
-            for relu in [false, true] {
-                let filter = Filter {
-                    taps: &taps,
-                    bias: 0.5,
-                    relu,
-                };
-                let out_height = if step == 1 { 9 } else { 5 };
-                let mut portable = vec![f32::NAN; out_height * out_width];
-                plane(&mut rows, &input, &filter, &mut portable);
-                let mut dispatched = vec![f32::NAN; out_height * out_width];
-                plane_kernel()(&mut rows, &input, &filter, &mut dispatched);
-                assert!(portable.iter().all(|v| v.is_finite()));
-                assert_eq!(portable, dispatched, "stride {step}, relu {relu}");
-            }
         }
     }
 }
