@@ -44,6 +44,7 @@ impl Slblur {
         faas_server::tracing::info!(
             model = %config.model.display(),
             ml_threads = config.ml_threads,
+            ml_threads_pinned = crate::detect::threads::pins(config.ml_threads),
             inference = format!("{}x{}", shape.net.width, shape.net.height),
             "model loaded"
         );
