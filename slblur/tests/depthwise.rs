@@ -5,7 +5,6 @@ mod common;
 
 use slblur::detect::Detector;
 use slblur::detect::input::{InputShape, resize, to_tensor};
-use tract_onnx::prelude::*;
 
 fn outputs(detector: &Detector, frame: &slblur::codec::Frame, width: u32) -> Vec<Vec<f32>> {
     let shape = InputShape::for_frame(frame.width, frame.height, width, u64::MAX);

@@ -142,7 +142,7 @@ impl Lanes for Portable {
     #[inline(always)]
     fn add_product(mut self, tap: Self, values: Self) -> Self {
         for ((sum, tap), value) in self.0.iter_mut().zip(tap.0).zip(values.0) {
-            *sum = *sum + tap * value;
+            *sum += tap * value;
         }
         self
     }
