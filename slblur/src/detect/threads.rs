@@ -14,13 +14,12 @@ pub fn executor(threads: usize) -> Result<Executor, rayon::ThreadPoolBuildError>
     if threads <= 1 {
         return Ok(Executor::SingleThread);
     }
-    let cpus = allowed_cpus();
-    let pinned = cpus.len() == threads;
+    let pinning = pinning(threads);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("slblur-ml-{i}"))
         .start_handler(move |i| {
-            if pinned {
+            if let Some(cpus) = &pinning {
                 pin_to(cpus[i]);
             }
         })
@@ -30,7 +29,14 @@ pub fn executor(threads: usize) -> Result<Executor, rayon::ThreadPoolBuildError>
 
 /// Whether [`executor`] pins `threads` threads on this machine.
 pub fn pins(threads: usize) -> bool {
-    threads > 1 && allowed_cpus().len() == threads
+    pinning(threads).is_some()
+}
+
+/// The CPUs `threads` inference threads are pinned to, one each, when the process may use
+/// exactly that many.
+fn pinning(threads: usize) -> Option<Vec<usize>> {
+    let cpus = allowed_cpus();
+    (threads > 1 && cpus.len() == threads).then_some(cpus)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
