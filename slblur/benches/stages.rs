@@ -1,7 +1,8 @@
 //! Per-stage benchmark: decode, resize, tensor, inference, NMS, anonymize, encode and the whole
 //! pipeline, on a real frame with faces at 640×360 and 1280×720. Prints medians (ms), the
 //! median share of a frame's handler time that is not ML (decode + anonymize + encode), and the
-//! inference again with tract's own depthwise kernel and ReLU instead of slblur's, side by side.
+//! inference again, side by side, with only slblur's depthwise op instead of its fused blocks
+//! and with tract's own ops throughout, each with the default's time over its own.
 //!
 //! `cargo bench -p slblur --bench stages` (env: `BENCH_ITERS`, default 15; `SLBLUR_ML_THREADS`;
 //! `SLBLUR_MODEL`).
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use slblur::anonymize::anonymize;
 use slblur::codec::{self, Frame};
 use slblur::detect::input::{InputShape, resize, to_tensor};
-use slblur::detect::{Detector, decode::decode};
+use slblur::detect::{Detector, OwnOps, decode::decode};
 use slblur::options::{FrameOptions, ImageKind};
 use slblur::pipeline::{Transport, process};
 
@@ -27,7 +28,11 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(15);
     let config = slblur::Config::from_env()?;
     let detector = Detector::load(&model, config.ml_threads)?;
-    let tract_depthwise = Detector::load(&model, config.ml_threads)?.with_tract_depthwise();
+    let others = [OwnOps::Depthwise, OwnOps::None].map(|ops| {
+        Detector::load(&model, config.ml_threads).map(|detector| detector.with_own_ops(ops))
+    });
+    let [depthwise_only, tract_only] = others;
+    let (depthwise_only, tract_only) = (depthwise_only?, tract_only?);
     let source = std::fs::read(root.join("tests/fixtures/group_1280x720.jpg"))?;
     let (big, _) = codec::decode(&source, u64::MAX)?;
     println!(
@@ -35,9 +40,9 @@ fn main() -> anyhow::Result<()> {
         config.ml_threads
     );
     println!(
-        "| case | decode | resize | tensor | inference | nms | anonymize | encode | total | non-ML share | inference, tract's depthwise |"
+        "| case | decode | resize | tensor | inference | nms | anonymize | encode | total | non-ML share | inference, depthwise op only | inference, tract's ops |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (label, width, height, inference_width) in [
         ("640x360", 640, 360, 640),
         ("1280x720 (inference 640, default)", 1280, 720, 640),
@@ -50,7 +55,8 @@ fn main() -> anyhow::Result<()> {
         let shape =
             InputShape::for_frame(width, height, inference_width, options.max_inference_pixels);
         detector.plan(shape.net)?;
-        tract_depthwise.plan(shape.net)?;
+        depthwise_only.plan(shape.net)?;
+        tract_only.plan(shape.net)?;
         let faces = detector
             .detect(
                 &frame,
@@ -67,8 +73,10 @@ fn main() -> anyhow::Result<()> {
         let tensor_t = stage(&mut || drop(to_tensor(&resized, shape.net)));
         let infer_t =
             stage(&mut || drop(detector.infer(to_tensor(&resized, shape.net), shape.net)));
+        let depthwise_infer_t =
+            stage(&mut || drop(depthwise_only.infer(to_tensor(&resized, shape.net), shape.net)));
         let tract_infer_t =
-            stage(&mut || drop(tract_depthwise.infer(to_tensor(&resized, shape.net), shape.net)));
+            stage(&mut || drop(tract_only.infer(to_tensor(&resized, shape.net), shape.net)));
         let outputs = detector.infer(to_tensor(&resized, shape.net), shape.net)?;
         let nms_t = stage(&mut || drop(decode(&outputs, shape, options.threshold)));
         let anon_t = stage(&mut || {
@@ -97,7 +105,7 @@ fn main() -> anyhow::Result<()> {
             .copied()
             .unwrap_or(f64::NAN);
         println!(
-            "| {label} ({} faces) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} % | {:.1} ({:.2}×) |",
+            "| {label} ({} faces) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} % | {:.1} ({:.2}×) | {:.1} ({:.2}×) |",
             faces.len(),
             ms(decode_t),
             ms(resize_t),
@@ -108,6 +116,8 @@ fn main() -> anyhow::Result<()> {
             ms(encode_t),
             ms(total_t),
             100.0 * non_ml_share,
+            ms(depthwise_infer_t),
+            ms(depthwise_infer_t) / ms(infer_t),
             ms(tract_infer_t),
             ms(tract_infer_t) / ms(infer_t),
         );

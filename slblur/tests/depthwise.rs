@@ -1,10 +1,11 @@
-//! The network with slblur's depthwise op gives exactly tract's outputs on a real frame, at both
-//! network sizes the benchmarks use and with one and two threads.
+//! The network with slblur's own ops (the depthwise op alone, and the fused inverted-residual
+//! blocks built on it) gives exactly tract's outputs on a real frame, at both network sizes the
+//! benchmarks use and with one and two threads.
 
 mod common;
 
-use slblur::detect::Detector;
 use slblur::detect::input::{InputShape, resize, to_tensor};
+use slblur::detect::{Detector, OwnOps};
 
 fn outputs(detector: &Detector, frame: &slblur::codec::Frame, width: u32) -> Vec<Vec<f32>> {
     let shape = InputShape::for_frame(frame.width, frame.height, width, u64::MAX);
@@ -21,48 +22,78 @@ fn outputs(detector: &Detector, frame: &slblur::codec::Frame, width: u32) -> Vec
         .collect()
 }
 
+/// The `info` of each node of the 640×384 plan whose op is `name`.
+fn ops_in_plan(detector: &Detector, name: &str) -> Vec<String> {
+    let size = slblur::detect::Size {
+        width: 640,
+        height: 384,
+    };
+    let plan = detector.plan(size).expect("plan");
+    plan.model()
+        .nodes()
+        .iter()
+        .filter(|node| node.op.name() == name)
+        .map(|node| node.op.info().expect("info").join(" "))
+        .collect()
+}
+
 #[test]
-fn own_kernel_gives_tracts_outputs_exactly() {
+fn own_ops_give_tracts_outputs_exactly() {
     let (frame, _) =
         slblur::codec::decode(&common::fixture("group_1280x720.jpg"), u64::MAX).expect("fixture");
     for threads in [1, 2] {
-        let ours = Detector::load(&common::model_path(), threads).expect("model");
-        let tracts = Detector::load(&common::model_path(), threads)
-            .expect("model")
-            .with_tract_depthwise();
-        let plan = ours
-            .plan(slblur::detect::Size {
-                width: 640,
-                height: 384,
-            })
-            .expect("plan");
-        let ours_in_plan: Vec<String> = plan
-            .model()
-            .nodes()
-            .iter()
-            .filter(|node| node.op.name() == "Depthwise3x3")
-            .map(|node| node.op.info().expect("info").join(" "))
-            .collect();
+        let load = |ops| {
+            Detector::load(&common::model_path(), threads)
+                .expect("model")
+                .with_own_ops(ops)
+        };
+        let (blocks, depthwise, tracts) = (
+            Detector::load(&common::model_path(), threads).expect("model"),
+            load(OwnOps::Depthwise),
+            load(OwnOps::None),
+        );
+        let depthwise_ops = ops_in_plan(&depthwise, "Depthwise3x3");
         assert_eq!(
-            ours_in_plan.len(),
+            depthwise_ops.len(),
             17,
             "CenterFace has seventeen 3×3 depthwise convolutions"
         );
         assert!(
-            ours_in_plan.iter().all(|info| info.ends_with("then ReLU")),
-            "each is followed by a ReLU: {ours_in_plan:?}"
+            depthwise_ops.iter().all(|info| info.ends_with("then ReLU")),
+            "each is followed by a ReLU: {depthwise_ops:?}"
         );
-        for width in [640, 1280] {
-            let (a, b) = (
-                outputs(&ours, &frame, width),
-                outputs(&tracts, &frame, width),
-            );
-            assert_eq!(a.len(), 4);
-            assert!(a[0].iter().any(|&score| score > 0.5), "no face found");
-            assert!(
-                a == b,
-                "outputs differ at width {width} on {threads} thread(s)"
-            );
+        let block_ops = ops_in_plan(&blocks, "Bottleneck");
+        if cpu_has_fma() {
+            // At 640×384, the six blocks whose rows are at least 64 points wide.
+            assert_eq!(block_ops.len(), 6, "fused blocks: {block_ops:?}");
+            let residual = block_ops.iter().filter(|i| i.contains("residual")).count();
+            assert_eq!(residual, 3, "blocks with a residual sum: {block_ops:?}");
+            assert_eq!(ops_in_plan(&blocks, "Depthwise3x3").len(), 11);
         }
+        for width in [640, 1280] {
+            let expected = outputs(&tracts, &frame, width);
+            assert_eq!(expected.len(), 4);
+            assert!(
+                expected[0].iter().any(|&score| score > 0.5),
+                "no face found"
+            );
+            for (name, detector) in [("depthwise op", &depthwise), ("blocks", &blocks)] {
+                assert!(
+                    outputs(detector, &frame, width) == expected,
+                    "{name}: outputs differ at width {width} on {threads} thread(s)"
+                );
+            }
+        }
+    }
+}
+
+fn cpu_has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }

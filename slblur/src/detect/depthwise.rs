@@ -15,26 +15,27 @@
 
 mod kernel;
 
-use kernel::{Filter, Rows, plane_kernel};
+pub(in crate::detect) use kernel::{Filter, Layout, kernel_rows, row};
+use kernel::{Rows, plane_kernel};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// Taps of one channel's 3×3 kernel, row-major.
-type Taps = [f32; 9];
+pub(in crate::detect) type Taps = [f32; 9];
 
 /// A 3×3 depthwise convolution with stride 1 or 2, channels first, on `f32`, optionally followed
 /// by a ReLU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Depthwise3x3 {
-    stride: usize,
+    pub(in crate::detect) stride: usize,
     /// Rows of zeros above and below the input, columns left and right of it.
-    pad_rows: [usize; 2],
-    pad_columns: [usize; 2],
-    taps: Vec<Taps>,
-    bias: Vec<f32>,
-    relu: bool,
+    pub(in crate::detect) pad_rows: [usize; 2],
+    pub(in crate::detect) pad_columns: [usize; 2],
+    pub(in crate::detect) taps: Vec<Taps>,
+    pub(in crate::detect) bias: Vec<f32>,
+    pub(in crate::detect) relu: bool,
 }
 
 impl Eq for Depthwise3x3 {}
@@ -107,7 +108,11 @@ impl Depthwise3x3 {
     }
 
     /// The output's height and width for an input's.
-    fn output_size(&self, height: usize, width: usize) -> TractResult<(usize, usize)> {
+    pub(in crate::detect) fn output_size(
+        &self,
+        height: usize,
+        width: usize,
+    ) -> TractResult<(usize, usize)> {
         let size = |input: usize, [before, after]: [usize; 2]| {
             (input + before + after)
                 .checked_sub(3)
@@ -145,23 +150,44 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
 /// The node computing `max(x, 0)` of node `id`'s output, when it is that output's only reader.
 fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
     let outlet = OutletId::new(id, 0);
-    let successors = &model.node(id).outputs[0].successors;
-    if successors.len() != 1 || model.outputs.contains(&outlet) {
+    let Some(next) = sole_reader(model, outlet) else {
         return Ok(None);
-    }
-    let next = model.node(successors[0].node);
-    if next.op.name() != "Max" || next.inputs.len() != 2 || next.outputs.len() != 1 {
-        return Ok(None);
-    }
-    let other = next.inputs[1 - successors[0].slot];
-    let zero = model.outlet_fact(other)?.konst.as_ref().is_some_and(|k| {
-        k.datum_type() == f32::datum_type()
-            && k.try_as_plain_ram()
-                .and_then(|v| v.as_slice::<f32>().map(|s| s.iter().all(|&v| v == 0.0)))
-                .unwrap_or(false)
-    });
+    };
     let same_shape = next.outputs[0].fact.shape == model.outlet_fact(outlet)?.shape;
-    Ok((zero && same_shape).then_some(next.id))
+    Ok((relu_input(model, next)? == Some(outlet) && same_shape).then_some(next.id))
+}
+
+/// The node reading `outlet`, when it is the only one and `outlet` is not a model output.
+pub(in crate::detect) fn sole_reader(model: &TypedModel, outlet: OutletId) -> Option<&TypedNode> {
+    let successors = &model.node(outlet.node).outputs[outlet.slot].successors;
+    (successors.len() == 1 && !model.outputs.contains(&outlet))
+        .then(|| model.node(successors[0].node))
+}
+
+/// `x` when `node` computes `max(x, 0)`, a ReLU, in either order.
+pub(in crate::detect) fn relu_input(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> TractResult<Option<OutletId>> {
+    if node.op.name() != "Max" || node.inputs.len() != 2 || node.outputs.len() != 1 {
+        return Ok(None);
+    }
+    for (value, other) in [(0, 1), (1, 0)] {
+        let zero = model
+            .outlet_fact(node.inputs[other])?
+            .konst
+            .as_ref()
+            .is_some_and(|k| {
+                k.datum_type() == f32::datum_type()
+                    && k.try_as_plain_ram()
+                        .and_then(|v| v.as_slice::<f32>().map(|s| s.iter().all(|&v| v == 0.0)))
+                        .unwrap_or(false)
+            });
+        if zero {
+            return Ok(Some(node.inputs[value]));
+        }
+    }
+    Ok(None)
 }
 
 impl Op for Depthwise3x3 {
@@ -210,13 +236,8 @@ impl EvalOp for Depthwise3x3 {
             out_plane,
             total,
             |first, planes| {
-                let mut rows = Rows::new(
-                    self.stride,
-                    (height, width),
-                    out_width,
-                    self.pad_rows[0],
-                    self.pad_columns,
-                );
+                let layout = Layout::new(self.stride, width, out_width, self.pad_columns);
+                let mut rows = Rows::new(layout, height, self.pad_rows[0]);
                 for (i, out) in planes.chunks_exact_mut(out_plane).enumerate() {
                     let plane = first + i;
                     let channel = plane % channels;

@@ -4,9 +4,11 @@
 //! [`threads`] runs one inference on several CPUs, and [`memory`] sets the allocator up for
 //! inference's large, short-lived tensors.
 
+pub mod bottleneck;
 pub mod decode;
 pub mod depthwise;
 pub mod input;
+mod lanes;
 pub mod memory;
 pub mod model;
 pub mod threads;
@@ -14,7 +16,7 @@ pub mod threads;
 use serde::Serialize;
 
 use crate::codec::Frame;
-pub use model::{Detector, ModelError};
+pub use model::{Detector, ModelError, OwnOps};
 
 /// One detected face, in the coordinates of the full-resolution frame.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -48,9 +48,20 @@ pub struct Detector {
     plans: Mutex<HashMap<Size, Plan>>,
     executor: Executor,
     sha256: String,
-    /// Whether plans run the 3×3 depthwise convolutions and their ReLUs with
-    /// [`super::depthwise`] (the default) rather than tract's own kernels.
-    own_depthwise: bool,
+    /// Which of slblur's own ops plans use in place of tract's.
+    ops: OwnOps,
+}
+
+/// Which of slblur's own ops a [`Detector`]'s plans run in place of tract's, to compare them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnOps {
+    /// None: tract's ops throughout.
+    None,
+    /// The depthwise convolutions and their ReLUs ([`super::depthwise`]).
+    Depthwise,
+    /// Whole inverted-residual blocks ([`super::bottleneck`]), built on the depthwise op; the
+    /// default.
+    Blocks,
 }
 
 impl std::fmt::Debug for Detector {
@@ -96,14 +107,13 @@ impl Detector {
             plans: Mutex::new(HashMap::new()),
             executor,
             sha256,
-            own_depthwise: true,
+            ops: OwnOps::Blocks,
         })
     }
 
-    /// Plans with tract's own depthwise kernel and ReLU instead of [`super::depthwise`], to
-    /// compare the two.
-    pub fn with_tract_depthwise(mut self) -> Detector {
-        self.own_depthwise = false;
+    /// Plans that use only `ops` of slblur's own, to compare them with tract's.
+    pub fn with_own_ops(mut self, ops: OwnOps) -> Detector {
+        self.ops = ops;
         self.plans_lock().clear();
         self
     }
@@ -134,8 +144,11 @@ impl Detector {
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
             .and_then(|mut m| {
-                if self.own_depthwise {
+                if self.ops != OwnOps::None {
                     super::depthwise::rewrite(&mut m)?;
+                }
+                if self.ops == OwnOps::Blocks {
+                    super::bottleneck::rewrite(&mut m)?;
                 }
                 m.into_optimized()
             })

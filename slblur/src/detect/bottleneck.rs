@@ -1,0 +1,822 @@
+//! CenterFace's inverted-residual blocks (MobileNetV2's bottlenecks) as one tract op each: a 1×1
+//! convolution that expands the channels sixfold and its ReLU, the 3×3 depthwise convolution and
+//! its ReLU, a 1×1 convolution that projects the channels back, and the residual sum when the
+//! block has one.
+//!
+//! As separate ops, each step writes its whole tensor to memory and the next reads it back: at
+//! 640×384 the first block's expanded tensor alone is 24 MB, and tract packs every 1×1
+//! convolution's input into panels before multiplying. Here the block runs a band of output rows
+//! at a time: each input row is expanded straight into the depthwise op's row layout (a 1×1
+//! convolution commutes with moving columns), three expanded rows are kept in a ring, and each
+//! output row is filtered and projected while it is in the cache. Only the block's input and
+//! output touch memory.
+//!
+//! The arithmetic is tract's, in tract's order: a 1×1 convolution sums its inputs in order with
+//! fused multiply-adds from zero, then adds the bias, then applies the ReLU or adds the residual;
+//! the depthwise step is [`super::depthwise`]'s. The outputs are identical to tract's own, which
+//! the tests check exactly. That holds where tract's matrix kernels fuse their multiply-adds
+//! (AVX2 with FMA, AVX-512), so the rewrite happens only on such CPUs.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+use tract_linalg::multithread::{Executor, current_tract_executor};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+
+use super::depthwise::{Depthwise3x3, Filter, Layout, kernel_rows, relu_input, row, sole_reader};
+use super::lanes::{Isa, LANES, Lanes, Portable};
+
+/// Output channels a 1×1 kernel step computes together.
+const BLOCK: usize = 4;
+
+/// The narrowest block output (in points per row) fused. Each row of a block runs its 1×1
+/// convolutions over all their weights: on CenterFace's 40- and 20-point rows, where the weights
+/// are largest (up to 960×160), reading them once per row cost more than tract's unfused ops
+/// (at 12×20, 2.7 ms a block against 1.1).
+const MIN_WIDTH: usize = 64;
+
+/// A 1×1 convolution over channels-first rows, with its bias and optional ReLU.
+#[derive(Debug, Clone, PartialEq)]
+struct Pointwise {
+    inputs: usize,
+    outputs: usize,
+    /// The weights, [`BLOCK`] output channels at a time: `[block][input][BLOCK]`, so that one
+    /// step's weights are adjacent.
+    packed: Vec<f32>,
+    bias: Vec<f32>,
+    relu: bool,
+}
+
+impl Pointwise {
+    /// From `[outputs, inputs]` weights.
+    fn new(weights: &[f32], bias: Vec<f32>, relu: bool) -> Pointwise {
+        let (outputs, inputs) = (bias.len(), weights.len() / bias.len());
+        let mut packed = Vec::with_capacity(weights.len());
+        for block in 0..outputs / BLOCK {
+            for input in 0..inputs {
+                for o in 0..BLOCK {
+                    packed.push(weights[(block * BLOCK + o) * inputs + input]);
+                }
+            }
+        }
+        Pointwise {
+            inputs,
+            outputs,
+            packed,
+            bias,
+            relu,
+        }
+    }
+}
+
+/// One inverted-residual block: an optional expanding 1×1 convolution with a ReLU, a 3×3
+/// depthwise convolution with a ReLU, a projecting 1×1 convolution, and optionally the sum with
+/// the block's input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bottleneck {
+    expand: Option<Pointwise>,
+    depthwise: Depthwise3x3,
+    project: Pointwise,
+    residual: bool,
+    /// Whether the output has a batch axis (of one) before its channels, as the input may.
+    batch: bool,
+    isa: Isa,
+}
+
+impl Eq for Bottleneck {}
+
+/// Replaces every block [`Bottleneck`] computes, once [`super::depthwise::rewrite`] has put its
+/// depthwise op in place; returns how many. Does nothing on CPUs without fused multiply-add.
+pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+    match Isa::best() {
+        Isa::Portable => Ok(0),
+        isa => fuse(model, isa),
+    }
+}
+
+/// Replaces every block [`Bottleneck`] computes with one whose kernels use `isa`.
+fn fuse(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let Some(found) = Found::at(model, id, isa)? else {
+            continue;
+        };
+        let mut patch = TypedModelPatch::default();
+        let input = patch.tap_model(model, found.input)?;
+        let name = model.node(id).name.clone();
+        let output = patch.wire_node(name, found.op, &[input])?[0];
+        // `shunt_outside` checks that the new output's fact matches the one it replaces.
+        patch.shunt_outside(model, found.output, output)?;
+        patch.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+/// A block found around a depthwise op: the op, the block's input and its output.
+struct Found {
+    op: Bottleneck,
+    input: OutletId,
+    output: OutletId,
+}
+
+impl Found {
+    /// The block whose depthwise op is node `id`, if it is one [`Bottleneck`] computes.
+    fn at(model: &TypedModel, id: usize, isa: Isa) -> TractResult<Option<Found>> {
+        let node = model.node(id);
+        let Some(depthwise) = node.op_as::<Depthwise3x3>() else {
+            return Ok(None);
+        };
+        let channels = depthwise.bias.len();
+        if !depthwise.relu || channels % BLOCK != 0 {
+            return Ok(None);
+        }
+        let (expand, input) = match expansion(model, node.inputs[0])? {
+            Some((expand, input)) if expand.outputs == channels => (Some(expand), input),
+            Some(_) => return Ok(None),
+            None => (None, node.inputs[0]),
+        };
+        let Some((project, mut output)) = projection(model, OutletId::new(id, 0))? else {
+            return Ok(None);
+        };
+        if project.inputs != channels {
+            return Ok(None);
+        }
+        let fact = model.outlet_fact(input)?;
+        let dims = fact.shape.as_concrete().map(<[usize]>::to_vec);
+        let Some([in_channels, height, width]) = dims.as_deref().and_then(channels_first) else {
+            return Ok(None);
+        };
+        let expected = expand.as_ref().map_or(channels, |e| e.inputs);
+        if fact.datum_type != f32::datum_type() || in_channels != expected {
+            return Ok(None);
+        }
+        let (out_height, out_width) = depthwise.output_size(height, width)?;
+        if out_width < MIN_WIDTH {
+            return Ok(None);
+        }
+        let mut residual = false;
+        if let Some(sum) = sole_reader(model, output).filter(|n| n.op.name() == "Add") {
+            let same_size =
+                (out_height, out_width) == (height, width) && in_channels == project.outputs;
+            if same_size && sum.inputs.contains(&input) && sum.inputs.contains(&output) {
+                residual = true;
+                output = OutletId::new(sum.id, 0);
+            }
+        }
+        let batch = model.outlet_fact(output)?.rank() == 4;
+        let op = Bottleneck {
+            expand,
+            depthwise: depthwise.clone(),
+            project,
+            residual,
+            batch,
+            isa,
+        };
+        Ok(Some(Found { op, input, output }))
+    }
+}
+
+/// `[channels, height, width]` of a channels-first shape with at most a batch of one before it.
+fn channels_first(dims: &[usize]) -> Option<[usize; 3]> {
+    match dims {
+        [1, c, h, w] | [c, h, w] => Some([*c, *h, *w]),
+        _ => None,
+    }
+}
+
+/// When `outlet` is `max(x·W + b, 0)` over a 1×1 convolution whose steps each have one reader:
+/// that convolution with its ReLU, and `x`.
+fn expansion(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(Pointwise, OutletId)>> {
+    let relu = model.node(outlet.node);
+    let Some(sum) = relu_input(model, relu)? else {
+        return Ok(None);
+    };
+    if sole_reader(model, sum).map(|n| n.id) != Some(relu.id) {
+        return Ok(None);
+    }
+    let Some((product, bias)) = biased(model, model.node(sum.node))? else {
+        return Ok(None);
+    };
+    let product = model.node(product.node);
+    match pointwise_weights(model, product)? {
+        Some((weights, input)) if sole_reader(model, OutletId::new(product.id, 0)).is_some() => {
+            Ok(Some((Pointwise::new(&weights, bias, true), input)))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// When the sole reader of `outlet` is a 1×1 convolution `x·W` whose sole reader adds a bias:
+/// that convolution, and the sum's outlet.
+fn projection(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(Pointwise, OutletId)>> {
+    let Some(product) = sole_reader(model, outlet) else {
+        return Ok(None);
+    };
+    let Some((weights, input)) = pointwise_weights(model, product)? else {
+        return Ok(None);
+    };
+    let Some(sum) = sole_reader(model, OutletId::new(product.id, 0)) else {
+        return Ok(None);
+    };
+    match biased(model, sum)? {
+        Some((_, bias)) if input == outlet => Ok(Some((
+            Pointwise::new(&weights, bias, false),
+            OutletId::new(sum.id, 0),
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// When `node` adds a constant per-channel bias to a channels-first tensor: that tensor, and
+/// the bias.
+fn biased(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(OutletId, Vec<f32>)>> {
+    if node.op.name() != "Add" || node.inputs.len() != 2 {
+        return Ok(None);
+    }
+    let shape = &node.outputs[0].fact.shape;
+    let Some(channels) = shape
+        .len()
+        .checked_sub(3)
+        .and_then(|axis| shape[axis].to_usize().ok())
+    else {
+        return Ok(None);
+    };
+    for (value, other) in [(0, 1), (1, 0)] {
+        let Some(bias) = model.outlet_fact(node.inputs[other])?.konst.clone() else {
+            continue;
+        };
+        // Broadcast against `[.., channels, height, width]`, only `[.., channels, 1, 1]` with
+        // ones before adds one value per channel.
+        let dims = bias.shape();
+        let per_channel = dims.len() >= 3
+            && dims[dims.len() - 3..] == [channels, 1, 1]
+            && dims[..dims.len() - 3].iter().all(|&d| d == 1);
+        if bias.datum_type() == f32::datum_type() && per_channel {
+            let bias = bias.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+            return Ok(Some((node.inputs[value], bias)));
+        }
+    }
+    Ok(None)
+}
+
+/// When `node` is a 1×1 convolution as tract declutters one, an `EinSum` of a channels-first
+/// input with constant `[outputs, inputs]` weights: the weights, and the input.
+fn pointwise_weights(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> TractResult<Option<(Vec<f32>, OutletId)>> {
+    let Some(einsum) = node.op_as::<EinSum>() else {
+        return Ok(None);
+    };
+    let axes = einsum.axes.to_string();
+    let shapes = ["IHW,OI->", "NIHW,OI->"].map(|i| ["OHW", "NOHW"].map(|o| format!("{i}{o}")));
+    if !shapes.as_flattened().contains(&axes)
+        || einsum.q_params.is_some()
+        || einsum.operating_dt != f32::datum_type()
+        || node.inputs.len() != 2
+    {
+        return Ok(None);
+    }
+    let Some(weights) = model.outlet_fact(node.inputs[1])?.konst.clone() else {
+        return Ok(None);
+    };
+    if weights.datum_type() != f32::datum_type()
+        || weights.rank() != 2
+        || weights.shape()[0] % BLOCK != 0
+    {
+        return Ok(None);
+    }
+    let weights = weights.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+    Ok(Some((weights, node.inputs[0])))
+}
+
+impl Bottleneck {
+    fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
+        let shape = [self.project.outputs, height, width];
+        let batch = self.batch.then_some(1);
+        batch.into_iter().chain(shape).collect()
+    }
+}
+
+impl Op for Bottleneck {
+    fn name(&self) -> StaticName {
+        "Bottleneck".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        let channels = self.depthwise.bias.len();
+        let input = self.expand.as_ref().map_or(channels, |e| e.inputs);
+        Ok(vec![format!(
+            "{input}→{channels}→{} channels, depthwise stride {}{}, {:?}",
+            self.project.outputs,
+            self.depthwise.stride,
+            if self.residual { ", residual" } else { "" },
+            self.isa,
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+/// The output tensor, written by several bands at once, each to rows no other band writes.
+struct Output {
+    values: *mut f32,
+    len: usize,
+}
+
+// SAFETY: bands write disjoint rows (see `Output::row`), and the tensor outlives them.
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
+
+impl Output {
+    /// Row `y` of channel `channel`, for the one band that computes row `y`.
+    ///
+    /// # Safety
+    /// No other reference to that row may exist while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, channel: usize, y: usize, (height, width): (usize, usize)) -> &mut [f32] {
+        let start = (channel * height + y) * width;
+        assert!(
+            start + width <= self.len,
+            "row {y} of channel {channel} is outside the output"
+        );
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.values.add(start), width) }
+    }
+}
+
+/// The sizes one evaluation works with.
+struct Geometry {
+    height: usize,
+    width: usize,
+    out_height: usize,
+    out_width: usize,
+    layout: Layout,
+}
+
+impl EvalOp for Bottleneck {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let Some([_, height, width]) = channels_first(input.shape()) else {
+            bail!("bottleneck input of shape {:?}", input.shape());
+        };
+        let (out_height, out_width) = self.depthwise.output_size(height, width)?;
+        let layout = Layout::new(
+            self.depthwise.stride,
+            width,
+            out_width,
+            self.depthwise.pad_columns,
+        );
+        let geometry = Geometry {
+            height,
+            width,
+            out_height,
+            out_width,
+            layout,
+        };
+        let shape = self.output_shape(out_height, out_width);
+        // SAFETY: the bands together store every row of every output channel before anything
+        // reads them.
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
+        let mut view = output.try_as_plain_ram_mut()?;
+        let values = view.as_slice_mut::<f32>()?;
+        let out = Output {
+            values: values.as_mut_ptr(),
+            len: values.len(),
+        };
+        let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
+        let kernel = band_kernel(self.isa);
+        let band = |rows: Range<usize>| kernel(self, &geometry, input, rows, &out);
+        match current_tract_executor() {
+            Executor::MultiThread(pool) if pool.current_num_threads() > 1 && out_height > 1 => {
+                // One band per thread: each band lays out and expands the rows at its edges
+                // again, so fewer, larger bands do less work twice.
+                let bands = pool.current_num_threads().min(out_height);
+                pool.install(|| {
+                    (0..bands)
+                        .into_par_iter()
+                        .for_each(|i| band(i * out_height / bands..(i + 1) * out_height / bands))
+                });
+            }
+            _ => band(0..out_height),
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for Bottleneck {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let dims: Vec<usize> = inputs[0]
+            .shape
+            .iter()
+            .map(|d| Ok(d.to_usize()?))
+            .collect::<TractResult<_>>()?;
+        let Some([_, height, width]) = channels_first(&dims) else {
+            bail!("bottleneck input of shape {dims:?}");
+        };
+        let (out_height, out_width) = self.depthwise.output_size(height, width)?;
+        Ok(tvec!(f32::fact(self.output_shape(out_height, out_width))))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let points = self.output_facts(inputs)?[0].shape.volume() / self.project.outputs;
+        let channels = self.depthwise.bias.len();
+        let expand = self.expand.as_ref().map_or(0, |e| e.inputs * channels);
+        let per_point =
+            expand * self.depthwise.stride.pow(2) + 9 * channels + channels * self.project.outputs;
+        Ok(tvec!((Cost::FMA(f32::datum_type()), points * per_point)))
+    }
+}
+
+type BandKernel = fn(&Bottleneck, &Geometry, &[f32], Range<usize>, &Output);
+
+/// The band kernel compiled for `isa`.
+fn band_kernel(isa: Isa) -> BandKernel {
+    match isa {
+        // SAFETY: ops are built for an `Isa` this CPU has (`Isa::best`, or in tests one of
+        // `Isa::available`).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => |op, g, input, rows, out| unsafe { band_avx512(op, g, input, rows, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => |op, g, input, rows, out| unsafe { band_avx2(op, g, input, rows, out) },
+        _ => band::<Portable, 1>,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn band_avx512(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
+    // Four vectors by four channels: sixteen of the 32 registers accumulate.
+    band::<super::lanes::Avx512, 4>(op, g, input, rows, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn band_avx2(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
+    // Two 256-bit vectors by four channels: eight of the 16 registers accumulate.
+    band::<super::lanes::Avx2, 1>(op, g, input, rows, out)
+}
+
+/// Output rows `rows` of the block, all channels, `SPAN` × [`LANES`] points per 1×1 step.
+#[inline(always)]
+fn band<V: Lanes, const SPAN: usize>(
+    op: &Bottleneck,
+    g: &Geometry,
+    input: &[f32],
+    rows: Range<usize>,
+    out: &Output,
+) {
+    let depthwise = &op.depthwise;
+    let layout = &g.layout;
+    let (channels, len) = (depthwise.bias.len(), layout.len);
+    let padding = layout.padding();
+    let mut scratch = layout.scratch();
+    // Three expanded (or, without expansion, input) rows, all channels, laid out.
+    let mut ring = vec![0.0; 3 * channels * len];
+    let mut held: [Option<usize>; 3] = [None; 3];
+    let mut laid_input = vec![0.0; op.expand.as_ref().map_or(0, |e| e.inputs * len)];
+    let out_len = g.out_width.next_multiple_of(LANES);
+    let mut filtered = vec![0.0; channels * out_len];
+    let mut projected = vec![0.0; op.project.outputs * out_len];
+    let input_row =
+        |channel: usize, r: usize| &input[(channel * g.height + r) * g.width..][..g.width];
+    for y in rows {
+        let kernel_rows = kernel_rows(depthwise.stride, depthwise.pad_rows[0], g.height, y);
+        for r in kernel_rows.into_iter().flatten() {
+            if held[r % 3] == Some(r) {
+                continue;
+            }
+            let slot = &mut ring[(r % 3) * channels * len..][..channels * len];
+            match &op.expand {
+                Some(expand) => {
+                    for (channel, laid) in laid_input.chunks_exact_mut(len).enumerate() {
+                        layout.lay_out(input_row(channel, r), laid, &mut scratch);
+                    }
+                    pointwise::<V, SPAN>(expand, &laid_input, len, slot, len);
+                    // The expansion of the padding's zeros is relu(bias); the depthwise step
+                    // must read zeros there.
+                    for laid in slot.chunks_exact_mut(len) {
+                        for &i in &padding {
+                            laid[i] = 0.0;
+                        }
+                    }
+                }
+                None => {
+                    for (channel, laid) in slot.chunks_exact_mut(len).enumerate() {
+                        layout.lay_out(input_row(channel, r), laid, &mut scratch);
+                    }
+                }
+            }
+            held[r % 3] = Some(r);
+        }
+        for (channel, filtered) in filtered.chunks_exact_mut(out_len).enumerate() {
+            let laid = kernel_rows
+                .map(|r| r.map(|r| &ring[((r % 3) * channels + channel) * len..][..len]));
+            let filter = Filter {
+                taps: &depthwise.taps[channel],
+                bias: depthwise.bias[channel],
+                relu: depthwise.relu,
+            };
+            row::<V>(laid, layout.reads, &filter, &mut filtered[..g.out_width]);
+        }
+        pointwise::<V, SPAN>(&op.project, &filtered, out_len, &mut projected, out_len);
+        let size = (g.out_height, g.out_width);
+        for (channel, projected) in projected.chunks_exact(out_len).enumerate() {
+            // SAFETY: row `y` belongs to this band alone, and this is its only reference.
+            let out = unsafe { out.row(channel, y, size) };
+            let projected = &projected[..g.out_width];
+            if op.residual {
+                for ((out, p), x) in out.iter_mut().zip(projected).zip(input_row(channel, y)) {
+                    *out = p + x;
+                }
+            } else {
+                out.copy_from_slice(projected);
+            }
+        }
+    }
+}
+
+/// `out[o][x] = bias[o] + Σ_i w[o][i] · input[i][x]`, then the ReLU if `conv` has one, for every
+/// `x < len` (a multiple of [`LANES`]); rows of `input` and `out` are `len` apart. `SPAN`
+/// vectors of [`BLOCK`] output channels accumulate at once.
+#[inline(always)]
+fn pointwise<V: Lanes, const SPAN: usize>(
+    conv: &Pointwise,
+    input: &[f32],
+    len: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let blocks = conv.packed.chunks_exact(conv.inputs * BLOCK);
+    for (block, weights) in blocks.enumerate() {
+        let bias: &[f32; BLOCK] = conv.bias[block * BLOCK..][..BLOCK]
+            .try_into()
+            .expect("a block");
+        let out = &mut out[block * BLOCK * out_stride..];
+        let mut x = 0;
+        while x + SPAN * LANES <= len {
+            step::<V, SPAN>(weights, bias, conv.relu, input, len, x, out, out_stride);
+            x += SPAN * LANES;
+        }
+        while x < len {
+            step::<V, 1>(weights, bias, conv.relu, input, len, x, out, out_stride);
+            x += LANES;
+        }
+    }
+}
+
+/// [`BLOCK`] output channels at points `x..x + SPAN × LANES`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn step<V: Lanes, const SPAN: usize>(
+    weights: &[f32],
+    bias: &[f32; BLOCK],
+    relu: bool,
+    input: &[f32],
+    in_stride: usize,
+    x: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let mut sums = [[V::splat(0.0); SPAN]; BLOCK];
+    for (i, w) in weights.chunks_exact(BLOCK).enumerate() {
+        let values = &input[i * in_stride + x..][..SPAN * LANES];
+        let values: [V; SPAN] = std::array::from_fn(|j| V::load(&values[j * LANES..]));
+        for (sums, &w) in sums.iter_mut().zip(w) {
+            let w = V::splat(w);
+            for (sum, &v) in sums.iter_mut().zip(&values) {
+                *sum = sum.fused_add_product(w, v);
+            }
+        }
+    }
+    for (o, sums) in sums.into_iter().enumerate() {
+        let bias = V::splat(bias[o]);
+        let out = &mut out[o * out_stride + x..][..SPAN * LANES];
+        for (j, sum) in sums.into_iter().enumerate() {
+            let mut value = sum.add(bias);
+            if relu {
+                value = value.relu();
+            }
+            value.store(&mut out[j * LANES..]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::math::{add, max};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+
+    /// The shape of a test block.
+    #[derive(Debug, Clone, Copy)]
+    struct Shape {
+        input: usize,
+        /// The depthwise step's channels; equal to `input` without an expansion.
+        middle: usize,
+        output: usize,
+        expand: bool,
+        stride: usize,
+        residual: bool,
+        size: (usize, usize),
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 509.0)
+            .collect()
+    }
+
+    fn conv(
+        model: &mut TypedModel,
+        name: &str,
+        x: OutletId,
+        (input, output): (usize, usize),
+        kernel: usize,
+        stride: usize,
+    ) -> OutletId {
+        let group = if kernel == 1 { 1 } else { input };
+        let weights = Tensor::from_shape(
+            &[output, input / group, kernel, kernel],
+            &values(output * input / group * kernel * kernel, name.len()),
+        )
+        .expect("weights");
+        let bias = Tensor::from_shape(&[output], &values(output, 3 * name.len())).expect("bias");
+        let weights = model.add_const(format!("{name}.w"), weights).expect("w");
+        let bias = model.add_const(format!("{name}.b"), bias).expect("b");
+        let pad = kernel / 2;
+        let op = Conv {
+            pool_spec: PoolSpec {
+                data_format: DataFormat::NCHW,
+                kernel_shape: tvec![kernel, kernel],
+                padding: PaddingSpec::Explicit(tvec![pad, pad], tvec![pad, pad]),
+                dilations: None,
+                strides: Some(tvec![stride, stride]),
+                input_channels: input,
+                output_channels: output,
+            },
+            kernel_fmt: KernelFormat::OIHW,
+            group,
+            q_params: None,
+        };
+        model
+            .wire_node(name, op, &[x, weights, bias])
+            .expect("conv")[0]
+    }
+
+    fn relu(model: &mut TypedModel, name: &str, x: OutletId) -> OutletId {
+        let zero = Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).expect("zero");
+        let zero = model.add_const(format!("{name}.zero"), zero).expect("zero");
+        model.wire_node(name, max(), &[x, zero]).expect("relu")[0]
+    }
+
+    /// One block as ONNX has it, decluttered and with the depthwise op in place.
+    fn block_model(shape: Shape) -> TypedModel {
+        let (height, width) = shape.size;
+        let mut model = TypedModel::default();
+        let x = model
+            .add_source("x", f32::fact([1, shape.input, height, width]))
+            .expect("source");
+        let mut y = x;
+        if shape.expand {
+            y = conv(&mut model, "expand", y, (shape.input, shape.middle), 1, 1);
+            y = relu(&mut model, "expand.relu", y);
+        }
+        y = conv(
+            &mut model,
+            "dw",
+            y,
+            (shape.middle, shape.middle),
+            3,
+            shape.stride,
+        );
+        y = relu(&mut model, "dw.relu", y);
+        y = conv(&mut model, "project", y, (shape.middle, shape.output), 1, 1);
+        if shape.residual {
+            y = model.wire_node("sum", add(), &[x, y]).expect("sum")[0];
+        }
+        model.select_output_outlets(&[y]).expect("outputs");
+        let mut model = model.into_decluttered().expect("declutter");
+        super::super::depthwise::rewrite(&mut model).expect("depthwise");
+        model
+    }
+
+    fn run(model: TypedModel, input: &Tensor, threads: usize) -> Vec<f32> {
+        let options = RunOptions {
+            executor: Some(super::super::threads::executor(threads).expect("executor")),
+            ..RunOptions::default()
+        };
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable_with_options(&options))
+            .expect("plan");
+        let outputs = plan.run(tvec!(input.clone().into())).expect("run");
+        outputs[0]
+            .try_as_plain_ram()
+            .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
+            .expect("f32")
+    }
+
+    fn rewrite_for(model: &mut TypedModel, isa: Isa) -> usize {
+        fuse(model, isa).expect("rewrite")
+    }
+
+    #[test]
+    fn matches_tract_exactly_with_every_vector_width_and_thread_count() {
+        let shapes = [
+            (4, 8, 4, true, 1, true, (7, 70)),
+            (4, 8, 8, true, 2, false, (9, 131)),
+            (8, 16, 4, true, 2, false, (6, 128)),
+            (8, 8, 4, false, 1, false, (5, 64)),
+            (4, 12, 8, true, 1, false, (4, 97)),
+        ];
+        for (input, middle, output, expand, stride, residual, size) in shapes {
+            let shape = Shape {
+                input,
+                middle,
+                output,
+                expand,
+                stride,
+                residual,
+                size,
+            };
+            let model = block_model(shape);
+            let x = Tensor::from_shape(
+                &[1, input, size.0, size.1],
+                &values(input * size.0 * size.1, 11),
+            )
+            .expect("input");
+            for isa in Isa::available() {
+                let mut fused = model.clone();
+                assert_eq!(rewrite_for(&mut fused, isa), 1, "{shape:?}");
+                assert_eq!(
+                    fused
+                        .nodes()
+                        .iter()
+                        .filter(|n| n.op.name() == "EinSum")
+                        .count(),
+                    0
+                );
+                for threads in [1, 2] {
+                    let (ours, tracts) = (
+                        run(fused.clone(), &x, threads),
+                        run(model.clone(), &x, threads),
+                    );
+                    let differ = ours.iter().zip(&tracts).filter(|(a, b)| a != b).count();
+                    assert!(
+                        ours.len() == tracts.len() && differ == 0,
+                        "{shape:?}, {isa:?}, {threads} thread(s): {differ} of {} values differ",
+                        tracts.len()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn leaves_narrow_rows_and_other_shapes_to_tract() {
+        let fused = |shape: Shape| {
+            let mut model = block_model(shape);
+            rewrite_for(&mut model, Isa::Portable)
+        };
+        let block = Shape {
+            input: 4,
+            middle: 8,
+            output: 4,
+            expand: true,
+            stride: 1,
+            residual: true,
+            size: (4, 64),
+        };
+        assert_eq!(fused(block), 1);
+        assert_eq!(
+            fused(Shape {
+                size: (4, 63),
+                ..block
+            }),
+            0,
+            "narrower than MIN_WIDTH"
+        );
+        assert_eq!(
+            fused(Shape { middle: 6, ..block }),
+            0,
+            "channels not in blocks of four"
+        );
+        assert_eq!(
+            fused(Shape {
+                output: 6,
+                residual: false,
+                ..block
+            }),
+            0
+        );
+    }
+}
