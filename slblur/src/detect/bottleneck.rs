@@ -134,7 +134,13 @@ impl Found {
             return Ok(None);
         }
         let (expand, input) = match expansion(model, node.inputs[0])? {
-            Some((expand, input)) if expand.outputs == channels => (Some(expand), input),
+            // The expanded tensor is never made, so nothing else may read it.
+            Some((expand, input))
+                if expand.outputs == channels
+                    && sole_reader(model, node.inputs[0]).map(|n| n.id) == Some(id) =>
+            {
+                (Some(expand), input)
+            }
             Some(_) => return Ok(None),
             None => (None, node.inputs[0]),
         };
@@ -362,9 +368,17 @@ impl EvalOp for Bottleneck {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let Some([_, height, width]) = channels_first(input.shape()) else {
+        let Some([channels, height, width]) = channels_first(input.shape()) else {
             bail!("bottleneck input of shape {:?}", input.shape());
         };
+        let expected = self
+            .expand
+            .as_ref()
+            .map_or(self.depthwise.bias.len(), |e| e.inputs);
+        ensure!(
+            channels == expected,
+            "bottleneck input of {channels} channels, expected {expected}"
+        );
         let (out_height, out_width) = self.depthwise.output_size(height, width)?;
         let layout = Layout::new(
             self.depthwise.stride,
@@ -817,6 +831,15 @@ mod tests {
                 ..block
             }),
             0
+        );
+        let mut model = block_model(block);
+        let expanded = model.node_by_name("expand.relu").expect("expanded").id;
+        let outputs = [model.outputs[0], OutletId::new(expanded, 0)];
+        model.select_output_outlets(&outputs).expect("outputs");
+        assert_eq!(
+            rewrite_for(&mut model, Isa::Portable),
+            0,
+            "the expanded tensor is read elsewhere"
         );
     }
 }
