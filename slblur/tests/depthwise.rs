@@ -24,10 +24,11 @@ fn outputs(detector: &Detector, frame: &slblur::codec::Frame, width: u32) -> Vec
 
 /// The `info` of each node of the 640×384 plan whose op is `name`.
 fn ops_in_plan(detector: &Detector, name: &str) -> Vec<String> {
-    let size = slblur::detect::Size {
-        width: 640,
-        height: 384,
-    };
+    ops_in_plan_for(detector, (640, 384), name)
+}
+
+fn ops_in_plan_for(detector: &Detector, (width, height): (u32, u32), name: &str) -> Vec<String> {
+    let size = slblur::detect::Size { width, height };
     let plan = detector.plan(size).expect("plan");
     plan.model()
         .nodes()
@@ -84,6 +85,49 @@ fn own_ops_give_tracts_outputs_exactly() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn own_ops_give_tracts_outputs_exactly_at_other_network_sizes() {
+    // Sizes where no block, some or most have rows 64 points wide or more and are fused, with
+    // odd row counts; and how many blocks each fuses.
+    let sizes = [
+        ((96, 64), 0),
+        ((160, 96), 1),
+        ((416, 224), 3),
+        ((224, 416), 1),
+        ((1312, 704), 13),
+    ];
+    let tracts = Detector::load(&common::model_path(), 2)
+        .expect("model")
+        .with_own_ops(OwnOps::None);
+    let ours = Detector::load(&common::model_path(), 2).expect("model");
+    for ((width, height), fused) in sizes {
+        if cpu_has_fma() {
+            let blocks = ops_in_plan_for(&ours, (width, height), "Bottleneck");
+            assert_eq!(blocks.len(), fused, "{width}x{height}: {blocks:?}");
+        }
+        let size = slblur::detect::Size { width, height };
+        let (w, h) = (width as usize, height as usize);
+        let values: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 256) as f32).collect();
+        let input = tract_onnx::prelude::Tensor::from_shape(&[1, 3, h, w], &values).expect("input");
+        let run = |detector: &Detector| -> Vec<Vec<f32>> {
+            detector
+                .infer(input.clone(), size)
+                .expect("infer")
+                .iter()
+                .map(|t| {
+                    t.try_as_plain_ram()
+                        .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
+                        .expect("f32 output")
+                })
+                .collect()
+        };
+        assert!(
+            run(&ours) == run(&tracts),
+            "outputs differ at {width}x{height}"
+        );
     }
 }
 
