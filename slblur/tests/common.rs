@@ -149,18 +149,35 @@ pub fn metric(text: &str, prefix: &str) -> f64 {
 
 /// Polls the function's metrics until a request is in flight (admitted, not yet answered).
 pub async fn wait_until_in_flight(http: &reqwest::Client, url: &str) {
+    wait_for_in_flight(http, url, "no request came in flight", |n| n >= 1.0).await
+}
+
+/// Waits until the server at `url` has no request in flight (its admission slots are free).
+pub async fn wait_until_idle(http: &reqwest::Client, url: &str) {
+    wait_for_in_flight(http, url, "requests stayed in flight", |n| n == 0.0).await
+}
+
+async fn wait_for_in_flight(
+    http: &reqwest::Client,
+    url: &str,
+    timed_out: &str,
+    done: impl Fn(f64) -> bool,
+) {
     for _ in 0..5000 {
         let text = http
             .get(format!("{url}/metrics"))
             .send()
             .await
             .expect("metrics");
-        if metric(&text.text().await.expect("text"), "slblur_in_flight ") >= 1.0 {
+        if done(metric(
+            &text.text().await.expect("text"),
+            "slblur_in_flight ",
+        )) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    panic!("no request came in flight");
+    panic!("{timed_out}");
 }
 
 /// A function binary running as a child process, its stderr read line by line.

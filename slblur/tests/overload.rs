@@ -32,8 +32,10 @@ async fn full_queue_answers_429_with_retry_after() {
 
     let first = busy.await.expect("task").expect("send");
     assert_eq!(first.status(), 200, "the admitted request completes");
-    // Its slot is free once its response is written, i.e. read by this client.
+    // Its slot is free once its response is written: the client can have read it a moment
+    // before the server has finished with it.
     first.bytes().await.expect("the first response");
+    common::wait_until_idle(&server.http, &server.url).await;
     let again = big_frame_request(&server).send().await.expect("send");
     assert_eq!(
         again.status(),

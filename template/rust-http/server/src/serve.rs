@@ -73,8 +73,9 @@ where
         tokio::select! {
             () = shutdown => {
                 let grace = stopping.settings.grace;
-                tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: health fails, still serving for the grace");
+                // Health fails before the log says so, so a reader of the log never sees a 200.
                 stopping.start_draining();
+                tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: health fails, still serving for the grace");
                 tokio::time::sleep(grace).await;
                 tracing::info!("grace over: finishing requests in flight");
             }

@@ -348,7 +348,7 @@ impl Server {
 /// worker and the response write are done.
 struct Slot {
     server: Arc<Server>,
-    _admitted: OwnedSemaphorePermit,
+    admitted: Option<OwnedSemaphorePermit>,
 }
 
 impl Slot {
@@ -356,7 +356,7 @@ impl Slot {
         server.metrics.in_flight.inc();
         Slot {
             server: server.clone(),
-            _admitted: admitted,
+            admitted: Some(admitted),
         }
     }
 }
@@ -370,6 +370,9 @@ struct Held {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        // The slot is free before the gauge says so, so a client that sees no request in
+        // flight is admitted.
+        drop(self.admitted.take());
         self.server.metrics.in_flight.dec();
     }
 }
