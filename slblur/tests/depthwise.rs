@@ -5,13 +5,19 @@
 mod common;
 
 use slblur::detect::input::{InputShape, resize, to_tensor};
-use slblur::detect::{Detector, OwnOps};
+use slblur::detect::{Detector, OwnOps, Size};
+use tract_onnx::prelude::Tensor;
 
 fn outputs(detector: &Detector, frame: &slblur::codec::Frame, width: u32) -> Vec<Vec<f32>> {
     let shape = InputShape::for_frame(frame.width, frame.height, width, u64::MAX);
     let resized = resize(frame, shape.net);
+    infer(detector, to_tensor(&resized, shape.net), shape.net)
+}
+
+/// The network's outputs for `input`, of the given size.
+fn infer(detector: &Detector, input: Tensor, size: Size) -> Vec<Vec<f32>> {
     detector
-        .infer(to_tensor(&resized, shape.net), shape.net)
+        .infer(input, size)
         .expect("infer")
         .iter()
         .map(|t| {
@@ -28,7 +34,7 @@ fn ops_in_plan(detector: &Detector, name: &str) -> Vec<String> {
 }
 
 fn ops_in_plan_for(detector: &Detector, (width, height): (u32, u32), name: &str) -> Vec<String> {
-    let size = slblur::detect::Size { width, height };
+    let size = Size { width, height };
     let plan = detector.plan(size).expect("plan");
     plan.model()
         .nodes()
@@ -108,24 +114,12 @@ fn own_ops_give_tracts_outputs_exactly_at_other_network_sizes() {
             let blocks = ops_in_plan_for(&ours, (width, height), "Bottleneck");
             assert_eq!(blocks.len(), fused, "{width}x{height}: {blocks:?}");
         }
-        let size = slblur::detect::Size { width, height };
+        let size = Size { width, height };
         let (w, h) = (width as usize, height as usize);
         let values: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 256) as f32).collect();
-        let input = tract_onnx::prelude::Tensor::from_shape(&[1, 3, h, w], &values).expect("input");
-        let run = |detector: &Detector| -> Vec<Vec<f32>> {
-            detector
-                .infer(input.clone(), size)
-                .expect("infer")
-                .iter()
-                .map(|t| {
-                    t.try_as_plain_ram()
-                        .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
-                        .expect("f32 output")
-                })
-                .collect()
-        };
+        let input = Tensor::from_shape(&[1, 3, h, w], &values).expect("input");
         assert!(
-            run(&ours) == run(&tracts),
+            infer(&ours, input.clone(), size) == infer(&tracts, input, size),
             "outputs differ at {width}x{height}"
         );
     }
