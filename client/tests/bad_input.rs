@@ -149,11 +149,12 @@ fn bad_options_are_explained() {
 #[test]
 fn a_sweep_goes_on_past_a_dead_target() {
     let function = common::start_function();
+    let dead = common::RefusedPort::new();
     let results = Results::new();
     let out = results.dir.path().join("run");
     let args = common::grid_args(
         "sweep",
-        &[("dead", "http://127.0.0.1:9/"), ("alive", &function.url)],
+        &[("dead", &dead.url), ("alive", &function.url)],
         &out,
         &["--users", "1", "--think", "0", "--frames", "2"],
     );

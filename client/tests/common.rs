@@ -121,6 +121,29 @@ fn http_get_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
+/// A loopback port where every connection is refused: bound but never listening, and held for
+/// the test's life, so no other socket (another test's server, an outgoing connection) can take
+/// it meanwhile, as a port bound and then released could be.
+pub struct RefusedPort {
+    _socket: tokio::net::TcpSocket,
+    pub url: String,
+}
+
+impl RefusedPort {
+    #[allow(clippy::new_without_default)] // each call takes a new port
+    pub fn new() -> RefusedPort {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(([127, 0, 0, 1], 0).into())
+            .expect("bind a loopback port");
+        let addr = socket.local_addr().expect("local addr");
+        RefusedPort {
+            _socket: socket,
+            url: format!("http://{addr}/"),
+        }
+    }
+}
+
 /// What a fake server does with each request it has read.
 #[derive(Clone)]
 pub enum Reply {

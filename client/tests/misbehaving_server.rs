@@ -26,13 +26,8 @@ fn run_against(url: &str, wire: &str) -> (Vec<Row>, String) {
 
 #[test]
 fn refused_connections() {
-    // Bind then drop: nothing listens on this port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("local addr")
-        .port();
-    let (rows, stderr) = run_against(&format!("http://127.0.0.1:{port}/"), "binary");
+    let refused = common::RefusedPort::new();
+    let (rows, stderr) = run_against(&refused.url, "binary");
     assert!(
         rows[0].error.starts_with("connect error:"),
         "{}",
