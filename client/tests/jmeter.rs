@@ -152,10 +152,8 @@ fn client_plan_runs_the_client_once_per_user() {
 #[test]
 fn client_plan_fails_samples_of_failed_frames_and_crashed_clients() {
     // Nothing listens here: the client runs, but every frame fails.
-    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/", closed.local_addr().expect("addr"));
-    drop(closed);
-    let (dir, out) = run_plan("client", &url, (1, 2), &["--no-dashboard"]);
+    let closed = RefusedPort::new();
+    let (dir, out) = run_plan("client", &closed.url, (1, 2), &["--no-dashboard"]);
     let jtl = jtl_samples(&out.join("results.jtl"));
     assert_eq!(jtl.len(), 1);
     assert_eq!(jtl[0]["success"], "false", "{jtl:?}");
@@ -222,53 +220,105 @@ fn client_plan_fails_samples_of_failed_frames_and_crashed_clients() {
     assert!(report.contains("skipped 1 "), "{report}");
 }
 
-/// A free loopback port (released before use; good enough for a test).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+/// Ports for the JMeter processes: each one the OS gives out (in its ephemeral range), and no
+/// port twice in this test (a port bound and released can be given out again). It is released
+/// before JMeter binds it, so something else may take it meanwhile: `jmeter/server` and
+/// `jmeter/run` exit 3 when a port they need is taken, and the test then retries with new ones.
+#[derive(Default)]
+struct Ports(BTreeSet<u16>);
+
+impl Ports {
+    fn next(&mut self) -> u16 {
+        loop {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a port from the OS")
+                .port();
+            if self.0.insert(port) {
+                return port;
+            }
+        }
+    }
+
+    /// A port whose next one is unused here too, for `jmeter/run --rmi-port` (PORT and PORT+1).
+    fn pair(&mut self) -> u16 {
+        loop {
+            let port = self.next();
+            if port < 65534 && self.0.insert(port + 1) {
+                return port;
+            }
+        }
+    }
 }
+
+/// Exit status of `jmeter/server` and `jmeter/run` when a port they need is in use.
+const PORT_IN_USE: i32 = 3;
+/// Attempts with new ports before a test gives up.
+const PORT_ATTEMPTS: u32 = 5;
 
 /// A `jmeter/server` child, killed when dropped.
 struct JmeterServer {
     child: Child,
     address: String,
+    stderr: PathBuf,
+    worker: u32,
 }
 
 impl JmeterServer {
-    fn start(dir: &Path, worker: u32) -> JmeterServer {
-        let (port, rmi_port) = (free_port(), free_port());
+    /// Starts `jmeter/server` on two new ports; [`JmeterServer::wait_ready`] waits for it.
+    fn start(dir: &Path, worker: u32, ports: &mut Ports) -> JmeterServer {
+        let (port, rmi_port) = (ports.next(), ports.next());
+        let stderr = dir.join(format!("server-{worker}-{port}.stderr"));
         let child = Command::new(jmeter_script("server"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--rmi-port",
-                &rmi_port.to_string(),
-            ])
+            .args(["--port", &port.to_string()])
+            .args(["--rmi-port", &rmi_port.to_string()])
             .args(["--worker", &worker.to_string()])
             .arg("--log")
-            .arg(dir.join(format!("server-{worker}.log")))
+            .arg(dir.join(format!("server-{worker}-{port}.log")))
             .env("HEAP", JVM_HEAP)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("start jmeter/server");
         JmeterServer {
             child,
             address: format!("127.0.0.1:{port}"),
+            stderr,
+            worker,
         }
     }
 
-    fn wait_until_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while TcpStream::connect(&self.address).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "jmeter-server {} never listened",
-                self.address
-            );
-            thread::sleep(Duration::from_millis(200));
+    /// Waits until the server says it is ready (bound to its own registry); when one of its
+    /// ports was taken (exit 3), starts it again on new ones.
+    fn wait_ready(&mut self, dir: &Path, ports: &mut Ports) {
+        for attempt in 1..=PORT_ATTEMPTS {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let said = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+                if said.contains("jmeter/server: ready") {
+                    return;
+                }
+                if let Some(status) = self.child.try_wait().expect("try_wait") {
+                    assert_eq!(
+                        (status.code(), attempt < PORT_ATTEMPTS),
+                        (Some(PORT_IN_USE), true),
+                        "jmeter-server {} exited before it was ready:\n{said}",
+                        self.address
+                    );
+                    eprintln!(
+                        "jmeter-server {}: a port was taken, new ports",
+                        self.address
+                    );
+                    *self = JmeterServer::start(dir, self.worker, ports);
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "jmeter-server {} not ready after 120 s:\n{said}",
+                    self.address
+                );
+                thread::sleep(Duration::from_millis(200));
+            }
         }
     }
 }
@@ -276,6 +326,9 @@ impl JmeterServer {
 impl Drop for JmeterServer {
     /// SIGTERM, which jmeter/server passes on to its JVM (SIGKILL would orphan the JVM).
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -291,16 +344,51 @@ impl Drop for JmeterServer {
 fn distributed_run_collects_both_servers() {
     let function = start_function();
     let dir = tempfile::tempdir().expect("temp dir");
+    let mut ports = Ports::default();
     // Workers numbered against their order below, to show the master's list decides.
-    let servers = [
-        JmeterServer::start(dir.path(), 7),
-        JmeterServer::start(dir.path(), 8),
+    let mut servers = [
+        JmeterServer::start(dir.path(), 7, &mut ports),
+        JmeterServer::start(dir.path(), 8, &mut ports),
     ];
-    servers.iter().for_each(JmeterServer::wait_until_listening);
+    for server in &mut servers {
+        server.wait_ready(dir.path(), &mut ports);
+    }
     let remote = format!("{},{}", servers[0].address, servers[1].address);
     let out = dir.path().join("run");
-    let extra = ["--remote", &remote, "--no-dashboard"];
-    jmeter_run(&plan_args("http", &function.url, &out, (1, 2), &extra));
+    // The master's own RMI ports are pinned, as a firewall needs them, to two the OS gave out.
+    for attempt in 1..=PORT_ATTEMPTS {
+        let rmi_port = ports.pair().to_string();
+        let extra = [
+            "--remote",
+            &remote,
+            "--no-dashboard",
+            "--rmi-port",
+            &rmi_port,
+        ];
+        let args = plan_args("http", &function.url, &out, (1, 2), &extra);
+        let run = Command::new(jmeter_script("run"))
+            .args(&args)
+            .args(["--client", BIN])
+            .env("HEAP", JVM_HEAP)
+            .output()
+            .expect("start jmeter/run");
+        if run.status.code() == Some(PORT_IN_USE) && attempt < PORT_ATTEMPTS {
+            eprintln!(
+                "jmeter/run: a port was taken, new ports:\n{}",
+                text(&run.stderr)
+            );
+            let _ = std::fs::remove_dir_all(&out); // a fresh results folder for the next try
+            continue;
+        }
+        assert!(
+            run.status.success(),
+            "jmeter/run failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+            run.status,
+            text(&run.stdout),
+            text(&run.stderr)
+        );
+        break;
+    }
 
     // Both servers' samples reached the master's JTL, named after the server.
     let jtl = jtl_samples(&out.join("results.jtl"));
@@ -318,6 +406,84 @@ fn distributed_run_collects_both_servers() {
         assert_real_ok_row(row, true);
         assert_eq!(row.users, 2);
         assert_eq!(row.worker, row.user_id, "{row:?}");
+    }
+}
+
+#[test]
+fn ports_in_use_are_named_before_jmeter_starts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Held for the whole test: one listening, one the local end of an outgoing connection
+    // (which nothing listens on, as an ephemeral port taken by a connection).
+    let listening = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let taken = listening.local_addr().expect("addr").port();
+    let outgoing = TcpStream::connect(("127.0.0.1", taken)).expect("connect");
+    let outgoing_port = outgoing.local_addr().expect("addr").port();
+    let function_url = "http://127.0.0.1:9/";
+
+    // The master: --rmi-port PORT needs PORT and PORT+1, so either being taken stops the run.
+    for (rmi_port, named) in [(taken, taken), (outgoing_port - 1, outgoing_port)] {
+        let out = dir.path().join(format!("run-{rmi_port}"));
+        let extra = [
+            "--remote",
+            "127.0.0.1:1099",
+            "--rmi-port",
+            &rmi_port.to_string(),
+        ];
+        let run = Command::new(jmeter_script("run"))
+            .args(plan_args("client", function_url, &out, (1, 1), &extra))
+            .args(["--client", BIN])
+            .output()
+            .expect("start jmeter/run");
+        let stderr = text(&run.stderr);
+        assert_eq!(run.status.code(), Some(PORT_IN_USE), "{stderr}");
+        // "port A[, B] is in use on this machine": the other port may happen to be taken too.
+        let listed = stderr
+            .split_once("error: port ")
+            .and_then(|(_, rest)| rest.split_once(" is in use on this machine"))
+            .map(|(ports, _)| ports.split(", ").collect::<Vec<_>>())
+            .unwrap_or_default();
+        assert!(listed.contains(&&*named.to_string()), "{stderr}");
+        assert!(stderr.contains("--rmi-port PORT"), "{stderr}");
+        assert!(
+            !stderr.contains("cell users="),
+            "JMeter never started: {stderr}"
+        );
+    }
+
+    // A server: each of its two ports.
+    let free = Ports::default().next();
+    for (args, option) in [
+        (
+            [
+                "--port",
+                &taken.to_string(),
+                "--rmi-port",
+                &free.to_string(),
+            ],
+            "--port",
+        ),
+        (
+            [
+                "--port",
+                &free.to_string(),
+                "--rmi-port",
+                &taken.to_string(),
+            ],
+            "--rmi-port",
+        ),
+    ] {
+        let server = Command::new(jmeter_script("server"))
+            .args(args)
+            .arg("--log")
+            .arg(dir.path().join("server.log"))
+            .output()
+            .expect("start jmeter/server");
+        let stderr = text(&server.stderr);
+        assert_eq!(server.status.code(), Some(PORT_IN_USE), "{stderr}");
+        assert!(
+            stderr.contains(&format!("port {taken} ({option}) is already in use")),
+            "{stderr}"
+        );
     }
 }
 
