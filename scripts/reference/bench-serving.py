@@ -27,6 +27,7 @@ import platform
 import socket
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -150,19 +151,34 @@ def free_port() -> int:
 
 
 class Slblur:
-    """A slblur process on a loopback port, started with `env` on top of the defaults."""
+    """A slblur process on a loopback port, started with `env` on top of the defaults. The port
+    is released before slblur binds it, so another process may take it first: then slblur
+    starts again on a new one."""
 
     def __init__(self, binary: str, env: dict):
+        for _ in range(5):
+            if self._start(binary, env):
+                self.local = threading.local()
+                return
+        raise RuntimeError(f"no free port for slblur after 5 tries (env {env})")
+
+    def _start(self, binary: str, env: dict) -> bool:
+        """True once healthy; False when its port was taken meanwhile."""
         self.port = free_port()
         full = dict(os.environ, SLBLUR_ADDR=f"127.0.0.1:{self.port}", SLBLUR_LOCK_FILE="",
                     SLBLUR_MODEL=str(REPO_ROOT / "models/centerface.onnx"), RUST_LOG="warn")
         full.update(env)
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen([binary], env=full, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        log = tempfile.TemporaryFile()  # a file, not a pipe: nobody reads it while serving
+        self.proc = subprocess.Popen([binary], env=full, stdout=subprocess.DEVNULL, stderr=log)
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"slblur exited with {self.proc.returncode} (env {env})")
+                log.seek(0)
+                error = log.read().decode(errors="replace")
+                if "Address already in use" in error:
+                    return False
+                raise RuntimeError(
+                    f"slblur exited with {self.proc.returncode} (env {env}): {error}")
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
                 c.request("GET", "/_/health")
@@ -172,7 +188,7 @@ class Slblur:
                 pass
             time.sleep(0.005)
         self.startup_s = time.perf_counter() - t0
-        self.local = threading.local()
+        return True
 
     def frame(self, jpeg: bytes) -> dict:
         # Keep-alive per client thread; the server closes idle connections, so reconnect once.
