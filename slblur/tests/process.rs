@@ -99,3 +99,41 @@ fn bad_variable_is_named_at_startup() {
     let log = startup_failure(&[("SLBLUR_WORKERS", "zero")]);
     assert!(log.contains("SLBLUR_WORKERS"), "{log}");
 }
+
+/// Behind of-watchdog stderr is a pipe that closes when the watchdog exits, often before the
+/// function's last log lines: those writes fail, and must not panic (that exited 101).
+#[test]
+fn a_closed_log_pipe_does_not_panic_the_function() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slblur"))
+        .env_remove("RUST_LOG")
+        .env("SLBLUR_ADDR", "127.0.0.1:0")
+        .env("SLBLUR_MODEL", common::model_path())
+        .env("SLBLUR_LOCK_FILE", "")
+        .env("SLBLUR_ML_THREADS", "1")
+        .env("SLBLUR_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the function");
+    let mut log = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("\"ready\"") {
+        line.clear();
+        assert_ne!(
+            log.read_line(&mut line).expect("log"),
+            0,
+            "exited before ready"
+        );
+    }
+    // Both pipes closed, as when the watchdog has gone: every later log line fails to write.
+    drop(log);
+    drop(child.stdout.take());
+    common::sigterm(&child);
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit 0 with its log pipe closed, not a panic"
+    );
+}

@@ -2,8 +2,10 @@
 //! stderr (JSON lines with `<NAME>_LOG_FORMAT=json` or `LOG_FORMAT=json`, as the template sets
 //! for of-watchdog's `prefix_logs=false`); settings from the environment; SIGTERM and Ctrl-C;
 //! exit 0 after a clean drain, 1 with one line naming the cause otherwise (2 for bad arguments).
+//! Nothing it writes may panic: behind of-watchdog, stdout and stderr are pipes that close when
+//! the watchdog exits, often before the function's last log line (a panic there exits 101).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use prometheus_client::registry::Registry;
@@ -35,17 +37,23 @@ where
     match args.first().map(String::as_str) {
         None => {}
         Some("--version" | "-V") => {
-            println!("{} {}", about.name, about.version);
+            say(
+                &mut std::io::stdout(),
+                &format!("{} {}", about.name, about.version),
+            );
             return ExitCode::SUCCESS;
         }
         Some("--help" | "-h") => {
-            print!("{}", help(&about));
+            say(&mut std::io::stdout(), help(&about).trim_end());
             return ExitCode::SUCCESS;
         }
         Some(other) => {
-            eprintln!(
-                "error: unexpected argument {other:?}; configure {} through its environment (see --help)",
-                about.name
+            say(
+                &mut std::io::stderr(),
+                &format!(
+                    "error: unexpected argument {other:?}; configure {} through its environment (see --help)",
+                    about.name
+                ),
             );
             return ExitCode::from(2);
         }
@@ -54,7 +62,10 @@ where
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say(
+                &mut std::io::stderr(),
+                &format!("error: cannot start the async runtime: {e}"),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -62,10 +73,15 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line; no backtrace, even when RUST_BACKTRACE is set.
-            eprintln!("error: {e}");
+            say(&mut std::io::stderr(), &format!("error: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes one line, ignoring a closed pipe (`println!` would panic on it).
+fn say(out: &mut dyn Write, line: &str) {
+    let _ = writeln!(out, "{line}");
 }
 
 async fn serve_process<F, I, E>(name: &'static str, init: I) -> Result<(), String>
@@ -148,7 +164,10 @@ fn init_logging(name: &str) {
     let filter = var("LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
+    // A failed log write is dropped: tracing's default reports it with `eprintln!`, which
+    // panics when stderr is a closed pipe.
     let builder = tracing_subscriber::fmt()
+        .log_internal_errors(false)
         .with_env_filter(EnvFilter::new(filter))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);

@@ -1,6 +1,7 @@
 //! [`serve`]: binds nothing itself (the caller hands it a listener), warms the function up in
 //! the background, and on the shutdown signal follows of-watchdog's SIGTERM sequence: health
-//! fails and the lock file goes at once, requests are still accepted and served for the grace
+//! fails and the lock file goes at once (of-watchdog with `suppress_lock=true` removes it itself;
+//! the function then only creates it), requests are still accepted and served for the grace
 //! (the watchdog keeps forwarding for its `healthcheck_interval`), then the listener closes and
 //! the requests in flight finish within the drain deadline ([`crate::listen`]).
 
@@ -90,7 +91,6 @@ where
         }
     };
     crate::listen::run(listener, server.router(), &server.settings, stop).await;
-    server.remove_lock_file();
     match failure.lock().ok().and_then(|mut slot| slot.take()) {
         Some(message) => Err(ServeError::Init(message)),
         None => Ok(()),

@@ -87,12 +87,17 @@ impl Server {
         self.function.get().is_some()
     }
 
-    /// Health fails from now on; requests are still served.
+    /// Health fails from now on; requests are still served. The lock file goes too, unless
+    /// of-watchdog removes it itself.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
-        self.remove_lock_file();
+        if !self.settings.watchdog_removes_lock {
+            self.remove_lock_file();
+        }
     }
 
+    /// Removes the lock file; at start, so a lock an earlier process left behind cannot say
+    /// "ready" before this one is.
     pub fn remove_lock_file(&self) {
         if let Some(lock) = &self.settings.lock_file {
             let _ = std::fs::remove_file(lock);

@@ -33,6 +33,10 @@ pub struct Settings {
     /// Created when ready, for of-watchdog's `suppress_lock=true` (`_LOCK_FILE`, empty = none;
     /// default `$TMPDIR/.lock`, where the watchdog's `/_/health` looks).
     pub lock_file: Option<PathBuf>,
+    /// Whether of-watchdog removes the lock file on SIGTERM (`suppress_lock=true`: it still
+    /// removes the file it no longer writes). The watchdog then owns removal, the function only
+    /// creates the file; removing it from both sides made the watchdog log a failure.
+    pub watchdog_removes_lock: bool,
     /// Name reported in responses (`HOSTNAME`, which Kubernetes sets to the pod name).
     pub instance: String,
     /// A request head must arrive within this of the connection opening or of its previous
@@ -67,6 +71,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(25),
             grace: Duration::ZERO,
             lock_file: None,
+            watchdog_removes_lock: false,
             instance: format!("fn-{}", std::process::id()),
             header_timeout: Duration::from_secs(15),
             body_timeout: Duration::from_secs(10),
@@ -196,6 +201,7 @@ impl Settings {
                 watchdog_grace.unwrap_or(d.grace),
             )?,
             lock_file,
+            watchdog_removes_lock: env.raw("suppress_lock").is_some_and(|v| v == "true"),
             instance: env
                 .raw("HOSTNAME")
                 .filter(|h| !h.is_empty())
@@ -341,7 +347,22 @@ mod tests {
         assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.grace, Duration::ZERO);
         assert_eq!(s.lock_file, Some(std::env::temp_dir().join(".lock")));
+        assert!(!s.watchdog_removes_lock);
         assert!(s.instance.starts_with("my-fn-"), "{}", s.instance);
+    }
+
+    #[test]
+    fn of_watchdog_with_suppress_lock_removes_the_lock_itself() {
+        assert!(
+            from(&[("suppress_lock", "true")])
+                .expect("valid")
+                .watchdog_removes_lock
+        );
+        assert!(
+            !from(&[("suppress_lock", "false")])
+                .expect("valid")
+                .watchdog_removes_lock
+        );
     }
 
     #[test]
