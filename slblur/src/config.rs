@@ -48,7 +48,7 @@ impl Default for Config {
                 instance: format!("{NAME}-{}", std::process::id()),
                 ..Settings::default()
             },
-            model: PathBuf::from("models/centerface.onnx"),
+            model: default_model(),
             max_pixels: 8192 * 4320,
             inference_width: 640,
             max_inference_pixels: DEFAULT_MAX_INFERENCE_PIXELS,
@@ -60,6 +60,18 @@ impl Default for Config {
             ml_threads: cores,
         }
     }
+}
+
+/// The model when `SLBLUR_MODEL` is unset: `assets/centerface.onnx` beside the executable, where
+/// the template's build puts it (the image then runs with no environment), else the repository's
+/// `models/centerface.onnx` (scripts/fetch-model).
+fn default_model() -> PathBuf {
+    let beside_binary = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("assets/centerface.onnx")));
+    beside_binary
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("models/centerface.onnx"))
 }
 
 /// A variable that is set but cannot be used; it names the variable.

@@ -8,7 +8,8 @@ fn main() -> ExitCode {
         name: slblur::config::NAME,
         version: env!("CARGO_PKG_VERSION"),
         summary: "CenterFace face blur: POST a frame, get it back anonymized with per-stage timings",
-        variables: "  SLBLUR_MODEL            CenterFace ONNX file (default models/centerface.onnx)\n  \
+        variables: "  SLBLUR_MODEL            CenterFace ONNX file (default: assets/centerface.onnx beside\n                          \
+                    the binary if present, else models/centerface.onnx)\n  \
                     SLBLUR_ML_THREADS       threads per inference (default: all cores)\n  \
                     SLBLUR_INFERENCE_WIDTH  detection width, 0 = full resolution (default 640)\n  \
                     SLBLUR_MAX_INFERENCE_PIXELS  largest network input area (default 942080 = 1280x736)\n  \

@@ -107,12 +107,19 @@ async fn serves_with_the_template_environment_and_drains_after_the_grace() {
         .env_remove("SLBLUR_LOCK_FILE")
         .env_remove("SLBLUR_GRACE")
         .env("TMPDIR", &tmp)
-        // Everything as in the image, except a free port and the model's place.
+        // Everything as in the image, except a free port.
         .env("SLBLUR_ADDR", "127.0.0.1:0")
-        .env("SLBLUR_MODEL", common::model_path())
         // A 1280×736 warm-up keeps the function unready long enough to see it.
         .env("SLBLUR_INFERENCE_WIDTH", "0")
         .env("SLBLUR_ML_THREADS", "1");
+    // The image runs with no SLBLUR_MODEL: the model is in assets/ beside the binary. A binary
+    // built in the workspace has none there, so it gets the repository's.
+    let beside = binary().with_file_name("assets").join("centerface.onnx");
+    if beside.is_file() {
+        command.env_remove("SLBLUR_MODEL");
+    } else {
+        command.env("SLBLUR_MODEL", common::model_path());
+    }
     let mut f = Function::start(command);
     let listening = f.wait_for("listening");
     assert!(listening.starts_with('{'), "JSON log lines: {listening}");
@@ -125,6 +132,13 @@ async fn serves_with_the_template_environment_and_drains_after_the_grace() {
     assert_eq!(health().await, 503, "not ready while warming up");
     assert!(!lock.exists(), "no lock file before ready");
 
+    let loaded = f.wait_for("model loaded");
+    if beside.is_file() {
+        assert!(
+            loaded.contains(&*beside.to_string_lossy()),
+            "the model beside the binary: {loaded}"
+        );
+    }
     f.wait_for("\"ready\"");
     assert_eq!(health().await, 200);
     assert!(lock.exists(), "the lock file is in $TMPDIR once ready");
@@ -146,7 +160,12 @@ async fn serves_with_the_template_environment_and_drains_after_the_grace() {
     let signalled = Instant::now();
     f.wait_for("shutting down");
     assert_eq!(health().await, 503, "health fails during the grace");
-    assert!(!lock.exists(), "the lock file goes at SIGTERM");
+    // of-watchdog (suppress_lock=true) removes the lock itself at SIGTERM: the function only
+    // creates it, so the two never race to remove it.
+    assert!(
+        lock.exists(),
+        "the function leaves the lock to the watchdog"
+    );
     let r = frame()
         .await
         .expect("a request sent during the grace is served");
