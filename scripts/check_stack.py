@@ -103,6 +103,7 @@ def check_function(stack_path, name, fn, gateway):
         exec_timeout = seconds(env.get("exec_timeout", "30s"))
         write_timeout = seconds(env.get("write_timeout", "30s"))
         deadline = seconds(env[f"{prefix}_TIMEOUT"]) if f"{prefix}_TIMEOUT" in env else exec_timeout - 1
+        body = seconds(env.get(f"{prefix}_BODY_TIMEOUT", "10"))
         upstream = seconds(gateway["GATEWAY_UPSTREAM_TIMEOUT"])
         read = seconds(gateway["GATEWAY_READ_TIMEOUT"])
         write = seconds(gateway["GATEWAY_WRITE_TIMEOUT"])
@@ -111,6 +112,7 @@ def check_function(stack_path, name, fn, gateway):
         problem(where, f"timeouts: {e}")
         return env
     chain = [
+        (body <= deadline, f"{prefix}_BODY_TIMEOUT ({body} s) must not exceed {prefix}_TIMEOUT ({deadline} s): the deadline covers the upload"),
         (deadline < exec_timeout, f"{prefix}_TIMEOUT ({deadline} s) must be below exec_timeout ({exec_timeout} s)"),
         (exec_timeout < write_timeout, f"exec_timeout ({exec_timeout} s) must be below write_timeout ({write_timeout} s)"),
         (exec_timeout <= upstream, f"exec_timeout ({exec_timeout} s) must not exceed the gateway upstream timeout ({upstream} s)"),
@@ -159,6 +161,21 @@ def check_twin(stack_env, gateway):
             problem("kind/cluster.yaml", f"NodePort {node_port} must map to {key}={gateway.get(key)}")
 
 
+# Every timeout a request meets on its way in, as README's "Timeouts, inner to outer" names it.
+TIMEOUT_CHAIN = ["SLBLUR_BODY_TIMEOUT", "SLBLUR_TIMEOUT", "exec_timeout", "read_timeout", "write_timeout",
+                 "gateway.upstreamTimeout", "gateway.readTimeout", "queueWorker.ackWait"]
+
+
+def check_readme_timeouts():
+    """README's timeout table names every link of the chain (a slow upload's 408 once had none)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.find("**Timeouts, inner to outer**")
+    table = text[start:text.find("\n\n", text.find("| layer |", start))] if start >= 0 else ""
+    for name in TIMEOUT_CHAIN:
+        if f"`{name}`" not in table:
+            problem("README.md", f"the table 'Timeouts, inner to outer' does not name `{name}`")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: check_stack.py STACK_FILE")
@@ -177,6 +194,7 @@ def main():
         env = check_function(stack_path, name, fn or {}, gateway)
         if name == "slblur":
             check_twin(env, gateway)
+            check_readme_timeouts()
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
