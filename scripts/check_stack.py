@@ -161,19 +161,19 @@ def check_twin(stack_env, gateway):
             problem("kind/cluster.yaml", f"NodePort {node_port} must map to {key}={gateway.get(key)}")
 
 
-# Every timeout a request meets on its way in, as README's "Timeouts, inner to outer" names it.
+# Every timeout a request meets on its way in, as docs/deploy.md's "Timeouts, inner to outer" names it.
 TIMEOUT_CHAIN = ["SLBLUR_BODY_TIMEOUT", "SLBLUR_TIMEOUT", "exec_timeout", "read_timeout", "write_timeout",
                  "gateway.upstreamTimeout", "gateway.readTimeout", "queueWorker.ackWait"]
 
 
 def check_readme_timeouts():
-    """README's timeout table names every link of the chain (a slow upload's 408 once had none)."""
-    text = (ROOT / "README.md").read_text()
+    """docs/deploy.md's timeout table names every link of the chain (a slow upload's 408 once had none)."""
+    text = (ROOT / "docs/deploy.md").read_text()
     start = text.find("**Timeouts, inner to outer**")
     table = text[start:text.find("\n\n", text.find("| layer |", start))] if start >= 0 else ""
     for name in TIMEOUT_CHAIN:
         if f"`{name}`" not in table:
-            problem("README.md", f"the table 'Timeouts, inner to outer' does not name `{name}`")
+            problem("docs/deploy.md", f"the table 'Timeouts, inner to outer' does not name `{name}`")
 
 
 def main():

@@ -1,4 +1,4 @@
-//! `slblur-client`: see `slblur-client --help` and the README.
+//! `slblur-client`: see `slblur-client --help` and docs/client.md.
 
 use std::process::ExitCode;
 
