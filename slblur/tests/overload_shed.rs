@@ -19,9 +19,12 @@ const SATURATION_TIME: Duration = Duration::from_secs(3);
 /// its working size at full concurrency before memory is compared (a shorter burst left 20–65 MB
 /// steps to the measured run on a busy machine) …
 const WARM_UP_TIME: Duration = Duration::from_secs(8);
-/// … with its peak after the measured overload: within 10 %, or 32 MB on a small process (glibc
-/// keeps its high-water mark, and how many bodies happen to be read at once varies by a few
-/// tens of MB from run to run; a leak of 0.2 MB per request would show).
+/// … with its peak after the measured overload, and after one more overload as long. The peak
+/// may step up once, when the process first meets a new high of bodies and frames in flight:
+/// glibc keeps its high-water mark, and on a machine whose CPUs are busy with other work a
+/// stalled client sends in bursts (steps of 15–33 MB seen under load, none in most runs). A leak
+/// grows it in both overloads, by more than 10 % or 32 MB on a small process each time (a leak
+/// of 0.2 MB per request would).
 const OVERLOAD_TIME: Duration = Duration::from_secs(8);
 const OVERLOAD_FACTOR: f64 = 3.0;
 
@@ -170,6 +173,10 @@ async fn three_times_saturation_is_shed_fast_with_bounded_latency_and_flat_memor
     // Right after: normal service.
     let after = send(&http, &url, &frame).await.expect("send after");
 
+    // Once more, for memory alone.
+    open_loop(&http, &url, &frame, rate, OVERLOAD_TIME).await;
+    let peak_again = memory_mb(pid, "VmHWM:");
+
     let mut shed: Vec<Duration> = Vec::new();
     let mut admitted: Vec<Duration> = Vec::new();
     for a in &answers {
@@ -217,7 +224,8 @@ async fn three_times_saturation_is_shed_fast_with_bounded_latency_and_flat_memor
     println!(
         "overload: RSS before any overload {rss_cold:.1} MB; peak after the {WARM_UP_TIME:?} \
          burst {peak_before:.1} MB, after the {OVERLOAD_TIME:?} overload {peak_after:.1} MB \
-         (RSS then {rss_after:.1} MB); right after: {} in {:.0} ms",
+         (RSS then {rss_after:.1} MB); right after: {} in {:.0} ms; peak after one more \
+         overload {peak_again:.1} MB",
         after.status,
         ms(after.latency)
     );
@@ -238,9 +246,10 @@ async fn three_times_saturation_is_shed_fast_with_bounded_latency_and_flat_memor
         percentile(&admitted, 0.99) < bound,
         "admitted latency is bounded by the queue"
     );
+    let grew = |from: f64, to: f64| to > from + (from * 0.10).max(32.0);
     assert!(
-        peak_after <= peak_before + (peak_before * 0.10).max(32.0),
-        "memory stays flat under sustained overload"
+        !(grew(peak_before, peak_after) && grew(peak_after, peak_again)),
+        "memory stays flat under sustained overload: the peak grew in both overloads"
     );
     assert_eq!(after.status, 200, "normal service right after");
     assert!(after.latency < Duration::from_secs(2), "and promptly");
