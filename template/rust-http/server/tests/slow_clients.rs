@@ -114,6 +114,22 @@ async fn bodies_beyond_the_buffered_bytes_budget_are_429() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
+    // `finished` counts a handler's return; the server asks for the answer's share of the
+    // budget a moment later, and nothing the test can see says when. A request that comes in
+    // between finds the budget not yet spent and is served once the waiting answer times out:
+    // a race of the test (seen with every CPU busy), so the scenario gets three tries. A server
+    // that lets new bodies in while an answer waits fails all three.
+    for last in [false, false, true] {
+        if budget_spent_while_an_answer_waits(last).await {
+            return;
+        }
+        eprintln!("the third request came in before the second answer waited: again");
+    }
+}
+
+/// The scenario of the test above; false (unless `last`) when the third request was not
+/// refused, which the race or a broken budget cause alike.
+async fn budget_spent_while_an_answer_waits(last: bool) -> bool {
     let running = Running::start(Settings {
         max_buffered_bytes: 100 << 20,
         write_timeout: Duration::from_secs(60),
@@ -127,7 +143,12 @@ async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
     assert!(running.finished(1).await);
     let second = running.post_in_background(body);
     assert!(running.finished(2).await);
+    // The moment for the server to ask for the second answer's share (see above).
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let third = running.post("sleep:0").await;
+    if third.status() != 429 && !last {
+        return false;
+    }
     assert_eq!(
         third.status(),
         429,
@@ -154,6 +175,7 @@ async fn answers_nobody_reads_count_against_the_buffered_bytes_budget() {
         "the budget comes back with the connection"
     );
     assert_eq!(third.bytes().await.expect("body").len(), 67108864);
+    true
 }
 
 #[tokio::test(flavor = "multi_thread")]
