@@ -27,6 +27,8 @@ const WARM_UP_TIME: Duration = Duration::from_secs(8);
 /// of 0.2 MB per request would).
 const OVERLOAD_TIME: Duration = Duration::from_secs(8);
 const OVERLOAD_FACTOR: f64 = 3.0;
+/// Saturation measurements and overloads, when the machine's speed changed in between.
+const ATTEMPTS: u32 = 3;
 
 /// One answer: status, `Retry-After` present, latency from the intended send time.
 struct Answer {
@@ -159,98 +161,118 @@ async fn three_times_saturation_is_shed_fast_with_bounded_latency_and_flat_memor
         assert_eq!(warm.status, 200);
     }
 
-    let saturation = saturation_throughput(&http, &url, &frame).await;
-    let service = Duration::from_secs_f64(1.0 / saturation);
-    let rss_cold = memory_mb(pid, "VmRSS:");
+    // A better estimate of the saturation from an earlier attempt (see below).
+    let mut faster: Option<f64> = None;
+    for attempt in 1..=ATTEMPTS {
+        let measured = saturation_throughput(&http, &url, &frame).await;
+        let saturation = faster.map_or(measured, |f: f64| f.max(measured));
+        let service = Duration::from_secs_f64(1.0 / saturation);
+        let rss_cold = memory_mb(pid, "VmRSS:");
 
-    let rate = OVERLOAD_FACTOR * saturation;
-    open_loop(&http, &url, &frame, rate, WARM_UP_TIME).await;
-    let peak_before = memory_mb(pid, "VmHWM:");
-    let answers = open_loop(&http, &url, &frame, rate, OVERLOAD_TIME).await;
-    let peak_after = memory_mb(pid, "VmHWM:");
-    let rss_after = memory_mb(pid, "VmRSS:");
+        let rate = OVERLOAD_FACTOR * saturation;
+        open_loop(&http, &url, &frame, rate, WARM_UP_TIME).await;
+        let peak_before = memory_mb(pid, "VmHWM:");
+        let answers = open_loop(&http, &url, &frame, rate, OVERLOAD_TIME).await;
+        let peak_after = memory_mb(pid, "VmHWM:");
+        let rss_after = memory_mb(pid, "VmRSS:");
 
-    // Right after: normal service.
-    let after = send(&http, &url, &frame).await.expect("send after");
+        // Right after: normal service.
+        let after = send(&http, &url, &frame).await.expect("send after");
 
-    // Once more, for memory alone.
-    open_loop(&http, &url, &frame, rate, OVERLOAD_TIME).await;
-    let peak_again = memory_mb(pid, "VmHWM:");
+        // Once more, for memory alone.
+        open_loop(&http, &url, &frame, rate, OVERLOAD_TIME).await;
+        let peak_again = memory_mb(pid, "VmHWM:");
 
-    let mut shed: Vec<Duration> = Vec::new();
-    let mut admitted: Vec<Duration> = Vec::new();
-    for a in &answers {
-        match a.status {
-            200 => admitted.push(a.latency),
-            429 => {
-                assert!(a.retry_after, "a 429 carries Retry-After");
-                assert_eq!(a.code.as_deref(), Some("overloaded"));
-                shed.push(a.latency);
+        let mut shed: Vec<Duration> = Vec::new();
+        let mut admitted: Vec<Duration> = Vec::new();
+        for a in &answers {
+            match a.status {
+                200 => admitted.push(a.latency),
+                429 => {
+                    assert!(a.retry_after, "a 429 carries Retry-After");
+                    assert_eq!(a.code.as_deref(), Some("overloaded"));
+                    shed.push(a.latency);
+                }
+                other => panic!("only 200 or 429 under overload, got {other} ({:?})", a.code),
             }
-            other => panic!("only 200 or 429 under overload, got {other} ({:?})", a.code),
         }
-    }
-    shed.sort();
-    admitted.sort();
-    // A full queue ahead of each admitted request, with room for a shared, busy machine; without
-    // shedding the queue would grow all along the overload and this would be passed many times.
-    let bound = service.mul_f64(((WORKERS + QUEUE) as f64) * 4.0) + Duration::from_secs(1);
-    println!(
-        "overload: saturation {saturation:.1} req/s (service {:.0} ms); offered {rate:.1} req/s \
-         for {:?}: {} requests, {} admitted ({:.1} req/s), {} shed",
-        ms(service),
-        OVERLOAD_TIME,
-        answers.len(),
-        admitted.len(),
-        admitted.len() as f64 / OVERLOAD_TIME.as_secs_f64(),
-        shed.len()
-    );
-    if !shed.is_empty() {
+        shed.sort();
+        admitted.sort();
+        // A full queue ahead of each admitted request, with room for a shared, busy machine;
+        // without shedding the queue would grow all along the overload and this would be passed
+        // many times.
+        let bound = service.mul_f64(((WORKERS + QUEUE) as f64) * 4.0) + Duration::from_secs(1);
         println!(
-            "overload: shed answer median {:.1} ms, p99 {:.1} ms",
-            ms(percentile(&shed, 0.5)),
-            ms(percentile(&shed, 0.99))
+            "overload: saturation {saturation:.1} req/s (service {:.0} ms); offered {rate:.1} \
+             req/s for {:?}: {} requests, {} admitted ({:.1} req/s), {} shed",
+            ms(service),
+            OVERLOAD_TIME,
+            answers.len(),
+            admitted.len(),
+            admitted.len() as f64 / OVERLOAD_TIME.as_secs_f64(),
+            shed.len()
         );
-    }
-    if !admitted.is_empty() {
+        if !shed.is_empty() {
+            println!(
+                "overload: shed answer median {:.1} ms, p99 {:.1} ms",
+                ms(percentile(&shed, 0.5)),
+                ms(percentile(&shed, 0.99))
+            );
+        }
+        if !admitted.is_empty() {
+            println!(
+                "overload: admitted p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (bound {:.0} ms)",
+                ms(percentile(&admitted, 0.5)),
+                ms(percentile(&admitted, 0.99)),
+                ms(admitted[admitted.len() - 1]),
+                ms(bound)
+            );
+        }
         println!(
-            "overload: admitted p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (bound {:.0} ms)",
-            ms(percentile(&admitted, 0.5)),
-            ms(percentile(&admitted, 0.99)),
-            ms(admitted[admitted.len() - 1]),
-            ms(bound)
+            "overload: RSS before any overload {rss_cold:.1} MB; peak after the {WARM_UP_TIME:?} \
+             burst {peak_before:.1} MB, after the {OVERLOAD_TIME:?} overload {peak_after:.1} MB \
+             (RSS then {rss_after:.1} MB); right after: {} in {:.0} ms; peak after one more \
+             overload {peak_again:.1} MB",
+            after.status,
+            ms(after.latency)
         );
-    }
-    println!(
-        "overload: RSS before any overload {rss_cold:.1} MB; peak after the {WARM_UP_TIME:?} \
-         burst {peak_before:.1} MB, after the {OVERLOAD_TIME:?} overload {peak_after:.1} MB \
-         (RSS then {rss_after:.1} MB); right after: {} in {:.0} ms; peak after one more \
-         overload {peak_again:.1} MB",
-        after.status,
-        ms(after.latency)
-    );
 
-    assert!(
-        shed.len() * 4 >= answers.len(),
-        "at 3x saturation about two in three are shed (a quarter allows for a noisy machine)"
-    );
-    assert!(
-        percentile(&shed, 0.5) < Duration::from_millis(100),
-        "shedding is immediate"
-    );
-    assert!(
-        admitted.len() as f64 >= 0.5 * saturation * OVERLOAD_TIME.as_secs_f64(),
-        "throughput holds under overload"
-    );
-    assert!(
-        percentile(&admitted, 0.99) < bound,
-        "admitted latency is bounded by the queue"
-    );
-    let grew = |from: f64, to: f64| to > from + (from * 0.10).max(32.0);
-    assert!(
-        !(grew(peak_before, peak_after) && grew(peak_after, peak_again)),
-        "memory stays flat under sustained overload: the peak grew in both overloads"
-    );
-    assert_eq!(after.status, 200, "normal service right after");
-    assert!(after.latency < Duration::from_secs(2), "and promptly");
+        // The test's premise: the machine ran as fast during the overload as when its saturation
+        // was measured. Other work on the same CPUs can start or stop in between; then the offered
+        // rate was no overload (it got faster) or the server could not keep up (it got slower).
+        // Measure again and repeat: a function that does not shed, or whose throughput collapses
+        // under overload, fails every attempt.
+        let admitted_rate = admitted.len() as f64 / OVERLOAD_TIME.as_secs_f64();
+        let overloaded = shed.len() * 4 >= answers.len();
+        let held = admitted_rate >= 0.5 * saturation;
+        if !(overloaded && held) && attempt < ATTEMPTS {
+            println!(
+                "overload: attempt {attempt}: {admitted_rate:.1} req/s admitted against \
+                 {saturation:.1} measured: the machine's speed changed, again"
+            );
+            faster = (!overloaded).then_some(admitted_rate.max(saturation));
+            continue;
+        }
+        assert!(
+            shed.len() * 4 >= answers.len(),
+            "at 3x saturation about two in three are shed (a quarter allows for a noisy machine)"
+        );
+        assert!(
+            percentile(&shed, 0.5) < Duration::from_millis(100),
+            "shedding is immediate"
+        );
+        assert!(held, "throughput holds under overload");
+        assert!(
+            percentile(&admitted, 0.99) < bound,
+            "admitted latency is bounded by the queue"
+        );
+        let grew = |from: f64, to: f64| to > from + (from * 0.10).max(32.0);
+        assert!(
+            !(grew(peak_before, peak_after) && grew(peak_after, peak_again)),
+            "memory stays flat under sustained overload: the peak grew in both overloads"
+        );
+        assert_eq!(after.status, 200, "normal service right after");
+        assert!(after.latency < Duration::from_secs(2), "and promptly");
+        return;
+    }
 }
