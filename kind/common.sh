@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Shared by the kind/ scripts (sourced): the repository root, pinned versions, messages and
+# Shared by the kind/ scripts (sourced): scripts/lib.sh (root, messages), pinned versions and
 # the prerequisite check that names every missing tool at once.
 
-repo_root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 # shellcheck source=kind/versions.env
 . "$repo_root/kind/versions.env"
-
-say() { echo "${0##*/}: $*"; }
-die() { echo "${0##*/}: error: $*" >&2; exit 1; }
 
 # require TOOL... : fails naming every missing tool and where to get it.
 require() {
