@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use slblur_client::cli::{ImageFormat, TargetSpec, Wire};
+use slblur_client::cli::TargetSpec;
 use slblur_client::record::CsvSink;
 use slblur_client::rig::plan::{Budget, Cell, Load, Share};
 use slblur_client::rig::{Ramp, Rig, run_cell};
@@ -25,6 +25,7 @@ use slblur_client::summary::Dist;
 use slblur_client::video::VideoInfo;
 use slblur_client::wire::Body;
 use slblur_client::workload::Workload;
+use slblur_protocol::{ImageKind, Wire, header};
 
 /// A 1×1 baseline JPEG: the smallest body the binary wire format accepts as an image.
 const TINY_JPEG: &[u8] = &[
@@ -111,10 +112,10 @@ async fn serve() -> SocketAddr {
                         Response::builder()
                             .header("content-type", "image/jpeg")
                             .header(
-                                "server-timing",
+                                header::SERVER_TIMING,
                                 "queue;dur=0.001, ml;dur=0.010, total;dur=0.020",
                             )
-                            .header("x-face-count", "0")
+                            .header(header::FACE_COUNT, "0")
                             .body(Full::new(Bytes::from_static(TINY_JPEG)))
                             .expect("response"),
                     )
@@ -155,7 +156,7 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
     let mut sink = CsvSink::open(&dir.path().join("results.csv")).expect("csv");
     let workload = Workload {
         wire: Wire::Binary,
-        format: ImageFormat::Jpeg,
+        format: ImageKind::Jpeg,
         bodies: vec![Body {
             bytes: Bytes::from_static(TINY_JPEG),
             content_type: Some("image/jpeg"),

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{FramesArgs, ImageFormat, LoadArgs, MergeArgs, RunArgs, Wire};
+use slblur_protocol::ImageKind;
+
+use crate::cli::{FramesArgs, LoadArgs, MergeArgs, RunArgs};
 use crate::record::{self, CsvSink, RecordError};
 use crate::rig::plan::{Budget, Cell, Load, Share};
 use crate::rig::rundir::RunDirError;
@@ -60,10 +62,7 @@ pub fn frames(args: &FramesArgs) -> Result<(), AppError> {
         path: args.out_dir.clone(),
         reason,
     })?;
-    let ext = match args.format {
-        ImageFormat::Jpeg => "jpg",
-        ImageFormat::Png => "png",
-    };
+    let ext = args.format.extension();
     let started = Instant::now();
     let opts = DecodeOptions {
         width: args.width,
@@ -168,7 +167,7 @@ pub async fn run(args: &RunArgs) -> Result<Finish, AppError> {
     let summary = RunSummary {
         run_id: rig.run_id.clone(),
         url: target.url.to_string(),
-        wire: wire_name(load.wire).into(),
+        wire: load.wire.name().into(),
         video: load.video.display().to_string(),
         csv: args.out.display().to_string(),
         interrupted: finish == Finish::Interrupted,
@@ -219,9 +218,7 @@ pub fn merge(args: &MergeArgs) -> Result<(), AppError> {
 
 /// Decodes the video and encodes its frames for the wire, off the async threads.
 pub async fn prepare_workload(load: &LoadArgs) -> Result<Workload, AppError> {
-    let format = load
-        .format
-        .unwrap_or_else(|| wire::default_format(load.wire));
+    let format = load.format.unwrap_or_else(|| load.wire.default_image());
     let prepared = Instant::now();
     let opts = DecodeOptions {
         width: load.width,
@@ -241,7 +238,7 @@ pub async fn prepare_workload(load: &LoadArgs) -> Result<Workload, AppError> {
         info.fps(),
         info.frames,
         if info.has_audio { ", with audio" } else { "" },
-        wire_name(load.wire),
+        load.wire.name(),
         format_name(format),
         workload.mean_body_bytes() / 1024,
         prepared.elapsed().as_secs_f64()
@@ -309,17 +306,9 @@ fn write_summary(path: &Path, json: &str) -> Result<(), AppError> {
     std::fs::write(path, format!("{json}\n")).map_err(err)
 }
 
-pub fn wire_name(wire: Wire) -> &'static str {
-    match wire {
-        Wire::Binary => "binary",
-        Wire::Json => "json",
-        Wire::Seed => "seed",
-    }
-}
-
-pub fn format_name(format: ImageFormat) -> &'static str {
+pub fn format_name(format: ImageKind) -> &'static str {
     match format {
-        ImageFormat::Jpeg => "JPEG",
-        ImageFormat::Png => "PNG",
+        ImageKind::Jpeg => "JPEG",
+        ImageKind::Png => "PNG",
     }
 }

@@ -6,8 +6,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
+use slblur_protocol::{ImageKind, Wire};
 
 /// Where the function listens when run locally (`scripts/demo`, `cargo run -p slblur`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080/";
@@ -53,22 +55,23 @@ pub enum Command {
     Model(crate::model::command::ModelArgs),
 }
 
-/// Image format of the frames sent to the function (and of `frames` output files).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ImageFormat {
-    Jpeg,
-    Png,
+/// `--wire`: the protocol's three request/response formats, each explained in `--help`.
+fn wire_parser() -> impl TypedValueParser<Value = Wire> {
+    PossibleValuesParser::new([
+        PossibleValue::new(Wire::Binary.name())
+            .help("Raw JPEG/PNG body; timings come back in the Server-Timing header"),
+        PossibleValue::new(Wire::Json.name())
+            .help("`{\"image\": \"<base64>\"}`; the response is JSON with faces and timings"),
+        PossibleValue::new(Wire::Seed.name())
+            .help("The original Python system's format: base64 text in, text lines out"),
+    ])
+    .try_map(|name| name.parse::<Wire>())
 }
 
-/// The three request/response formats the function speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Wire {
-    /// Raw JPEG/PNG body; timings come back in the Server-Timing header.
-    Binary,
-    /// `{"image": "<base64>"}`; the response is JSON with faces and timings.
-    Json,
-    /// The original Python system's format: base64 text in, text lines out.
-    Seed,
+/// `--format`: the image format of the frames sent (and of `frames` output files).
+fn image_kind_parser() -> impl TypedValueParser<Value = ImageKind> {
+    PossibleValuesParser::new(ImageKind::ALL.map(ImageKind::name))
+        .try_map(|name| name.parse::<ImageKind>())
 }
 
 #[derive(Debug, Args)]
@@ -80,8 +83,8 @@ pub struct FramesArgs {
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out_dir: PathBuf,
     /// File format of the frames.
-    #[arg(long, value_enum, default_value_t = ImageFormat::Jpeg)]
-    pub format: ImageFormat,
+    #[arg(long, value_parser = image_kind_parser(), default_value_t = ImageKind::Jpeg)]
+    pub format: ImageKind,
     /// JPEG quality (1-100).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
@@ -107,11 +110,11 @@ pub struct LoadArgs {
     #[arg(long, value_name = "PATH")]
     pub video: PathBuf,
     /// Request format: binary (image body), json (base64 in JSON) or seed (the original system's).
-    #[arg(long, value_enum, default_value_t = Wire::Binary)]
+    #[arg(long, value_parser = wire_parser(), default_value_t = Wire::Binary)]
     pub wire: Wire,
     /// Image format of the frames [default: jpeg, png for --wire seed].
-    #[arg(long, value_enum)]
-    pub format: Option<ImageFormat>,
+    #[arg(long, value_parser = image_kind_parser())]
+    pub format: Option<ImageKind>,
     /// JPEG quality (1-100).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,

@@ -1,10 +1,10 @@
-//! The function's three wire formats: request bodies (built once per frame per run) and
-//! response parsing into timings, face count, cold flag and the returned image.
+//! The client's end of the function's three wire formats ([`slblur_protocol`]): request bodies
+//! (built once per frame per run) and replies read into a result row's facts — timings, face
+//! count, cold flag, instance and the returned image.
 //!
 //! - binary: image body; timings in `Server-Timing`, faces in `X-Face-Count`.
-//! - json: `{"image": "<base64>"}` in, JSON with `timings_ms`, `faces`, `cold` out.
-//! - seed: the original Python system: base64 text in (no Content-Type), text lines out with
-//!   seconds (`Elapsed ML time: 2.4`, `Total time: 3.6`) and `{'text': ..., 'img': '<base64>'}`.
+//! - json: [`JsonRequest`] in, [`JsonReply`] out.
+//! - seed: the original Python system: base64 text in (no Content-Type), [`seed`] text out.
 
 use std::io::Cursor;
 
@@ -14,7 +14,10 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::cli::{ImageFormat, Wire};
+use slblur_protocol::{
+    ErrorBody, ImageKind, JsonReply, JsonRequest, Wire, header, seed, server_timing, stage,
+};
+
 use crate::video::RgbFrame;
 
 /// Longest error text kept in a row: enough for the server's message, not for a whole page.
@@ -24,7 +27,7 @@ const MAX_ERROR_CHARS: usize = 200;
 pub enum WireError {
     #[error("cannot encode frame as {format:?}: {source}")]
     Encode {
-        format: ImageFormat,
+        format: ImageKind,
         source: image::ImageError,
     },
     #[error("cannot decode returned image: {0}")]
@@ -70,27 +73,19 @@ pub struct Body {
     pub content_type: Option<&'static str>,
 }
 
-/// The format frames are sent in when `--format` is not given.
-pub fn default_format(wire: Wire) -> ImageFormat {
-    match wire {
-        Wire::Seed => ImageFormat::Png,
-        Wire::Binary | Wire::Json => ImageFormat::Jpeg,
-    }
-}
-
 /// Encodes a frame as JPEG or PNG bytes.
 pub fn encode_image(
     frame: &RgbFrame,
-    format: ImageFormat,
+    format: ImageKind,
     quality: u8,
 ) -> Result<Vec<u8>, WireError> {
     use image::ImageEncoder;
     let mut out = Vec::with_capacity(frame.data.len() / 8);
     let color = image::ExtendedColorType::Rgb8;
     let result = match format {
-        ImageFormat::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        ImageKind::Jpeg => image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
             .write_image(&frame.data, frame.width, frame.height, color),
-        ImageFormat::Png => image::codecs::png::PngEncoder::new_with_quality(
+        ImageKind::Png => image::codecs::png::PngEncoder::new_with_quality(
             &mut out,
             image::codecs::png::CompressionType::Fast,
             image::codecs::png::FilterType::Adaptive,
@@ -121,31 +116,24 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbFrame, WireError> {
 pub fn request_body(
     frame: &RgbFrame,
     wire: Wire,
-    format: ImageFormat,
+    format: ImageKind,
     quality: u8,
 ) -> Result<Body, WireError> {
     let image = encode_image(frame, format, quality)?;
-    let mime = match format {
-        ImageFormat::Jpeg => "image/jpeg",
-        ImageFormat::Png => "image/png",
-    };
-    Ok(match wire {
-        Wire::Binary => Body {
-            bytes: image.into(),
-            content_type: Some(mime),
-        },
+    let bytes: Bytes = match wire {
+        Wire::Binary => image.into(),
         Wire::Json => {
-            let json = serde_json::json!({ "image": BASE64.encode(&image) });
-            Body {
-                bytes: json.to_string().into(),
-                content_type: Some("application/json"),
-            }
+            let request = JsonRequest {
+                image: BASE64.encode(&image).into(),
+            };
+            // Serializing a struct of one string cannot fail.
+            serde_json::to_vec(&request).unwrap_or_default().into()
         }
-        // The original client sent the base64 text with no Content-Type at all.
-        Wire::Seed => Body {
-            bytes: BASE64.encode(&image).into(),
-            content_type: None,
-        },
+        Wire::Seed => BASE64.encode(&image).into(),
+    };
+    Ok(Body {
+        bytes,
+        content_type: wire.request_content_type(format),
     })
 }
 
@@ -157,12 +145,9 @@ pub fn body_image(body: &Body, wire: Wire) -> Result<RgbFrame, WireError> {
             ReplyImage::Base64(String::from_utf8_lossy(&body.bytes).into_owned()).decode()
         }
         Wire::Json => {
-            let v: serde_json::Value = serde_json::from_slice(&body.bytes)
+            let request: JsonRequest = serde_json::from_slice(&body.bytes)
                 .map_err(|e| WireError::Decode(e.to_string()))?;
-            let b64 = v["image"]
-                .as_str()
-                .ok_or_else(|| WireError::Decode("no image field".into()))?;
-            ReplyImage::Base64(b64.to_string()).decode()
+            ReplyImage::Base64(request.image.into_owned()).decode()
         }
     }
 }
@@ -175,120 +160,85 @@ pub fn parse_reply(wire: Wire, headers: &HeaderMap, body: &Bytes) -> Result<Repl
         Wire::Seed => parse_seed(body),
     }?;
     // Every format carries the timing and instance headers; the body's own values win.
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if reply.queue_ms.is_none() {
-        reply.queue_ms = header("server-timing")
-            .map(parse_server_timing)
-            .and_then(|t| timing_of(&t, "queue"));
+        reply.queue_ms = server_timing::find(&timing(headers), stage::QUEUE);
     }
     if reply.instance.is_none() {
-        reply.instance = header("x-slblur-instance").map(str::to_string);
+        reply.instance = header_text(headers, header::INSTANCE).map(str::to_string);
     }
     Ok(reply)
 }
 
-fn timing_of(timing: &[(String, f64)], name: &str) -> Option<f64> {
-    timing
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|&(_, d)| d)
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The reply's `Server-Timing` stages (none when it has no such header).
+fn timing(headers: &HeaderMap) -> Vec<(String, f64)> {
+    header_text(headers, header::SERVER_TIMING)
+        .map(server_timing::parse)
+        .unwrap_or_default()
 }
 
 fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
-    let is_image = body.starts_with(&[0xFF, 0xD8, 0xFF]) || body.starts_with(b"\x89PNG\r\n\x1a\n");
-    if !is_image {
+    if ImageKind::sniff(body).is_none() {
         return Err(format!(
             "response body is not a JPEG or PNG image ({} bytes: {})",
             body.len(),
             snippet(body)
         ));
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let timing = header("server-timing")
-        .map(parse_server_timing)
-        .unwrap_or_default();
+    let timing = timing(headers);
     Ok(Reply {
-        total_ms: timing_of(&timing, "total"),
-        ml_ms: timing_of(&timing, "ml"),
-        queue_ms: timing_of(&timing, "queue"),
+        total_ms: server_timing::find(&timing, stage::TOTAL),
+        ml_ms: server_timing::find(&timing, stage::ML),
+        queue_ms: server_timing::find(&timing, stage::QUEUE),
         instance: None,
-        faces: header("x-face-count").and_then(|v| v.trim().parse().ok()),
-        cold: header("x-slblur-cold").and_then(parse_bool),
+        faces: header_text(headers, header::FACE_COUNT).and_then(|v| v.trim().parse().ok()),
+        cold: header_text(headers, header::COLD).and_then(parse_bool),
         image: Some(ReplyImage::Raw(body.clone())),
     })
 }
 
-/// `queue;dur=0.01, ml;dur=150.2;desc="x"` → `[("queue", 0.01), ("ml", 150.2)]`.
-pub fn parse_server_timing(value: &str) -> Vec<(String, f64)> {
-    value
-        .split(',')
-        .filter_map(|metric| {
-            let mut parts = metric.split(';').map(str::trim);
-            let name = parts.next().filter(|n| !n.is_empty())?;
-            let dur = parts.find_map(|p| {
-                let (k, v) = p.split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("dur")
-                    .then(|| v.trim().trim_matches('"').parse::<f64>().ok())?
-            })?;
-            Some((name.to_string(), dur))
-        })
-        .collect()
-}
-
 fn parse_json(body: &Bytes) -> Result<Reply, String> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("response is not JSON ({e}): {}", snippet(body)))?;
-    let image = v["image"]
-        .as_str()
-        .ok_or_else(|| format!("JSON response has no \"image\" string: {}", snippet(body)))?;
-    let timings = &v["timings_ms"];
+    let reply: JsonReply = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            format!(
+                "JSON response is not the function's reply ({e}): {}",
+                snippet(body)
+            )
+        } else {
+            format!("response is not JSON ({e}): {}", snippet(body))
+        }
+    })?;
+    let t = reply.timings_ms;
     Ok(Reply {
-        total_ms: timings["total"].as_f64(),
-        ml_ms: timings["ml"].as_f64(),
-        queue_ms: timings["queue"].as_f64(),
-        instance: v["instance"].as_str().map(str::to_string),
-        faces: v["faces"]
-            .as_array()
-            .and_then(|f| u32::try_from(f.len()).ok()),
-        cold: v["cold"].as_bool(),
-        image: Some(ReplyImage::Base64(image.to_string())),
+        total_ms: Some(t.total),
+        ml_ms: Some(t.ml),
+        queue_ms: Some(t.queue),
+        instance: Some(reply.instance.into_owned()),
+        faces: u32::try_from(reply.faces.len()).ok(),
+        cold: Some(reply.cold),
+        image: Some(ReplyImage::Base64(reply.image.into_owned())),
     })
 }
 
 fn parse_seed(body: &Bytes) -> Result<Reply, String> {
     let text = String::from_utf8_lossy(body);
-    // Like the original regexes: find the label anywhere, take the number after it.
-    let seconds = |label: &str| -> Option<f64> {
-        let rest = &text[text.find(label)? + label.len()..];
-        let rest = rest.trim_start_matches([':', ' ', '\t']);
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '-' | '+')))
-            .unwrap_or(rest.len());
-        rest[..end].parse::<f64>().ok()
-    };
-    let ml = seconds("Elapsed ML time");
-    let total = seconds("Total time");
-    if ml.is_none() || total.is_none() {
-        return Err(format!(
+    let reply = seed::parse(&text).ok_or_else(|| {
+        format!(
             "seed response lacks 'Elapsed ML time:' / 'Total time:' lines: {}",
             snippet(body)
-        ));
-    }
-    let image = text.find("'img'").and_then(|at| {
-        let rest = &text[at + 5..];
-        let start = rest.find('\'')? + 1;
-        let len = rest[start..].find('\'')?;
-        Some(rest[start..start + len].to_string()).filter(|s| !s.is_empty())
-    });
+        )
+    })?;
     Ok(Reply {
-        total_ms: total.map(|s| s * 1000.0),
-        ml_ms: ml.map(|s| s * 1000.0),
+        total_ms: Some(reply.total_ms),
+        ml_ms: Some(reply.ml_ms),
         queue_ms: None,
         instance: None,
         faces: None,
         cold: None,
-        image: image.map(ReplyImage::Base64),
+        image: reply.image.map(|b64| ReplyImage::Base64(b64.to_string())),
     })
 }
 
@@ -298,24 +248,26 @@ pub fn error_text(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Stri
     if let Some(reason) = status.canonical_reason() {
         text = format!("{text} {reason}");
     }
-    if let Some(after) = headers.get("retry-after").and_then(|v| v.to_str().ok()) {
+    if let Some(after) = header_text(headers, header::RETRY_AFTER) {
         text = format!("{text} (retry after {after})");
     }
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let err = &v["error"];
-            match (err["code"].as_str(), err["message"].as_str(), err.as_str()) {
-                (Some(code), Some(msg), _) => Some(format!("{code}: {msg}")),
-                (None, Some(msg), _) | (_, None, Some(msg)) => Some(msg.to_string()),
-                _ => None,
-            }
-        });
+    let message = server_message(body);
     // The status line carries header text too (Retry-After): cut it even without a body.
     match message.or_else(|| Some(snippet(body)).filter(|s| !s.is_empty())) {
         Some(m) => shorten(&format!("{text}: {m}")),
         None => shorten(&text),
     }
+}
+
+/// The message of the server's JSON [`ErrorBody`] as `code: message`, or
+/// of another server's `{"error": "..."}` / `{"error": {"message": "..."}}`.
+fn server_message(body: &[u8]) -> Option<String> {
+    if let Ok(ErrorBody { error }) = serde_json::from_slice::<ErrorBody>(body) {
+        return Some(format!("{}: {}", error.code, error.message));
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let err = &v["error"];
+    err["message"].as_str().or(err.as_str()).map(str::to_string)
 }
 
 /// First line of a body, printable and short, for error texts.
@@ -364,19 +316,8 @@ mod tests {
     }
 
     #[test]
-    fn server_timing_is_parsed_tolerantly() {
-        let t = parse_server_timing(
-            "queue;dur=0.01, decode;dur=3.1, ml;dur=150.2, blur;desc=\"b\";dur=1, total;dur=160.0, bad, x;dur=y",
-        );
-        assert_eq!(t[2], ("ml".to_string(), 150.2));
-        assert_eq!(t[3], ("blur".to_string(), 1.0));
-        assert_eq!(t.last().expect("test input"), &("total".to_string(), 160.0));
-        assert_eq!(t.len(), 5);
-    }
-
-    #[test]
     fn binary_reply() {
-        let body = request_body(&frame(), Wire::Binary, ImageFormat::Jpeg, 90).expect("test input");
+        let body = request_body(&frame(), Wire::Binary, ImageKind::Jpeg, 90).expect("test input");
         assert_eq!(body.content_type, Some("image/jpeg"));
         let mut h = HeaderMap::new();
         h.insert(
@@ -401,15 +342,37 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let body = request_body(&frame(), Wire::Json, ImageFormat::Png, 90).expect("test input");
+        let body = request_body(&frame(), Wire::Json, ImageKind::Png, 90).expect("test input");
         assert_eq!(body_image(&body, Wire::Json).expect("test input"), frame());
-        let v: serde_json::Value = serde_json::from_slice(&body.bytes).expect("test input");
-        let reply = serde_json::json!({
-            "image": v["image"], "faces": [{"box": [0, 0, 1, 1]}, {"box": [2, 2, 3, 3]}],
-            "timings_ms": {"ml": 12.5, "total": 20.0}, "cold": false,
-        });
-        let r = parse_reply(Wire::Json, &HeaderMap::new(), &reply.to_string().into())
-            .expect("test input");
+        let request: JsonRequest = serde_json::from_slice(&body.bytes).expect("test input");
+        let face = |x: f32| slblur_protocol::Face {
+            bbox: [x, x, x + 1.0, x + 1.0],
+            score: 0.9,
+            landmarks: [x; 10],
+        };
+        let reply = serde_json::to_string(&JsonReply {
+            image: request.image,
+            format: ImageKind::Png,
+            faces: vec![face(0.0), face(2.0)],
+            timings_ms: slblur_protocol::Timings {
+                ml: 12.5,
+                total: 20.0,
+                ..Default::default()
+            },
+            input: slblur_protocol::Size {
+                width: 32,
+                height: 16,
+            },
+            inference: slblur_protocol::Size {
+                width: 32,
+                height: 32,
+            },
+            cold: false,
+            instance: "a".into(),
+            request_id: "r".into(),
+        })
+        .expect("test input");
+        let r = parse_reply(Wire::Json, &HeaderMap::new(), &reply.into()).expect("test input");
         assert_eq!(
             (r.ml_ms, r.total_ms, r.faces, r.cold),
             (Some(12.5), Some(20.0), Some(2), Some(false))
@@ -431,7 +394,7 @@ mod tests {
 
     #[test]
     fn seed_like_the_original() {
-        let body = request_body(&frame(), Wire::Seed, ImageFormat::Png, 90).expect("test input");
+        let body = request_body(&frame(), Wire::Seed, ImageKind::Png, 90).expect("test input");
         assert_eq!(body.content_type, None);
         assert_eq!(body_image(&body, Wire::Seed).expect("test input"), frame());
         let b64 = String::from_utf8(body.bytes.to_vec()).expect("test input");

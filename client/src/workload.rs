@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::cli::{ImageFormat, Wire};
+use slblur_protocol::{ImageKind, Wire};
+
 use crate::video::{self, DecodeOptions, VideoError, VideoInfo};
 use crate::wire::{self, Body};
 
@@ -12,7 +13,7 @@ use crate::wire::{self, Body};
 #[derive(Debug)]
 pub struct Workload {
     pub wire: Wire,
-    pub format: ImageFormat,
+    pub format: ImageKind,
     pub bodies: Vec<Body>,
     pub info: VideoInfo,
 }
@@ -23,7 +24,7 @@ impl Workload {
         path: &Path,
         opts: DecodeOptions,
         wire: Wire,
-        format: ImageFormat,
+        format: ImageKind,
         quality: u8,
     ) -> Result<Self, VideoError> {
         let bodies: Mutex<Vec<Option<Body>>> = Mutex::new(Vec::new());

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use slblur_client::cli::Wire;
+use slblur_protocol::Wire;
 use slblur_client::wire::{error_text, parse_reply};
 
 const STATUSES: [u16; 8] = [200, 201, 400, 401, 413, 429, 500, 504];
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     let [w, s, rest @ ..] = data else {
         return;
     };
-    let wire = [Wire::Binary, Wire::Json, Wire::Seed][usize::from(*w) % 3];
+    let wire = Wire::ALL[usize::from(*w) % Wire::ALL.len()];
     let status =
         StatusCode::from_u16(STATUSES[usize::from(*s) % STATUSES.len()]).expect("a valid status");
     let (head, body) = match rest.windows(2).position(|p| p == b"\n\n") {

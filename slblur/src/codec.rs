@@ -35,20 +35,10 @@ pub enum CodecError {
     Encode(&'static str, String),
 }
 
-/// Recognises JPEG and PNG by their signatures; content types are not trusted.
-pub fn sniff(bytes: &[u8]) -> Option<ImageKind> {
-    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some(ImageKind::Jpeg)
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(ImageKind::Png)
-    } else {
-        None
-    }
-}
-
 /// Decodes a JPEG or PNG into RGB, refusing images above `max_pixels` before allocating them.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<(Frame, ImageKind), CodecError> {
-    let kind = sniff(bytes).ok_or_else(|| CodecError::NotAnImage(describe_start(bytes)))?;
+    let kind =
+        ImageKind::sniff(bytes).ok_or_else(|| CodecError::NotAnImage(describe_start(bytes)))?;
     let frame = match kind {
         ImageKind::Jpeg => jpeg::decode(bytes, max_pixels)?,
         ImageKind::Png => decode_png(bytes, max_pixels)?,

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::detect::input::{InputShape, to_tensor};
 use crate::detect::model::CENTERFACE_SHA256;
 use crate::detect::{Detector, ModelError};
-use crate::options::{FrameOptions, ImageKind, OptionError};
+use crate::options::{FrameOptions, OptionError};
 use crate::pipeline::{FrameError, Transport, ms, process_until};
 use crate::wire::{self, Wire, WireHint};
 
@@ -65,7 +65,7 @@ impl Slblur {
             Wire::Binary | Wire::Seed => invocation.body.clone(),
         };
         if wire == Wire::Seed && options.format.is_none() {
-            options.format = Some(ImageKind::Png);
+            options.format = Some(Wire::Seed.default_image());
         }
         let transport = match wire {
             Wire::Binary => Transport::Raw,
@@ -82,7 +82,6 @@ impl Slblur {
         )?;
         processed.timings.queue = ms(context.queued);
         processed.timings.total = context.elapsed_ms();
-        processed.timings = processed.timings.rounded();
         self.faces.inc_by(processed.faces.len() as u64);
         faas_server::tracing::debug!(
             request_id = context.request_id,

@@ -30,22 +30,7 @@ pub enum MaskShape {
     Box,
 }
 
-/// Encoded image formats the function reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageKind {
-    Jpeg,
-    Png,
-}
-
-impl ImageKind {
-    pub fn mime(self) -> &'static str {
-        match self {
-            ImageKind::Jpeg => "image/jpeg",
-            ImageKind::Png => "image/png",
-        }
-    }
-}
+pub use slblur_protocol::ImageKind;
 
 macro_rules! keyword_enum {
     ($ty:ident { $($word:literal => $variant:ident),+ $(,)? }) => {
@@ -67,7 +52,6 @@ macro_rules! keyword_enum {
 }
 keyword_enum!(Mode { "blur" => Blur, "mosaic" => Mosaic, "solid" => Solid, "none" => None });
 keyword_enum!(MaskShape { "ellipse" => Ellipse, "box" => Box });
-keyword_enum!(ImageKind { "jpeg" => Jpeg, "png" => Png });
 
 /// The options one frame is processed with, defaults already applied.
 #[derive(Debug, Clone, PartialEq)]

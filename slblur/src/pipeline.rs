@@ -2,7 +2,7 @@
 //! timing each stage. Synchronous and CPU-bound; the server runs it on its worker pool, and it
 //! stops between stages once nobody waits for the result.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -12,44 +12,13 @@ use crate::anonymize::anonymize;
 use crate::codec::{self, CodecError};
 use crate::detect::{Detector, Face, ModelError, Size};
 use crate::options::{FrameOptions, ImageKind};
+pub use slblur_protocol::{Timings, ms};
 
 /// How the image travels: raw bytes, or base64 text (JSON and seed formats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Raw,
     Base64,
-}
-
-/// Milliseconds per stage, as reported to clients.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct Timings {
-    /// Waiting for a worker.
-    pub queue: f64,
-    /// Base64 and image decoding.
-    pub decode: f64,
-    /// Detection: resize, tensor, inference, decoding and NMS.
-    pub ml: f64,
-    /// Anonymization.
-    pub blur: f64,
-    /// Image encoding and base64.
-    pub encode: f64,
-    /// Handler total: from the request body in hand to the response ready.
-    pub total: f64,
-}
-
-impl Timings {
-    /// Rounded to microseconds: what clients and logs need, without float noise.
-    pub fn rounded(self) -> Timings {
-        let r = |ms: f64| (ms * 1000.0).round() / 1000.0;
-        Timings {
-            queue: r(self.queue),
-            decode: r(self.decode),
-            ml: r(self.ml),
-            blur: r(self.blur),
-            encode: r(self.encode),
-            total: r(self.total),
-        }
-    }
 }
 
 /// The result of one frame.
@@ -176,11 +145,6 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, FrameError> {
     BASE64
         .decode(text)
         .map_err(|e| FrameError::Base64(e.to_string()))
-}
-
-/// A duration in milliseconds.
-pub fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 #[cfg(test)]

@@ -6,17 +6,7 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use common::TestServer;
-
-/// `name;dur=x` entries of a Server-Timing header.
-fn server_timing(header: &str) -> Vec<(String, f64)> {
-    header
-        .split(',')
-        .filter_map(|entry| {
-            let (name, dur) = entry.trim().split_once(";dur=")?;
-            Some((name.to_string(), dur.parse().ok()?))
-        })
-        .collect()
-}
+use slblur_protocol::server_timing;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binary_jpeg_in_jpeg_out_with_timings() {
@@ -29,7 +19,7 @@ async fn binary_jpeg_in_jpeg_out_with_timings() {
     assert_eq!(r.headers()["x-slblur-cold"], "true");
     let instance = r.headers()["x-slblur-instance"].to_str().expect("ascii");
     assert!(instance.starts_with("slblur-"), "{instance}");
-    let timing = server_timing(r.headers()["server-timing"].to_str().expect("ascii"));
+    let timing = server_timing::parse(r.headers()["server-timing"].to_str().expect("ascii"));
     let names: Vec<&str> = timing.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["queue", "decode", "ml", "blur", "encode", "total"]);
     let get = |n: &str| {

@@ -26,13 +26,13 @@ use goose::prelude::*;
 use reqwest::Url;
 use tokio::sync::mpsc;
 
-use crate::cli::Wire;
 use crate::progress::Progress;
 use crate::record::{CsvSink, RecordError, Row};
 use crate::summary::{CellStats, CellSummary};
 use crate::token::Token;
 use crate::wire::ReplyImage;
 use crate::workload::Workload;
+use slblur_protocol::Wire;
 
 pub use exchange::Outcome;
 use plan::{Budget, Cell, Load, Share};

@@ -15,7 +15,7 @@ use super::exchange::pause;
 use super::plan::{self, Budget, Cell, Load, Share};
 use super::rundir::{CellRecord, RunDir, RunManifest, TargetRecord};
 use super::{Ramp, Rig, run_cell};
-use crate::app::{AppError, Finish, format_name, prepare_workload, wire_name};
+use crate::app::{AppError, Finish, format_name, prepare_workload};
 
 /// Slack added to a derived time slot, for starting and stopping a cell.
 const SLOT_MARGIN: Duration = Duration::from_secs(5);
@@ -138,7 +138,7 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
                 url: t.url.to_string(),
             })
             .collect(),
-        wire: wire_name(load.wire).into(),
+        wire: load.wire.name().into(),
         format: format_name(workload.format).into(),
         video: load.video.display().to_string(),
         video_frames: workload.frames(),
@@ -300,7 +300,7 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
             .map(|t| t.url.to_string())
             .collect::<Vec<_>>()
             .join(" "),
-        wire: wire_name(load.wire).into(),
+        wire: load.wire.name().into(),
         video: load.video.display().to_string(),
         csv: dir.results().display().to_string(),
         interrupted: finish == Finish::Interrupted,

@@ -14,28 +14,10 @@ pub mod memory;
 pub mod model;
 pub mod threads;
 
-use serde::Serialize;
-
 use crate::codec::Frame;
 pub use model::{Detector, ModelError, OwnOps};
-
-/// One detected face, in the coordinates of the full-resolution frame.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Face {
-    /// `[x1, y1, x2, y2]` in pixels.
-    #[serde(rename = "box")]
-    pub bbox: [f32; 4],
-    pub score: f32,
-    /// Five `(x, y)` points: eyes, nose, mouth corners.
-    pub landmarks: [f32; 10],
-}
-
-/// Width and height in pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct Size {
-    pub width: u32,
-    pub height: u32,
-}
+/// The detector's results are the wire's types: what it finds is what the JSON reply carries.
+pub use slblur_protocol::{Face, Size};
 
 /// What one detection found.
 #[derive(Debug, Clone)]

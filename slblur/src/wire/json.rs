@@ -6,24 +6,11 @@ use std::fmt;
 
 use faas_server::{Context, Problem, Reply};
 use serde::de::{self, Error as _, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
+use slblur_protocol::json::{self, IMAGE_FIELD, JsonReply};
 
-use crate::detect::{Face, Size};
-use crate::options::{FrameOptions, ImageKind, MAX_QUOTED_BYTES, OPTION_NAMES, OptionError, quote};
-use crate::pipeline::{Processed, Timings};
-
-#[derive(Serialize)]
-struct Body<'a> {
-    image: &'a str,
-    format: ImageKind,
-    faces: &'a [Face],
-    timings_ms: Timings,
-    input: Size,
-    inference: Size,
-    cold: bool,
-    instance: &'a str,
-    request_id: &'a str,
-}
+use crate::options::{FrameOptions, MAX_QUOTED_BYTES, OPTION_NAMES, OptionError, quote};
+use crate::pipeline::Processed;
 
 /// Splits a JSON request into the base64 image text and the options it sets. The object is
 /// read field by field, never built as a tree: a value of the wrong type (say a 48 MB array
@@ -79,7 +66,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
             options: Vec::new(),
         };
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            if name == "image" {
+            if name == IMAGE_FIELD {
                 let Text(image) = map
                     .next_value()
                     .map_err(|_| A::Error::custom("\"image\" must be a base64 string"))?;
@@ -161,21 +148,21 @@ impl Visitor<'_> for OptionTextVisitor {
 }
 
 pub fn respond(p: Processed, context: &Context) -> Result<Reply, Problem> {
-    let body = Body {
+    let body = JsonReply {
         // The pipeline produced base64, which is ASCII.
-        image: std::str::from_utf8(&p.image).unwrap_or_default(),
+        image: std::str::from_utf8(&p.image).unwrap_or_default().into(),
         format: p.kind,
-        faces: &p.faces,
+        faces: p.faces,
         timings_ms: p.timings,
         input: p.input,
         inference: p.inference,
         cold: context.cold,
-        instance: &context.instance,
-        request_id: &context.request_id,
+        instance: (&*context.instance).into(),
+        request_id: (&*context.request_id).into(),
     };
     let bytes =
         serde_json::to_vec(&body).map_err(|e| Problem::internal("encode_failed", e.to_string()))?;
-    Ok(Reply::new("application/json", bytes))
+    Ok(Reply::new(json::CONTENT_TYPE, bytes))
 }
 
 #[cfg(test)]

@@ -7,62 +7,39 @@ pub mod seed;
 
 use faas_server::http::{HeaderMap, StatusCode, header};
 use faas_server::{Context, Problem, Reply};
+pub use slblur_protocol::Wire;
+use slblur_protocol::{Declared, header as wire_header, stage};
 
-use crate::codec::sniff;
 use crate::pipeline::Processed;
-
-/// A request's wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wire {
-    /// Image bytes in, image bytes out, timings in headers.
-    Binary,
-    /// `{"image": base64, ...options}` in, JSON out.
-    Json,
-    /// The original function's format: base64 text in, regex-friendly text out.
-    Seed,
-}
-
-impl Wire {
-    pub fn name(self) -> &'static str {
-        match self {
-            Wire::Binary => "binary",
-            Wire::Json => "json",
-            Wire::Seed => "seed",
-        }
-    }
-}
 
 /// What the headers alone say; untyped bodies are told apart by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireHint {
     Known(Wire),
-    /// No Content-Type, or one that says nothing about the content (text/plain, form, octet-stream):
-    /// the original client sent base64 with none, and `curl --data-binary` adds a form type.
+    /// See [`Declared::Untyped`].
     Untyped,
 }
 
 impl WireHint {
     pub fn from_headers(headers: &HeaderMap) -> Result<WireHint, Problem> {
-        let Some(value) = headers.get(header::CONTENT_TYPE) else {
-            return Ok(WireHint::Untyped);
-        };
-        let text = value.to_str().unwrap_or("").to_ascii_lowercase();
-        let essence = text.split(';').next().unwrap_or("").trim();
-        match essence {
-            "image/jpeg" | "image/jpg" | "image/png" => Ok(WireHint::Known(Wire::Binary)),
-            "application/json" => Ok(WireHint::Known(Wire::Json)),
-            ""
-            | "text/plain"
-            | "application/x-www-form-urlencoded"
-            | "application/octet-stream" => Ok(WireHint::Untyped),
-            _ => Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!(
-                    "Content-Type {essence:?} is not supported: send image/jpeg, image/png, \
-                     application/json, or base64 text with no Content-Type"
-                ),
-            )),
+        let value = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or(""));
+        match Wire::declared(value) {
+            Declared::Wire(wire) => Ok(WireHint::Known(wire)),
+            Declared::Untyped => Ok(WireHint::Untyped),
+            Declared::Unsupported => {
+                let essence = value.unwrap_or("").split(';').next().unwrap_or("").trim();
+                Err(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!(
+                        "Content-Type {:?} is not supported: send image/jpeg, image/png, \
+                         application/json, or base64 text with no Content-Type",
+                        essence.to_ascii_lowercase()
+                    ),
+                ))
+            }
         }
     }
 
@@ -74,14 +51,13 @@ impl WireHint {
     pub fn resolve(self, body: &[u8]) -> Wire {
         match self {
             WireHint::Known(wire) => wire,
-            WireHint::Untyped if sniff(body).is_some() => Wire::Binary,
-            WireHint::Untyped => Wire::Seed,
+            WireHint::Untyped => Wire::of_untyped(body),
         }
     }
 }
 
 /// Renders a processed frame in its wire format; every format also carries the stage timings
-/// (the server adds queue and total to `Server-Timing`), the face count, the network input size
+/// (the server adds queue and the same total to `Server-Timing`), the face count, the network input size
 /// (`x-slblur-inference: WxH`), the cold flag and the replica's name (the load rig tells
 /// instances apart by it).
 pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Reply, Problem> {
@@ -98,14 +74,18 @@ pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Re
     };
     Ok(reply
         .kind(wire.name())
-        .stage("decode", t.decode)
-        .stage("ml", t.ml)
-        .stage("blur", t.blur)
-        .stage("encode", t.encode)
-        .header("x-face-count", faces.to_string())
-        .header("x-slblur-inference", inference)
-        .header("x-slblur-cold", if context.cold { "true" } else { "false" })
-        .header("x-slblur-instance", &*context.instance))
+        .stage(stage::DECODE, t.decode)
+        .stage(stage::ML, t.ml)
+        .stage(stage::BLUR, t.blur)
+        .stage(stage::ENCODE, t.encode)
+        .total(t.total)
+        .header(wire_header::FACE_COUNT, faces.to_string())
+        .header(wire_header::INFERENCE, inference)
+        .header(
+            wire_header::COLD,
+            if context.cold { "true" } else { "false" },
+        )
+        .header(wire_header::INSTANCE, &*context.instance))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 
 use crate::Problem;
+use faas_protocol::ms;
 
 /// One request, as the handler sees it.
 #[derive(Debug, Clone)]
@@ -41,7 +42,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// Milliseconds since the body was in hand: the handler total so far.
+    /// Milliseconds since the body was in hand, rounded: the handler total so far. A handler
+    /// that writes it into its body passes the same number to [`Reply::total`].
     pub fn elapsed_ms(&self) -> f64 {
         ms(self.received.elapsed())
     }
@@ -101,6 +103,9 @@ pub struct Reply {
     pub kind: &'static str,
     /// `(stage, milliseconds)` in the order they ran.
     pub stages: Vec<(&'static str, f64)>,
+    /// The handler total this reply's body already reports ([`Context::elapsed_ms`]): the
+    /// server's `Server-Timing` then gives the same number instead of measuring again.
+    pub total: Option<f64>,
 }
 
 impl Reply {
@@ -114,6 +119,7 @@ impl Reply {
             body: body.into(),
             kind: "function",
             stages: Vec::new(),
+            total: None,
         }
     }
 
@@ -127,6 +133,12 @@ impl Reply {
         self
     }
 
+    /// Says which handler total the body reports, so that `Server-Timing` agrees with it.
+    pub fn total(mut self, ms: f64) -> Reply {
+        self.total = Some(ms);
+        self
+    }
+
     /// Adds a header; values that are not valid header text are left out.
     pub fn header(mut self, name: &'static str, value: impl AsRef<str>) -> Reply {
         if let Ok(v) = HeaderValue::from_str(value.as_ref()) {
@@ -136,35 +148,9 @@ impl Reply {
     }
 }
 
-/// A duration in milliseconds, rounded to microseconds (what clients need, without float noise).
-pub fn ms(d: Duration) -> f64 {
-    round_ms(d.as_secs_f64() * 1000.0)
-}
-
-pub fn round_ms(ms: f64) -> f64 {
-    (ms * 1000.0).round() / 1000.0
-}
-
-/// `Server-Timing` (W3C): `name;dur=ms` entries.
-pub fn server_timing(stages: &[(&str, f64)]) -> String {
-    stages
-        .iter()
-        .map(|(name, ms)| format!("{name};dur={ms:.3}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_timing_lists_stages_in_order() {
-        assert_eq!(
-            server_timing(&[("queue", 0.0), ("ml", 12.3456)]),
-            "queue;dur=0.000, ml;dur=12.346"
-        );
-    }
 
     #[test]
     fn reply_builder_sets_type_kind_stages_and_headers() {

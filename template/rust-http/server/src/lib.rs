@@ -27,6 +27,7 @@ pub mod settings;
 
 pub use axum::body::Bytes;
 pub use axum::http;
+pub use faas_protocol;
 pub use invocation::{Context, Invocation, Reply};
 pub use problem::{ErrorStyle, Problem};
 pub use process::{About, run};

@@ -123,7 +123,7 @@ mod tests {
         let text = over_capacity_response();
         let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
         assert!(head.contains(&format!("content-length: {}", body.len())));
-        let json: serde_json::Value = serde_json::from_str(body).expect("json body");
-        assert_eq!(json["error"]["code"], "too_many_connections");
+        let error: faas_protocol::ErrorBody = serde_json::from_str(body).expect("an error body");
+        assert_eq!(error.error.code, "too_many_connections");
     }
 }

@@ -1,8 +1,10 @@
 //! [`Problem`]: every failure a client can see, with its HTTP status and stable code, rendered
-//! as `{"error": {"code", "message"}}` or, for clients that read text, `Error (code): message`.
+//! as the protocol's [`ErrorBody`]: `{"error": {"code", "message"}}` or, for clients that read
+//! text, `Error (code): message`.
 
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use faas_protocol::ErrorBody;
 
 /// How an error is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,17 +131,10 @@ impl Problem {
     /// The response in `style` (unless the problem chose its own).
     pub fn into_response_styled(self, style: ErrorStyle) -> Response {
         let style = self.style.unwrap_or(style);
+        let body = ErrorBody::new(self.code, &self.message);
         let mut response = match style {
-            ErrorStyle::PlainText => (
-                self.status,
-                format!("Error ({}): {}\n", self.code, self.message),
-            )
-                .into_response(),
-            ErrorStyle::Json => {
-                let body =
-                    serde_json::json!({"error": {"code": self.code, "message": self.message}});
-                (self.status, axum::Json(body)).into_response()
-            }
+            ErrorStyle::PlainText => (self.status, body.to_text()).into_response(),
+            ErrorStyle::Json => (self.status, axum::Json(body)).into_response(),
         };
         if self.status == StatusCode::UNAUTHORIZED {
             response

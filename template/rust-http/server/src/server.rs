@@ -21,11 +21,12 @@ use prometheus_client::registry::Registry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::{BodyError, check_encoding, discard, read_body};
-use crate::invocation::{Context, ms, round_ms, server_timing};
+use crate::invocation::Context;
 use crate::metrics::Metrics;
 use crate::problem::{clip, for_log};
 use crate::settings::{Settings, env_prefix};
 use crate::{ErrorStyle, Function, InitError, Invocation, Problem, Reply};
+use faas_protocol::{header as wire_header, ms, server_timing, stage};
 
 /// Everything the routes share.
 pub struct Server {
@@ -172,7 +173,7 @@ async fn function_route(
         .metrics
         .record_request(kind, response.status().as_u16());
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-request-id", v);
+        response.headers_mut().insert(wire_header::REQUEST_ID, v);
     }
     response
 }
@@ -265,8 +266,10 @@ async fn handle(
         .await
         .map_err(|e| Problem::internal("internal", format!("the handler failed: {e}")))?;
         let mut reply = handled?;
-        reply.stages.insert(0, ("queue", ms(queued)));
-        reply.stages.push(("total", ms(received_at.elapsed())));
+        // Measured once: the total the handler's body reports, else now.
+        let total = reply.total.unwrap_or_else(|| ms(received_at.elapsed()));
+        reply.stages.insert(0, (stage::QUEUE, ms(queued)));
+        reply.stages.push((stage::TOTAL, total));
         let share =
             u32::try_from(reply.body.len().min(settings.max_buffered_bytes)).unwrap_or(u32::MAX);
         let answer_budget = server
@@ -298,7 +301,7 @@ async fn handle(
         request_id = watch.request_id,
         kind = reply.kind,
         status = reply.status.as_u16(),
-        server_timing = %server_timing(&reply.stages),
+        server_timing = %server_timing::write(&reply.stages),
         "handled"
     );
     Ok((
@@ -425,27 +428,21 @@ impl Drop for Watch {
 
 /// The reply as a response whose body holds the request's slot until it is written or dropped.
 fn respond(reply: Reply, held: Held) -> Response {
-    let timing = server_timing(
-        &reply
-            .stages
-            .iter()
-            .map(|(name, v)| (*name, round_ms(*v)))
-            .collect::<Vec<_>>(),
-    );
+    let timing = server_timing::write(&reply.stages);
     let bytes = Bytes::from_owner(Answer {
         bytes: reply.body,
         _held: held,
     });
     let mut response = (reply.status, reply.headers, bytes).into_response();
     if let Ok(v) = HeaderValue::from_str(&timing) {
-        response.headers_mut().insert("server-timing", v);
+        response.headers_mut().insert(wire_header::SERVER_TIMING, v);
     }
     response
 }
 
 /// The caller's request id (OpenFaaS sets `X-Call-Id`), or a new one.
 fn request_id(headers: &HeaderMap) -> String {
-    ["x-request-id", "x-call-id"]
+    [wire_header::REQUEST_ID, wire_header::CALL_ID]
         .iter()
         .filter_map(|name| headers.get(*name)?.to_str().ok())
         .find(|v| !v.is_empty() && v.len() <= 128)

@@ -1,0 +1,49 @@
+//! `slblur-protocol`: everything the face-blur function and its clients must agree on, in one
+//! place. The function writes its answers with these types and functions, the client, the
+//! JMeter importer and the fuzz targets read them with the same ones.
+//!
+//! - [`Wire`]: the three request/response formats and how a request's headers and first bytes
+//!   tell them apart;
+//! - [`ImageKind`]: JPEG or PNG, their MIME names and their magic bytes;
+//! - [`json`]: the JSON request and reply bodies, with [`Face`], [`Size`] and [`Timings`];
+//! - [`seed`]: the original Python system's text reply, written and read;
+//! - [`header`] and [`stage`]: header and `Server-Timing` stage names;
+//! - from the template ([`faas_protocol`]): [`server_timing`], the [`ErrorBody`], [`round_ms`].
+
+mod image;
+pub mod json;
+pub mod seed;
+mod wire;
+
+pub use faas_protocol::{self, ErrorBody, ErrorDetail, ms, round_ms, server_timing};
+pub use image::ImageKind;
+pub use json::{Face, JsonReply, JsonRequest, Size, Timings};
+pub use wire::{Declared, Wire};
+
+/// Header names, lower case: the server's own ([`faas_protocol::header`]) and the function's.
+pub mod header {
+    pub use faas_protocol::header::*;
+
+    /// Faces the detector found in this frame.
+    pub const FACE_COUNT: &str = "x-face-count";
+    /// The network's input size for this frame, `WxH`.
+    pub const INFERENCE: &str = "x-slblur-inference";
+    /// `true` for the first request a replica served.
+    pub const COLD: &str = "x-slblur-cold";
+    /// The replica that answered (its `HOSTNAME`), so a load test can tell instances apart.
+    pub const INSTANCE: &str = "x-slblur-instance";
+}
+
+/// `Server-Timing` stage names: the server's `queue` and `total` around the function's own.
+pub mod stage {
+    pub use faas_protocol::stage::*;
+
+    /// Base64 and image decoding.
+    pub const DECODE: &str = "decode";
+    /// Detection: resize, tensor, inference, post-processing and NMS.
+    pub const ML: &str = "ml";
+    /// Anonymization.
+    pub const BLUR: &str = "blur";
+    /// Image encoding and base64.
+    pub const ENCODE: &str = "encode";
+}
