@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Sourced by the project's scripts (scripts/, jmeter/, kind/): what each of them needs.
 #
 #   repo_root      the repository's root folder

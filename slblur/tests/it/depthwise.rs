@@ -1,0 +1,137 @@
+//! The network with slblur's own ops (the depthwise op alone, and the fused inverted-residual
+//! blocks built on it) gives exactly tract's outputs on a real frame, at both network sizes the
+//! benchmarks use and with one and two threads, and on synthetic input at five more sizes.
+
+use crate::support;
+
+use slblur::detect::input::{InputShape, resize, to_tensor};
+use slblur::detect::{Detector, OwnOps, Size};
+use tract_onnx::prelude::Tensor;
+
+fn outputs(detector: &Detector, frame: &slblur::codec::Frame, width: u32) -> Vec<Vec<f32>> {
+    let shape = InputShape::for_frame(frame.width, frame.height, width, u64::MAX);
+    let resized = resize(frame, shape.net);
+    infer(detector, to_tensor(&resized, shape.net), shape.net)
+}
+
+/// The network's outputs for `input`, of the given size.
+fn infer(detector: &Detector, input: Tensor, size: Size) -> Vec<Vec<f32>> {
+    detector
+        .infer(input, size)
+        .expect("infer")
+        .iter()
+        .map(|t| {
+            t.try_as_plain_ram()
+                .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
+                .expect("f32 output")
+        })
+        .collect()
+}
+
+/// The `info` of each node of the 640×384 plan whose op is `name`.
+fn ops_in_plan(detector: &Detector, name: &str) -> Vec<String> {
+    ops_in_plan_for(detector, (640, 384), name)
+}
+
+fn ops_in_plan_for(detector: &Detector, (width, height): (u32, u32), name: &str) -> Vec<String> {
+    let size = Size { width, height };
+    let plan = detector.plan(size).expect("plan");
+    plan.model()
+        .nodes()
+        .iter()
+        .filter(|node| node.op.name() == name)
+        .map(|node| node.op.info().expect("info").join(" "))
+        .collect()
+}
+
+#[test]
+fn own_ops_give_tracts_outputs_exactly() {
+    let (frame, _) =
+        slblur::codec::decode(&support::fixture("group_1280x720.jpg"), u64::MAX).expect("fixture");
+    for threads in [1, 2] {
+        let load = |ops| {
+            Detector::load(&support::model_path(), threads)
+                .expect("model")
+                .with_own_ops(ops)
+        };
+        let (blocks, depthwise, tracts) = (
+            Detector::load(&support::model_path(), threads).expect("model"),
+            load(OwnOps::Depthwise),
+            load(OwnOps::None),
+        );
+        let depthwise_ops = ops_in_plan(&depthwise, "Depthwise3x3");
+        assert_eq!(
+            depthwise_ops.len(),
+            17,
+            "CenterFace has seventeen 3×3 depthwise convolutions"
+        );
+        assert!(
+            depthwise_ops.iter().all(|info| info.ends_with("then ReLU")),
+            "each is followed by a ReLU: {depthwise_ops:?}"
+        );
+        let block_ops = ops_in_plan(&blocks, "Bottleneck");
+        if cpu_has_fma() {
+            // At 640×384, the six blocks whose rows are at least 64 points wide.
+            assert_eq!(block_ops.len(), 6, "fused blocks: {block_ops:?}");
+            let residual = block_ops.iter().filter(|i| i.contains("residual")).count();
+            assert_eq!(residual, 3, "blocks with a residual sum: {block_ops:?}");
+            assert_eq!(ops_in_plan(&blocks, "Depthwise3x3").len(), 11);
+        }
+        for width in [640, 1280] {
+            let expected = outputs(&tracts, &frame, width);
+            assert_eq!(expected.len(), 4);
+            assert!(
+                expected[0].iter().any(|&score| score > 0.5),
+                "no face found"
+            );
+            for (name, detector) in [("depthwise op", &depthwise), ("blocks", &blocks)] {
+                assert!(
+                    outputs(detector, &frame, width) == expected,
+                    "{name}: outputs differ at width {width} on {threads} thread(s)"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn own_ops_give_tracts_outputs_exactly_at_other_network_sizes() {
+    // Sizes where no block, some or most have rows 64 points wide or more and are fused, with
+    // odd row counts; and how many blocks each fuses.
+    let sizes = [
+        ((96, 64), 0),
+        ((160, 96), 1),
+        ((416, 224), 3),
+        ((224, 416), 1),
+        ((1312, 704), 13),
+    ];
+    let tracts = Detector::load(&support::model_path(), 2)
+        .expect("model")
+        .with_own_ops(OwnOps::None);
+    let ours = Detector::load(&support::model_path(), 2).expect("model");
+    for ((width, height), fused) in sizes {
+        if cpu_has_fma() {
+            let blocks = ops_in_plan_for(&ours, (width, height), "Bottleneck");
+            assert_eq!(blocks.len(), fused, "{width}x{height}: {blocks:?}");
+        }
+        let size = Size { width, height };
+        let (w, h) = (width as usize, height as usize);
+        let values: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 256) as f32).collect();
+        let input = Tensor::from_shape(&[1, 3, h, w], &values).expect("input");
+        assert!(
+            infer(&ours, input.clone(), size) == infer(&tracts, input, size),
+            "outputs differ at {width}x{height}"
+        );
+    }
+}
+
+fn cpu_has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

@@ -1,0 +1,15 @@
+//! slblur's integration tests that run the function inside this process: the server on an
+//! ephemeral loopback port (or the router with `oneshot`), the real model and real fixtures.
+//! Tests that start the `slblur` binary are in `tests/process`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+mod depthwise;
+mod detection;
+mod interrupted;
+mod metrics;
+mod overload;
+mod router;
+mod wire_formats;
