@@ -128,6 +128,19 @@ impl Problem {
         )
     }
 
+    /// What the client is told. A 500 is a fault of the server or the function, and its message
+    /// may be a library's internal text: the client gets a generic message naming the request
+    /// id instead, and the detail stays in the log line the server writes under that id.
+    pub fn for_client(mut self, request_id: &str) -> Problem {
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            self.message = format!(
+                "the function failed on this request; its log has the details under request id {}",
+                clip(request_id, 128)
+            );
+        }
+        self
+    }
+
     /// The response in `style` (unless the problem chose its own).
     pub fn into_response_styled(self, style: ErrorStyle) -> Response {
         let style = self.style.unwrap_or(style);

@@ -166,7 +166,10 @@ async fn function_route(
             };
             let kind = problem.kind.unwrap_or("unknown");
             tracing::warn!(request_id, kind, status = problem.status.as_u16(), code = problem.code, message = %for_log(&problem.message), "refused");
-            (kind, problem.into_response_styled(style))
+            (
+                kind,
+                problem.for_client(request_id).into_response_styled(style),
+            )
         }
     };
     server

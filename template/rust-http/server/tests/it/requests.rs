@@ -143,3 +143,24 @@ async fn client_text_cannot_forge_log_lines_or_grow_them_without_bound() {
     );
     assert!(log.lines().all(|l| l.len() < 8192), "log lines stay short");
 }
+
+/// A fault of the function (500) answers a generic message naming the request id; the detail,
+/// which may be a library's internal text, is only in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_names_the_request_id_and_keeps_the_detail_out_of_the_answer() {
+    let running = Running::start(settings()).await;
+    let r = running
+        .http
+        .post(&running.url)
+        .header("x-request-id", "req-500")
+        .body("crash:tract node 17: shape mismatch")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(r.status(), 500);
+    let text = r.text().await.expect("body");
+    let body: faas_protocol::ErrorBody = serde_json::from_str(&text).expect("an error body");
+    assert_eq!(body.error.code, "internal");
+    assert!(body.error.message.contains("request id req-500"), "{text}");
+    assert!(!text.contains("node 17"), "the detail leaked: {text}");
+}

@@ -25,7 +25,8 @@ pub struct Seen {
 }
 
 /// Body `sleep:MS` sleeps in 5 ms steps, stopping when the server says the work is no longer
-/// wanted; `big:BYTES` answers that many bytes; `fail:TEXT` fails quoting TEXT.
+/// wanted; `big:BYTES` answers that many bytes; `fail:TEXT` fails quoting TEXT (400);
+/// `crash:TEXT` is a fault of the function (500) whose message is TEXT.
 pub struct Probe(pub Arc<Seen>);
 
 impl Function for Probe {
@@ -50,6 +51,7 @@ impl Function for Probe {
                 vec![b'x'; arg.trim().parse().unwrap_or(0)],
             ),
             "fail" => return Err(Problem::bad_request("failed", format!("cannot do {arg:?}"))),
+            "crash" => return Err(Problem::internal("internal", arg.to_string())),
             _ => return Err(Problem::bad_request("unknown", "say sleep:, big: or fail:")),
         };
         self.0.finished.fetch_add(1, Ordering::SeqCst);
