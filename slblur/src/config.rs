@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use faas_server::Variable;
 use faas_server::settings::{Env, SettingError, Settings, positive};
 
 use crate::options::{MaskShape, Mode};
@@ -74,6 +75,38 @@ fn default_model() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("models/centerface.onnx"))
 }
 
+/// The function's own variables (the server's are [`faas_server::settings::SERVER_VARIABLES`]):
+/// the one list `--help` prints and the docs' table is checked against.
+pub mod var {
+    use faas_server::Variable;
+
+    macro_rules! variables {
+        ($($id:ident = $default:literal, $what:literal;)+) => {
+            $(pub const $id: Variable = Variable {
+                name: stringify!($id),
+                default: $default,
+                what: $what,
+            };)+
+            /// Every function variable, in `--help` order.
+            pub const ALL: &[Variable] = &[$($id),+];
+        };
+    }
+
+    variables! {
+        MODEL = "assets/centerface.onnx beside the binary if present, else models/centerface.onnx",
+            "CenterFace ONNX file";
+        ML_THREADS = "all cores", "threads per inference";
+        INFERENCE_WIDTH = "640", "detection width, 0 = full resolution";
+        MAX_INFERENCE_PIXELS = "942080 = 1280x736", "largest network input area";
+        THRESHOLD = "0.2", "detection score threshold";
+        MODE = "blur", "blur | mosaic | solid | none";
+        MASK = "ellipse", "ellipse | box";
+        MASK_SCALE = "1.3", "mask size around each face box";
+        JPEG_QUALITY = "90", "JPEG output quality";
+        MAX_PIXELS = "35389440", "largest decoded image";
+    }
+}
+
 /// A variable that is set but cannot be used; it names the variable.
 pub type ConfigError = SettingError;
 
@@ -87,26 +120,27 @@ impl Config {
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let d = Config::default();
         let env = Env::new(lookup);
+        let named = |v: Variable| v.for_function(NAME);
         Ok(Config {
             server: Settings::from_lookup(NAME, lookup)?,
-            model: env.get("SLBLUR_MODEL", |s| Ok(PathBuf::from(s)), d.model)?,
-            max_pixels: env.get("SLBLUR_MAX_PIXELS", positive, d.max_pixels)?,
+            model: env.get(&named(var::MODEL), |s| Ok(PathBuf::from(s)), d.model)?,
+            max_pixels: env.get(&named(var::MAX_PIXELS), positive, d.max_pixels)?,
             inference_width: env.get(
-                "SLBLUR_INFERENCE_WIDTH",
+                &named(var::INFERENCE_WIDTH),
                 parse_inference_width,
                 d.inference_width,
             )?,
             max_inference_pixels: env.get(
-                "SLBLUR_MAX_INFERENCE_PIXELS",
+                &named(var::MAX_INFERENCE_PIXELS),
                 parse_inference_pixels,
                 d.max_inference_pixels,
             )?,
-            threshold: env.get("SLBLUR_THRESHOLD", parse_threshold, d.threshold)?,
-            mode: env.get("SLBLUR_MODE", str::parse, d.mode)?,
-            mask: env.get("SLBLUR_MASK", str::parse, d.mask)?,
-            mask_scale: env.get("SLBLUR_MASK_SCALE", parse_mask_scale, d.mask_scale)?,
-            jpeg_quality: env.get("SLBLUR_JPEG_QUALITY", parse_quality, d.jpeg_quality)?,
-            ml_threads: env.get("SLBLUR_ML_THREADS", positive, d.ml_threads)?,
+            threshold: env.get(&named(var::THRESHOLD), parse_threshold, d.threshold)?,
+            mode: env.get(&named(var::MODE), str::parse, d.mode)?,
+            mask: env.get(&named(var::MASK), str::parse, d.mask)?,
+            mask_scale: env.get(&named(var::MASK_SCALE), parse_mask_scale, d.mask_scale)?,
+            jpeg_quality: env.get(&named(var::JPEG_QUALITY), parse_quality, d.jpeg_quality)?,
+            ml_threads: env.get(&named(var::ML_THREADS), positive, d.ml_threads)?,
         })
     }
 }

@@ -12,4 +12,5 @@ mod interrupted;
 mod metrics;
 mod overload;
 mod router;
+mod variables;
 mod wire_formats;

@@ -78,8 +78,18 @@ fn help_and_version_start_no_server() {
         .expect("run --help");
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(help.status.success());
-    for variable in ["SLBLUR_GRACE", "SLBLUR_TIMEOUT", "SLBLUR_MODEL"] {
-        assert!(text.contains(variable), "--help names {variable}:\n{text}");
+    // --help is made from the variable lists, so it names every variable the function reads.
+    let variables = faas_server::settings::SERVER_VARIABLES
+        .iter()
+        .chain(slblur::config::var::ALL);
+    for variable in variables.map(|v| v.for_function(slblur::config::NAME)) {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{variable} ")));
+        assert!(
+            line.is_some_and(|l| l.contains("(default: ")),
+            "--help lists {variable}:\n{text}"
+        );
     }
     let bad = Command::new(binary()).arg("--serve").output().expect("run");
     assert_eq!(bad.status.code(), Some(2));

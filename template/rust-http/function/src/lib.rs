@@ -2,7 +2,20 @@
 //! body in hand; the server around it does health, limits, queueing, deadlines and metrics.
 
 use faas_server::http::StatusCode;
-use faas_server::{Function, Invocation, Problem, Reply};
+use faas_server::{Function, Invocation, Problem, Reply, Variable};
+
+/// The function's name: the prefix of its variables (`HANDLER_…`) and metrics.
+pub const NAME: &str = "handler";
+
+/// `HANDLER_GREETING`.
+pub const GREETING: Variable = Variable {
+    name: "GREETING",
+    default: "Hello",
+    what: "the greeting",
+};
+
+/// The function's own variables, for `--help`.
+pub const VARIABLES: &[Variable] = &[GREETING];
 
 /// The function. Fields loaded once at start-up (models, clients, settings) go here.
 pub struct Greeter {
@@ -13,7 +26,8 @@ impl Greeter {
     /// Reads the function's own variables (`HANDLER_GREETING`); runs once, before ready.
     pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Greeter {
         Greeter {
-            greeting: lookup("HANDLER_GREETING").unwrap_or_else(|| "Hello".into()),
+            greeting: lookup(&GREETING.for_function(NAME))
+                .unwrap_or_else(|| GREETING.default.into()),
         }
     }
 }

@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let about = faas_server::About {
-        name: "handler",
+        name: handler::NAME,
         version: env!("CARGO_PKG_VERSION"),
         summary: "greets whoever is named in the body",
-        variables: "  HANDLER_GREETING     the greeting (default Hello)\n",
+        variables: handler::VARIABLES,
     };
     faas_server::run(about, |lookup, _metrics| {
         Ok::<_, std::convert::Infallible>(handler::Greeter::from_env(lookup))

@@ -34,7 +34,7 @@ pub use process::{About, run};
 pub use prometheus_client;
 pub use serve::{ServeError, serve};
 pub use server::Server;
-pub use settings::Settings;
+pub use settings::{Settings, Variable};
 pub use tokio;
 pub use tracing;
 

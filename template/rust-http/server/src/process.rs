@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::env_prefix;
+use crate::settings::{SERVER_VARIABLES, Variable, env_prefix, render_variables, var};
 use crate::{Function, InitError, Settings};
 
 /// What `--help` and `--version` print.
@@ -21,8 +21,8 @@ pub struct About {
     pub version: &'static str,
     /// One line saying what the function does.
     pub summary: &'static str,
-    /// The function's own variables, one per line, for `--help`.
-    pub variables: &'static str,
+    /// The function's own variables (names after its prefix), for `--help`.
+    pub variables: &'static [Variable],
 }
 
 /// Runs the function's server for the whole process. `init` reads the function's own settings
@@ -128,40 +128,24 @@ where
 }
 
 fn help(about: &About) -> String {
-    let p = env_prefix(about.name);
     format!(
         "{name} {version}: {summary}\n\n\
          Usage: {name} [--help | --version]\n\
          Serves the function over HTTP until SIGTERM; everything else comes from the environment.\n\n\
-         Server variables:\n  \
-         {p}_ADDR             listen address (default: from upstream_url, else 127.0.0.1:8080)\n  \
-         {p}_MAX_BODY_BYTES   largest request body (default 50331648)\n  \
-         {p}_WORKERS          requests handled at once (default 1)\n  \
-         {p}_QUEUE            requests waiting for a worker before 429 (default 16)\n  \
-         {p}_TIMEOUT          per-request deadline in seconds before 504 (default: 1 s under exec_timeout, else 25)\n  \
-         {p}_GRACE            serving time after SIGTERM (default: healthcheck_interval, else write_timeout, else 0)\n  \
-         {p}_LOCK_FILE        created when ready (default $TMPDIR/.lock; empty = none)\n  \
-         {p}_HEADER_TIMEOUT   seconds for a request head, and for an idle connection (default 15)\n  \
-         {p}_BODY_TIMEOUT     seconds for a whole body before 408 (default 10)\n  \
-         {p}_WRITE_TIMEOUT    seconds a response write may stall before the connection drops (default 10)\n  \
-         {p}_MAX_CONNECTIONS  connections at once; more get 503 (default 512, below the open-file limit)\n  \
-         {p}_MAX_BUFFERED_BYTES  request body bytes held at once before 429 (default 256 MiB)\n  \
-         {p}_DRAIN_TIMEOUT    seconds requests in flight may take after the grace (default: {p}_TIMEOUT)\n  \
-         {p}_TOKEN_FILE       file holding the bearer token requests must send (default: none)\n  \
-         {p}_LOG, {p}_LOG_FORMAT   log filter (default info) and format (json for JSON lines)\n\n\
-         Function variables:\n{variables}",
+         Server variables:\n{server}\n\
+         Function variables:\n{function}",
         name = about.name,
         version = about.version,
         summary = about.summary,
-        variables = about.variables,
+        server = render_variables(about.name, SERVER_VARIABLES),
+        function = render_variables(about.name, about.variables),
     )
 }
 
 /// Logs to stderr; `<NAME>_LOG` (or `RUST_LOG`) filters.
 fn init_logging(name: &str) {
-    let p = env_prefix(name);
-    let var = |suffix: &str| std::env::var(format!("{p}_{suffix}"));
-    let filter = var("LOG")
+    let read = |v: Variable| std::env::var(v.for_function(name));
+    let filter = read(var::LOG)
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
     // A failed log write is dropped: tracing's default reports it with `eprintln!`, which
@@ -171,7 +155,7 @@ fn init_logging(name: &str) {
         .with_env_filter(EnvFilter::new(filter))
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let json = var("LOG_FORMAT")
+    let json = read(var::LOG_FORMAT)
         .or_else(|_| std::env::var("LOG_FORMAT"))
         .is_ok_and(|f| f == "json");
     if json {

@@ -152,6 +152,65 @@ impl<'a> Env<'a> {
     }
 }
 
+/// One environment variable as `--help` and the docs list it: its name after the function's
+/// prefix (`WORKERS` is `SLBLUR_WORKERS` for slblur), its default and what it sets. Every
+/// variable is named once, here or in the function's own list, and read by that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variable {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub what: &'static str,
+}
+
+impl Variable {
+    /// The full name for the function called `function`: `SLBLUR_WORKERS`.
+    pub fn for_function(&self, function: &str) -> String {
+        format!("{}_{}", env_prefix(function), self.name)
+    }
+}
+
+macro_rules! variables {
+    ($($id:ident = $name:literal, $default:literal, $what:literal;)+) => {
+        /// The server's variables, each prefixed with the function's name.
+        pub mod var {
+            use super::Variable;
+            $(pub const $id: Variable = Variable { name: $name, default: $default, what: $what };)+
+        }
+        /// Every server variable, in `--help` order.
+        pub const SERVER_VARIABLES: &[Variable] = &[$(var::$id),+];
+    };
+}
+
+variables! {
+    ADDR = "ADDR", "from upstream_url, else 127.0.0.1:8080", "listen address";
+    MAX_BODY_BYTES = "MAX_BODY_BYTES", "50331648", "largest request body";
+    WORKERS = "WORKERS", "1", "requests handled at once";
+    QUEUE = "QUEUE", "16", "requests waiting for a worker before 429";
+    TIMEOUT = "TIMEOUT", "1 s under exec_timeout, else 25", "per-request deadline in seconds before 504";
+    GRACE = "GRACE", "healthcheck_interval, else write_timeout, else 0", "serving time after SIGTERM";
+    LOCK_FILE = "LOCK_FILE", "$TMPDIR/.lock; empty = none", "created when ready";
+    HEADER_TIMEOUT = "HEADER_TIMEOUT", "15", "seconds for a request head, and for an idle connection";
+    BODY_TIMEOUT = "BODY_TIMEOUT", "10", "seconds for a whole body before 408";
+    WRITE_TIMEOUT = "WRITE_TIMEOUT", "10", "seconds a response write may stall before the connection drops";
+    MAX_CONNECTIONS = "MAX_CONNECTIONS", "512, below the open-file limit", "connections at once; more get 503";
+    MAX_BUFFERED_BYTES = "MAX_BUFFERED_BYTES", "256 MiB, or twice the body limit", "request body bytes held at once before 429";
+    DRAIN_TIMEOUT = "DRAIN_TIMEOUT", "the TIMEOUT", "seconds requests in flight may take after the grace";
+    TOKEN_FILE = "TOKEN_FILE", "none", "file holding the bearer token requests must send";
+    LOG = "LOG", "RUST_LOG, else info", "log filter";
+    LOG_FORMAT = "LOG_FORMAT", "LOG_FORMAT, else text", "log format: json for JSON lines";
+}
+
+/// `  SLBLUR_WORKERS   requests handled at once (default 1)` lines, names aligned.
+pub fn render_variables(function: &str, variables: &[Variable]) -> String {
+    let names: Vec<String> = variables.iter().map(|v| v.for_function(function)).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    names
+        .iter()
+        .zip(variables)
+        .map(|(name, v)| format!("  {name:<width$}  {} (default: {})\n", v.what, v.default))
+        .collect()
+}
+
 /// `my-fn` → `MY_FN`: the prefix of a function's variables.
 pub fn env_prefix(name: &str) -> String {
     name.to_ascii_uppercase().replace('-', "_")
@@ -164,7 +223,7 @@ impl Settings {
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, SettingError> {
         let env = Env::new(lookup);
-        let var = |suffix: &str| format!("{}_{suffix}", env_prefix(name));
+        let named = |v: Variable| v.for_function(name);
         let d = Settings::default();
         let watchdog_addr = env.parse("upstream_url", parse_upstream_url)?;
         let watchdog_grace = match env.parse("healthcheck_interval", parse_duration)? {
@@ -175,28 +234,32 @@ impl Settings {
             .parse("exec_timeout", parse_duration)?
             .filter(|exec| *exec > Duration::from_secs(2))
             .map(|exec| exec - Duration::from_secs(1));
-        let lock_file = match env.raw(&var("LOCK_FILE")) {
+        let lock_file = match env.raw(&named(var::LOCK_FILE)) {
             Some(v) if v.is_empty() => None,
             Some(v) => Some(PathBuf::from(v)),
             None => Some(std::env::temp_dir().join(".lock")),
         };
-        let max_body_bytes = env.get(&var("MAX_BODY_BYTES"), positive, d.max_body_bytes)?;
+        let max_body_bytes = env.get(&named(var::MAX_BODY_BYTES), positive, d.max_body_bytes)?;
         let request_timeout = env.get(
-            &var("TIMEOUT"),
+            &named(var::TIMEOUT),
             parse_seconds,
             watchdog_deadline.unwrap_or(d.request_timeout),
         )?;
-        let token = env.parse(&var("TOKEN_FILE"), |path| {
+        let token = env.parse(&named(var::TOKEN_FILE), |path| {
             Token::from_file(std::path::Path::new(path))
         })?;
         Ok(Settings {
-            addr: env.get(&var("ADDR"), parse_addr, watchdog_addr.unwrap_or(d.addr))?,
+            addr: env.get(
+                &named(var::ADDR),
+                parse_addr,
+                watchdog_addr.unwrap_or(d.addr),
+            )?,
             max_body_bytes,
-            workers: env.get(&var("WORKERS"), positive, d.workers)?,
-            queue: env.get(&var("QUEUE"), parse_count, d.queue)?,
+            workers: env.get(&named(var::WORKERS), positive, d.workers)?,
+            queue: env.get(&named(var::QUEUE), parse_count, d.queue)?,
             request_timeout,
             grace: env.get(
-                &var("GRACE"),
+                &named(var::GRACE),
                 parse_duration,
                 watchdog_grace.unwrap_or(d.grace),
             )?,
@@ -206,16 +269,20 @@ impl Settings {
                 .raw("HOSTNAME")
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| format!("{name}-{}", std::process::id())),
-            header_timeout: env.get(&var("HEADER_TIMEOUT"), parse_seconds, d.header_timeout)?,
-            body_timeout: env.get(&var("BODY_TIMEOUT"), parse_seconds, d.body_timeout)?,
-            write_timeout: env.get(&var("WRITE_TIMEOUT"), parse_seconds, d.write_timeout)?,
-            max_connections: env.get(&var("MAX_CONNECTIONS"), positive, d.max_connections)?,
+            header_timeout: env.get(
+                &named(var::HEADER_TIMEOUT),
+                parse_seconds,
+                d.header_timeout,
+            )?,
+            body_timeout: env.get(&named(var::BODY_TIMEOUT), parse_seconds, d.body_timeout)?,
+            write_timeout: env.get(&named(var::WRITE_TIMEOUT), parse_seconds, d.write_timeout)?,
+            max_connections: env.get(&named(var::MAX_CONNECTIONS), positive, d.max_connections)?,
             max_buffered_bytes: env.get(
-                &var("MAX_BUFFERED_BYTES"),
+                &named(var::MAX_BUFFERED_BYTES),
                 positive,
                 d.max_buffered_bytes.max(2 * max_body_bytes),
             )?,
-            drain_timeout: env.get(&var("DRAIN_TIMEOUT"), parse_seconds, request_timeout)?,
+            drain_timeout: env.get(&named(var::DRAIN_TIMEOUT), parse_seconds, request_timeout)?,
             token,
         })
     }
