@@ -20,11 +20,11 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::body::{BodyError, check_encoding, discard, read_body};
+use crate::body::{BodyError, Received, check_encoding, discard, read_body};
 use crate::invocation::Context;
 use crate::metrics::Metrics;
 use crate::problem::{clip, for_log};
-use crate::settings::{Settings, env_prefix};
+use crate::settings::{Settings, Variable, var};
 use crate::{ErrorStyle, Function, InitError, Invocation, Problem, Reply};
 use faas_protocol::{header as wire_header, ms, server_timing, stage};
 
@@ -114,8 +114,8 @@ impl Server {
             .with_state(self.clone())
     }
 
-    fn variable(&self, suffix: &str) -> String {
-        format!("{}_{suffix}", env_prefix(self.name))
+    fn variable(&self, variable: Variable) -> String {
+        variable.for_function(self.name)
     }
 }
 
@@ -190,48 +190,115 @@ async fn handle(
     body: &mut Option<Body>,
     watch: &Watch,
 ) -> Result<(Reply, Held), Problem> {
-    let arrived = Instant::now();
-    if method != Method::POST {
-        return Err(Problem::method_not_allowed(&method, "POST to the function"));
-    }
-    let settings = &server.settings;
-    if let Some(token) = &settings.token
-        && !token.admits(headers)
-    {
-        return Err(Problem::unauthorized(&server.variable("TOKEN_FILE")));
-    }
-    let function = server
-        .function
-        .get()
-        .cloned()
-        .ok_or_else(Problem::not_ready)?;
-    check_encoding(headers).map_err(|e| server.body_problem(e))?;
-
-    // The body is read before admission, so clients that send slowly hold a connection (under
-    // the body deadline and the buffered-bytes budget), never a worker or queue slot.
-    let deadline = settings.request_timeout;
-    let deadline_at = arrived + deadline;
-    let unread = body
-        .take()
-        .ok_or_else(|| Problem::internal("internal", "the body was already read"))?;
-    let limit = settings.max_body_bytes;
-    let received = read_body(
-        unread,
+    let request = Request {
+        server,
+        method,
+        uri,
         headers,
-        limit,
-        &server.buffered,
-        settings.body_timeout.min(deadline),
-    )
-    .await
-    .map_err(|e| server.body_problem(e))?;
-
-    let Ok(admitted) = server.admission.clone().try_acquire_owned() else {
-        return Err(Problem::overloaded(settings.capacity()));
+        watch,
+        deadline_at: Instant::now() + server.settings.request_timeout,
     };
-    let slot = Arc::new(Slot::new(server, admitted));
-    let received_at = Instant::now();
-    let body_budget = received.budget;
-    let work = async {
+    let function = request.precheck()?;
+    let received = request.receive(body).await?;
+    let slot = request.admit()?;
+    let (reply, answer_budget) = request.run_in_time(function, received, &slot).await?;
+    Ok(request.answer(reply, slot, answer_budget))
+}
+
+/// One request on the function route, as [`handle`] takes it through its steps.
+struct Request<'a> {
+    server: &'a Arc<Server>,
+    method: Method,
+    uri: Uri,
+    headers: &'a HeaderMap,
+    watch: &'a Watch,
+    /// The head's arrival plus the request timeout.
+    deadline_at: Instant,
+}
+
+impl Request<'_> {
+    /// Method, token, readiness and encoding: what is refused before the body is read.
+    fn precheck(&self) -> Result<Arc<dyn Function>, Problem> {
+        let server = self.server;
+        if self.method != Method::POST {
+            return Err(Problem::method_not_allowed(
+                &self.method,
+                "POST to the function",
+            ));
+        }
+        if let Some(token) = &server.settings.token
+            && !token.admits(self.headers)
+        {
+            return Err(Problem::unauthorized(&server.variable(var::TOKEN_FILE)));
+        }
+        let function = server
+            .function
+            .get()
+            .cloned()
+            .ok_or_else(Problem::not_ready)?;
+        check_encoding(self.headers).map_err(|e| server.body_problem(e))?;
+        Ok(function)
+    }
+
+    /// Reads the body before admission, so clients that send slowly hold a connection (under
+    /// the body deadline and the buffered-bytes budget), never a worker or queue slot.
+    async fn receive(&self, body: &mut Option<Body>) -> Result<Received, Problem> {
+        let settings = &self.server.settings;
+        let unread = body
+            .take()
+            .ok_or_else(|| Problem::internal("internal", "the body was already read"))?;
+        let timeout = settings.body_timeout.min(settings.request_timeout);
+        read_body(
+            unread,
+            self.headers,
+            settings.max_body_bytes,
+            &self.server.buffered,
+            timeout,
+        )
+        .await
+        .map_err(|e| self.server.body_problem(e))
+    }
+
+    /// A place among the workers and the queue, or 429.
+    fn admit(&self) -> Result<Arc<Slot>, Problem> {
+        let Ok(admitted) = self.server.admission.clone().try_acquire_owned() else {
+            return Err(Problem::overloaded(self.server.settings.capacity()));
+        };
+        Ok(Arc::new(Slot::new(self.server, admitted)))
+    }
+
+    /// [`Request::run`] within what is left of the deadline, else 504.
+    async fn run_in_time(
+        &self,
+        function: Arc<dyn Function>,
+        received: Received,
+        slot: &Arc<Slot>,
+    ) -> Result<(Reply, OwnedSemaphorePermit), Problem> {
+        let remaining = self.deadline_at.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, self.run(function, received, slot)).await {
+            Ok(result) => result,
+            Err(_) => Err(Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                format!(
+                    "the request was not done within {:.1} s ({})",
+                    self.server.settings.request_timeout.as_secs_f64(),
+                    self.server.variable(var::TIMEOUT)
+                ),
+            )),
+        }
+    }
+
+    /// Waits for a worker, runs the handler on it off the runtime, adds the server's stages,
+    /// and takes the answer's share of the buffered-bytes budget.
+    async fn run(
+        &self,
+        function: Arc<dyn Function>,
+        received: Received,
+        slot: &Arc<Slot>,
+    ) -> Result<(Reply, OwnedSemaphorePermit), Problem> {
+        let server = self.server;
+        let received_at = Instant::now();
         let worker = server
             .workers
             .clone()
@@ -239,24 +306,11 @@ async fn handle(
             .await
             .map_err(|_| Problem::not_ready())?;
         let queued = received_at.elapsed();
-        let invocation = Invocation {
-            method,
-            uri,
-            headers: headers.clone(),
-            body: received.bytes,
-            context: Context {
-                request_id: watch.request_id.clone(),
-                instance: server.instance.clone(),
-                cold: server.cold.swap(false, Ordering::SeqCst),
-                received: received_at,
-                queued,
-                deadline: deadline_at,
-                abandoned: watch.abandoned.clone(),
-            },
-        };
+        let invocation = self.invocation(received.bytes, received_at, queued);
         // The slot goes with the work: a request whose client left still counts until the
         // worker is free again.
         let working = slot.clone();
+        let body_budget = received.budget;
         // The blocking task owns the worker until the handler returns, even if this future is
         // dropped; it hands the worker back so that it stays taken until the answer has its
         // share of the budget: answers nobody reads cannot pile up, and neither can answers
@@ -273,61 +327,70 @@ async fn handle(
         let total = reply.total.unwrap_or_else(|| ms(received_at.elapsed()));
         reply.stages.insert(0, (stage::QUEUE, ms(queued)));
         reply.stages.push((stage::TOTAL, total));
-        let share =
-            u32::try_from(reply.body.len().min(settings.max_buffered_bytes)).unwrap_or(u32::MAX);
-        let answer_budget = server
-            .buffered
-            .clone()
-            .acquire_many_owned(share)
-            .await
-            .map_err(|_| Problem::not_ready())?;
+        let share = reply.body.len().min(server.settings.max_buffered_bytes);
+        let share = u32::try_from(share).unwrap_or(u32::MAX);
+        let answer_budget = server.buffered.clone().acquire_many_owned(share).await;
         drop(worker);
-        Ok((reply, answer_budget))
-    };
-    let remaining = deadline_at.saturating_duration_since(Instant::now());
-    let (reply, answer_budget) = match tokio::time::timeout(remaining, work).await {
-        Ok(result) => result?,
-        Err(_) => {
-            return Err(Problem::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                format!(
-                    "the request was not done within {:.1} s ({})",
-                    deadline.as_secs_f64(),
-                    server.variable("TIMEOUT")
-                ),
-            ));
+        Ok((reply, answer_budget.map_err(|_| Problem::not_ready())?))
+    }
+
+    /// What the handler is given.
+    fn invocation(
+        &self,
+        body: Bytes,
+        received: Instant,
+        queued: std::time::Duration,
+    ) -> Invocation {
+        let server = self.server;
+        Invocation {
+            method: self.method.clone(),
+            uri: self.uri.clone(),
+            headers: self.headers.clone(),
+            body,
+            context: Context {
+                request_id: self.watch.request_id.clone(),
+                instance: server.instance.clone(),
+                cold: server.cold.swap(false, Ordering::SeqCst),
+                received,
+                queued,
+                deadline: self.deadline_at,
+                abandoned: self.watch.abandoned.clone(),
+            },
         }
-    };
-    server.metrics.record_stages(&reply.stages);
-    tracing::info!(
-        request_id = watch.request_id,
-        kind = reply.kind,
-        status = reply.status.as_u16(),
-        server_timing = %server_timing::write(&reply.stages),
-        "handled"
-    );
-    Ok((
-        reply,
-        Held {
+    }
+
+    /// Records and logs the reply; the slot and the budget go with the response.
+    fn answer(&self, reply: Reply, slot: Arc<Slot>, budget: OwnedSemaphorePermit) -> (Reply, Held) {
+        self.server.metrics.record_stages(&reply.stages);
+        tracing::info!(
+            request_id = self.watch.request_id,
+            kind = reply.kind,
+            status = reply.status.as_u16(),
+            server_timing = %server_timing::write(&reply.stages),
+            "handled"
+        );
+        let held = Held {
             _slot: slot,
-            _budget: answer_budget,
-        },
-    ))
+            _budget: budget,
+        };
+        (reply, held)
+    }
 }
 
 impl Server {
     fn body_problem(&self, error: BodyError) -> Problem {
         let limit = self.settings.max_body_bytes;
         match error {
-            BodyError::TooLarge => Problem::body_too_large(limit, &self.variable("MAX_BODY_BYTES")),
+            BodyError::TooLarge => {
+                Problem::body_too_large(limit, &self.variable(var::MAX_BODY_BYTES))
+            }
             BodyError::TimedOut => Problem::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "body_timeout",
                 format!(
                     "the body did not arrive within {:.1} s ({})",
                     self.settings.body_timeout.as_secs_f64(),
-                    self.variable("BODY_TIMEOUT")
+                    self.variable(var::BODY_TIMEOUT)
                 ),
             ),
             BodyError::Busy => Problem::new(
@@ -336,7 +399,7 @@ impl Server {
                 format!(
                     "the server holds its limit of {} bytes of request bodies ({}); retry shortly",
                     self.settings.max_buffered_bytes,
-                    self.variable("MAX_BUFFERED_BYTES")
+                    self.variable(var::MAX_BUFFERED_BYTES)
                 ),
             )
             .retry_after(1),
