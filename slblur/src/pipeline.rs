@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use faas_server::Problem;
 
 use crate::anonymize::anonymize;
-use crate::codec::{self, CodecError};
+use crate::codec::{self, CodecError, Frame};
 use crate::detect::{Detector, Face, ModelError, Size};
 use crate::options::{FrameOptions, ImageKind};
 pub use slblur_protocol::{Timings, ms};
@@ -71,15 +71,7 @@ pub fn process_until(
 ) -> Result<Processed, FrameError> {
     let checkpoint = || interrupted().map_or(Ok(()), |p| Err(FrameError::Interrupted(p)));
     let t0 = Instant::now();
-    let raw = match transport {
-        Transport::Raw => std::borrow::Cow::Borrowed(body),
-        Transport::Base64 => std::borrow::Cow::Owned(decode_base64(body)?),
-    };
-    if raw.is_empty() {
-        return Err(FrameError::Empty);
-    }
-    let (mut frame, input_kind) = codec::decode(&raw, max_pixels)?;
-    drop(raw);
+    let (mut frame, input_kind) = decode(body, transport, max_pixels)?;
     checkpoint()?;
     let t1 = Instant::now();
     let detection = detector.detect(
@@ -100,10 +92,7 @@ pub fn process_until(
     checkpoint()?;
     let t3 = Instant::now();
     let kind = options.format.unwrap_or(input_kind);
-    let mut image = codec::encode(&frame, kind, options.quality)?;
-    if transport == Transport::Base64 {
-        image = BASE64.encode(&image).into_bytes();
-    }
+    let image = encode(&frame, kind, options.quality, transport)?;
     let t4 = Instant::now();
     Ok(Processed {
         image,
@@ -121,6 +110,36 @@ pub fn process_until(
             encode: ms(t4 - t3),
             ..Timings::default()
         },
+    })
+}
+
+/// The body (base64 first, if the transport says so) decoded into a frame.
+fn decode(
+    body: &[u8],
+    transport: Transport,
+    max_pixels: u64,
+) -> Result<(Frame, ImageKind), FrameError> {
+    let raw = match transport {
+        Transport::Raw => std::borrow::Cow::Borrowed(body),
+        Transport::Base64 => std::borrow::Cow::Owned(decode_base64(body)?),
+    };
+    if raw.is_empty() {
+        return Err(FrameError::Empty);
+    }
+    Ok(codec::decode(&raw, max_pixels)?)
+}
+
+/// The frame encoded as `kind` (then base64, if the transport says so).
+fn encode(
+    frame: &Frame,
+    kind: ImageKind,
+    quality: u8,
+    transport: Transport,
+) -> Result<Vec<u8>, FrameError> {
+    let image = codec::encode(frame, kind, quality)?;
+    Ok(match transport {
+        Transport::Raw => image,
+        Transport::Base64 => BASE64.encode(&image).into_bytes(),
     })
 }
 

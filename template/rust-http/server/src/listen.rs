@@ -40,6 +40,21 @@ fn over_capacity_response() -> String {
     )
 }
 
+/// HTTP/1 settings for connections within the cap, and for the overflow ones: one request
+/// whose head must arrive quickly, no keep-alive.
+fn connection_builders(settings: &Settings) -> (http1::Builder, http1::Builder) {
+    let mut regular = http1::Builder::new();
+    regular
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .max_header_size(MAX_HEAD_BYTES);
+    let mut quick = regular.clone();
+    quick
+        .header_read_timeout(OVERFLOW_HEADER_TIMEOUT.min(settings.header_timeout))
+        .keep_alive(false);
+    (regular, quick)
+}
+
 /// Serves `router` on `listener` until `stop` resolves, then drains as described above.
 pub async fn run(
     listener: TcpListener,
@@ -50,15 +65,7 @@ pub async fn run(
     let connections = Arc::new(Semaphore::new(settings.max_connections));
     let overflow = Arc::new(Semaphore::new(OVERFLOW_CONNECTIONS));
     let graceful = GracefulShutdown::new();
-    let mut regular = http1::Builder::new();
-    regular
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
-        .max_header_size(MAX_HEAD_BYTES);
-    let mut quick = regular.clone();
-    quick
-        .header_read_timeout(OVERFLOW_HEADER_TIMEOUT.min(settings.header_timeout))
-        .keep_alive(false);
+    let (regular, quick) = connection_builders(settings);
     tokio::pin!(stop);
     loop {
         let stream = tokio::select! {

@@ -152,6 +152,37 @@ impl<'a> Env<'a> {
     }
 }
 
+/// What of-watchdog's own variables (set in the same environment) say the defaults should be.
+struct Watchdog {
+    /// `upstream_url`: where the watchdog forwards, so where to listen.
+    addr: Option<SocketAddr>,
+    /// `healthcheck_interval` (else `write_timeout`): how long it keeps forwarding after SIGTERM.
+    grace: Option<Duration>,
+    /// 1 s under `exec_timeout`, so the function's JSON 504 arrives before the watchdog's own.
+    deadline: Option<Duration>,
+    /// `suppress_lock=true`: the watchdog removes the lock file at SIGTERM itself.
+    removes_lock: bool,
+}
+
+impl Watchdog {
+    fn from_env(env: &Env) -> Result<Watchdog, SettingError> {
+        let grace = match env.parse("healthcheck_interval", parse_duration)? {
+            Some(grace) => Some(grace),
+            None => env.parse("write_timeout", parse_duration)?,
+        };
+        let deadline = env
+            .parse("exec_timeout", parse_duration)?
+            .filter(|exec| *exec > Duration::from_secs(2))
+            .map(|exec| exec - Duration::from_secs(1));
+        Ok(Watchdog {
+            addr: env.parse("upstream_url", parse_upstream_url)?,
+            grace,
+            deadline,
+            removes_lock: env.raw("suppress_lock").is_some_and(|v| v == "true"),
+        })
+    }
+}
+
 /// One environment variable as `--help` and the docs list it: its name after the function's
 /// prefix (`WORKERS` is `SLBLUR_WORKERS` for slblur), its default and what it sets. Every
 /// variable is named once, here or in the function's own list, and read by that name.
@@ -225,15 +256,7 @@ impl Settings {
         let env = Env::new(lookup);
         let named = |v: Variable| v.for_function(name);
         let d = Settings::default();
-        let watchdog_addr = env.parse("upstream_url", parse_upstream_url)?;
-        let watchdog_grace = match env.parse("healthcheck_interval", parse_duration)? {
-            Some(grace) => Some(grace),
-            None => env.parse("write_timeout", parse_duration)?,
-        };
-        let watchdog_deadline = env
-            .parse("exec_timeout", parse_duration)?
-            .filter(|exec| *exec > Duration::from_secs(2))
-            .map(|exec| exec - Duration::from_secs(1));
+        let watchdog = Watchdog::from_env(&env)?;
         let lock_file = match env.raw(&named(var::LOCK_FILE)) {
             Some(v) if v.is_empty() => None,
             Some(v) => Some(PathBuf::from(v)),
@@ -243,7 +266,7 @@ impl Settings {
         let request_timeout = env.get(
             &named(var::TIMEOUT),
             parse_seconds,
-            watchdog_deadline.unwrap_or(d.request_timeout),
+            watchdog.deadline.unwrap_or(d.request_timeout),
         )?;
         let token = env.parse(&named(var::TOKEN_FILE), |path| {
             Token::from_file(std::path::Path::new(path))
@@ -252,7 +275,7 @@ impl Settings {
             addr: env.get(
                 &named(var::ADDR),
                 parse_addr,
-                watchdog_addr.unwrap_or(d.addr),
+                watchdog.addr.unwrap_or(d.addr),
             )?,
             max_body_bytes,
             workers: env.get(&named(var::WORKERS), positive, d.workers)?,
@@ -261,10 +284,10 @@ impl Settings {
             grace: env.get(
                 &named(var::GRACE),
                 parse_duration,
-                watchdog_grace.unwrap_or(d.grace),
+                watchdog.grace.unwrap_or(d.grace),
             )?,
             lock_file,
-            watchdog_removes_lock: env.raw("suppress_lock").is_some_and(|v| v == "true"),
+            watchdog_removes_lock: watchdog.removes_lock,
             instance: env
                 .raw("HOSTNAME")
                 .filter(|h| !h.is_empty())
