@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 use slblur_protocol::{ImageKind, Wire};
 
+pub use crate::rig::plan::TargetSpec;
+
 /// Where the function listens when run locally (`scripts/demo`, `cargo run -p slblur`).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080/";
 
@@ -161,13 +163,6 @@ impl LoadArgs {
 
 /// The target name `--url` stands for.
 pub const DEFAULT_TARGET: &str = "default";
-
-/// A deployment to load: `NAME=URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetSpec {
-    pub name: String,
-    pub url: Url,
-}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

@@ -6,7 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::TargetSpec;
+/// A deployment to load: `NAME=URL` (`--target`, or `--url` as the target `default`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub name: String,
+    pub url: reqwest::Url,
+}
 
 /// How a cell loads its target.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -12,10 +12,15 @@ async fn metrics_count_requests_by_status_and_time_frames() {
             .send("/", "image/jpeg", support::fixture("astronaut_640x360.jpg"))
             .await;
         assert_eq!(r.status(), 200);
+        r.bytes().await.expect("the frame");
     }
     let r = server.send("/", "image/jpeg", "junk").await;
     assert_eq!(r.status(), 400);
 
+    // A request stays in flight until hyper has written its answer and dropped it, which can
+    // be just after the client has read it: wait for that (a leak would time out) before the
+    // counts are read.
+    support::wait_until_idle(&server.http, &server.url).await;
     let text = server.metrics().await;
     let value = |prefix: &str| support::metric(&text, prefix);
     assert_eq!(
