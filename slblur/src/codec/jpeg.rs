@@ -93,16 +93,17 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Frame, CodecError> {
     if found.precision != 8 && found.precision != 0 {
         return Err(CodecError::Unsupported {
             kind: "JPEG",
-            reason: format!(
+            source: format!(
                 "{}-bit samples (only 8-bit JPEGs are decoded)",
                 found.precision
-            ),
+            )
+            .into(),
         });
     }
     if found.scans > MAX_SCANS {
         return Err(CodecError::Unsupported {
             kind: "JPEG",
-            reason: format!("{} scans, more than the {MAX_SCANS} allowed", found.scans),
+            source: format!("{} scans, more than the {MAX_SCANS} allowed", found.scans).into(),
         });
     }
     let mut decompressor = turbojpeg::Decompressor::new().map_err(|e| corrupt("JPEG", e))?;

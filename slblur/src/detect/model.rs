@@ -20,25 +20,39 @@ const MAX_PLANS: usize = 16;
 
 type Plan = Arc<TypedRunnableModel>;
 
+/// The cause under a model error that is not tract's or the system's: our own finding.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error(
-        "cannot read the model file {path}: {cause} (run scripts/fetch-model, or set SLBLUR_MODEL)"
-    )]
+    #[error("cannot read the model file {path} (run scripts/fetch-model, or set SLBLUR_MODEL)")]
     Read {
         path: PathBuf,
-        cause: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
-    #[error("{path} is not a usable CenterFace ONNX model: {reason}")]
-    Invalid { path: PathBuf, reason: String },
-    #[error("could not prepare the model for a {}x{} input: {reason}", size.width, size.height)]
-    Prepare { size: Size, reason: String },
-    #[error("cannot start {threads} inference threads: {reason}")]
-    Threads { threads: usize, reason: String },
-    #[error("inference failed: {0}")]
-    Run(String),
-    #[error("unexpected model outputs: {0}")]
-    Outputs(String),
+    #[error("{path} is not a usable CenterFace ONNX model")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: Cause,
+    },
+    #[error("could not prepare the model for a {}x{} input", size.width, size.height)]
+    Prepare {
+        size: Size,
+        #[source]
+        source: TractError,
+    },
+    #[error("cannot start {threads} inference threads")]
+    Threads {
+        threads: usize,
+        #[source]
+        source: rayon::ThreadPoolBuildError,
+    },
+    #[error("inference failed")]
+    Run(#[source] TractError),
+    #[error("unexpected model outputs")]
+    Outputs(#[source] Cause),
 }
 
 /// A loaded model and its plans; shared by all workers (plans are immutable and `Sync`).
@@ -57,7 +71,7 @@ pub struct Detector {
 pub enum OwnOps {
     /// None: tract's ops throughout.
     None,
-    /// The depthwise convolutions and their ReLUs ([`super::depthwise`]).
+    /// The depthwise convolutions and their ReLUs ([`super::ops::depthwise`]).
     Depthwise,
     /// Whole inverted-residual blocks ([`super::bottleneck`]), built on the depthwise op; the
     /// default.
@@ -76,18 +90,18 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// Reads and parses the model; inference uses `threads` threads.
     pub fn load(path: &Path, threads: usize) -> Result<Detector, ModelError> {
-        let bytes = std::fs::read(path).map_err(|cause| ModelError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
             path: path.to_path_buf(),
-            cause,
+            source,
         })?;
         let sha256 = format!("{:x}", Sha256::digest(&bytes));
-        let invalid = |reason: String| ModelError::Invalid {
+        let invalid = |source: Cause| ModelError::Invalid {
             path: path.to_path_buf(),
-            reason,
+            source,
         };
         let model = tract_onnx::onnx()
             .model_for_read(&mut bytes.as_slice())
-            .map_err(|e| invalid(format!("{e:#}")))?;
+            .map_err(|e| invalid(e.into()))?;
         let (inputs, outputs) = (
             model.input_outlets().map_or(0, |o| o.len()),
             model.output_outlets().map_or(0, |o| o.len()),
@@ -95,12 +109,10 @@ impl Detector {
         if inputs != 1 || outputs != 4 {
             return Err(invalid(format!(
                 "expected 1 input and 4 outputs (heatmap, scale, offset, landmarks), found {inputs} and {outputs}"
-            )));
+            ).into()));
         }
-        let executor = super::threads::executor(threads).map_err(|e| ModelError::Threads {
-            threads,
-            reason: e.to_string(),
-        })?;
+        let executor = crate::runtime::threads::executor(threads)
+            .map_err(|source| ModelError::Threads { threads, source })?;
         Ok(Detector {
             path: path.to_path_buf(),
             model,
@@ -128,10 +140,7 @@ impl Detector {
         if let Some(plan) = self.plans_lock().get(&size) {
             return Ok(plan.clone());
         }
-        let prepare = |e: TractError| ModelError::Prepare {
-            size,
-            reason: format!("{e:#}"),
-        };
+        let prepare = |source: TractError| ModelError::Prepare { size, source };
         let fact = f32::fact([1, 3, size.height as usize, size.width as usize]);
         let options = RunOptions {
             executor: Some(self.executor.clone()),
@@ -145,10 +154,10 @@ impl Detector {
             .and_then(|m| m.into_decluttered())
             .and_then(|mut m| {
                 if self.ops != OwnOps::None {
-                    super::depthwise::rewrite(&mut m)?;
+                    super::ops::depthwise::rewrite(&mut m)?;
                 }
                 if self.ops == OwnOps::Blocks {
-                    super::bottleneck::rewrite(&mut m)?;
+                    super::ops::bottleneck::rewrite(&mut m)?;
                 }
                 m.into_optimized()
             })
@@ -165,8 +174,7 @@ impl Detector {
     /// Runs the network on a `[1, 3, H, W]` tensor of the given size.
     pub fn infer(&self, input: Tensor, size: Size) -> Result<TVec<TValue>, ModelError> {
         let plan = self.plan(size)?;
-        plan.run(tvec!(input.into()))
-            .map_err(|e| ModelError::Run(format!("{e:#}")))
+        plan.run(tvec!(input.into())).map_err(ModelError::Run)
     }
 
     fn plans_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Size, Plan>> {

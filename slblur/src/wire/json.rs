@@ -172,7 +172,7 @@ mod tests {
     use crate::options::Mode;
 
     fn parse(body: &[u8]) -> Result<(Vec<u8>, FrameOptions), Problem> {
-        let mut options = FrameOptions::from_config(&Config::default());
+        let mut options = Config::default().frame_options();
         parse_request(body, &mut options).map(|image| (image, options))
     }
 

@@ -3,9 +3,9 @@
 
 use crate::support;
 
-use slblur::config::DEFAULT_MAX_INFERENCE_PIXELS;
 use slblur::detect::Detector;
-use slblur::detect::decode::iou;
+use slblur::detect::postprocess::iou;
+use slblur::options::DEFAULT_MAX_INFERENCE_PIXELS;
 
 #[derive(serde::Deserialize)]
 struct Reference {
@@ -104,7 +104,7 @@ fn anonymized_faces_lose_their_detail() {
     let detector = Detector::load(&support::model_path(), 2).expect("model");
     let (original, _) =
         slblur::codec::decode(&support::fixture("group_1280x720.jpg"), u64::MAX).expect("fixture");
-    let options = slblur::options::FrameOptions::from_config(&support::test_config());
+    let options = support::test_config().frame_options();
     let faces = detector
         .detect(&original, 0.2, 640, DEFAULT_MAX_INFERENCE_PIXELS)
         .expect("detect")

@@ -7,13 +7,12 @@ use std::cell::Cell;
 
 use faas_server::Problem;
 use slblur::detect::Detector;
-use slblur::options::FrameOptions;
 use slblur::pipeline::{FrameError, Transport, process_until};
 
 #[test]
 fn work_stops_at_the_first_stage_boundary_after_an_interruption() {
     let detector = Detector::load(&support::model_path(), 2).expect("model");
-    let options = FrameOptions::from_config(&support::test_config());
+    let options = support::test_config().frame_options();
     let jpeg = support::fixture("group_1280x720.jpg");
     for stop_at in 1..=3 {
         let asked = Cell::new(0);

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use slblur::Config;
-use slblur::config::DEFAULT_MAX_INFERENCE_PIXELS;
+use slblur::options::DEFAULT_MAX_INFERENCE_PIXELS;
 
 pub fn model_path() -> PathBuf {
     PathBuf::from(concat!(

@@ -51,5 +51,18 @@ pub trait Function: Send + Sync + 'static {
     }
 }
 
-/// An initialiser's failure, with its cause chain on one line.
+/// An initialiser's failure, with its causes as its `source` chain.
 pub type InitError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error and its causes on one line, `outer: cause: cause`, as a log line or a message to a
+/// client shows them (each error's own text names only itself).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -73,7 +73,10 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line; no backtrace, even when RUST_BACKTRACE is set.
-            say(&mut std::io::stderr(), &format!("error: {e}"));
+            say(
+                &mut std::io::stderr(),
+                &format!("error: {}", crate::chain(&e)),
+            );
             ExitCode::FAILURE
         }
     }
@@ -84,28 +87,42 @@ fn say(out: &mut dyn Write, line: &str) {
     let _ = writeln!(out, "{line}");
 }
 
-async fn serve_process<F, I, E>(name: &'static str, init: I) -> Result<(), String>
+/// Why the process could not serve.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("invalid configuration")]
+    Config(#[source] crate::settings::SettingError),
+    #[error("cannot listen on {addr} ({prefix}_ADDR)")]
+    Listen {
+        addr: std::net::SocketAddr,
+        prefix: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Serve(#[from] crate::ServeError),
+}
+
+async fn serve_process<F, I, E>(name: &'static str, init: I) -> Result<(), StartError>
 where
     F: Function,
     I: FnOnce(&dyn Fn(&str) -> Option<String>, &mut Registry) -> Result<F, E> + Send + 'static,
     E: Into<InitError>,
 {
     let lookup = |var: &str| std::env::var(var).ok();
-    let settings =
-        Settings::from_lookup(name, &lookup).map_err(|e| format!("invalid configuration: {e}"))?;
+    let settings = Settings::from_lookup(name, &lookup).map_err(StartError::Config)?;
     for conflict in settings.watchdog_conflicts(&lookup) {
         tracing::warn!("{conflict}");
     }
+    let listen_error = |source| StartError::Listen {
+        addr: settings.addr,
+        prefix: env_prefix(name),
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {} ({}_ADDR): {e}",
-                settings.addr,
-                env_prefix(name)
-            )
-        })?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
     tracing::info!(
         %addr,
         workers = settings.workers,
@@ -121,8 +138,7 @@ where
         move |registry: &mut Registry| init(&lookup, registry),
         shutdown_signal(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,13 +11,12 @@ use std::sync::{Arc, Mutex};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use crate::{Function, InitError, Server, Settings};
+use crate::{Function, InitError, Server, Settings, chain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The initialiser failed; the message carries its cause chain.
-    #[error("{0}")]
-    Init(String),
+    #[error("the function could not start")]
+    Init(#[source] InitError),
 }
 
 /// Serves the function called `name` on `listener` until `shutdown` resolves, then drains as
@@ -81,10 +80,9 @@ where
                 tracing::info!("grace over: finishing requests in flight");
             }
             e = init_failed => {
-                let message = chain(e.as_ref());
-                tracing::error!(error = %message, "the function could not start");
+                tracing::error!(error = %chain(e.as_ref()), "the function could not start");
                 if let Ok(mut slot) = failure_slot.lock() {
-                    *slot = Some(message);
+                    *slot = Some(e);
                 }
                 stopping.start_draining();
             }
@@ -92,19 +90,7 @@ where
     };
     crate::listen::run(listener, server.router(), &server.settings, stop).await;
     match failure.lock().ok().and_then(|mut slot| slot.take()) {
-        Some(message) => Err(ServeError::Init(message)),
+        Some(e) => Err(ServeError::Init(e)),
         None => Ok(()),
     }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -248,6 +248,9 @@ async fn an_initialiser_error_stops_the_server_with_its_cause() {
         std::future::pending(),
     )
     .await;
-    let message = result.expect_err("init failed").to_string();
-    assert_eq!(message, "cannot load the model: no such file");
+    let error = result.expect_err("init failed");
+    assert_eq!(
+        faas_server::chain(&error),
+        "the function could not start: cannot load the model: no such file"
+    );
 }

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use super::Taps;
-use crate::detect::lanes::{Isa, LANES, Lanes, Portable};
+use crate::detect::ops::lanes::{Isa, LANES, Lanes, Portable};
 
 /// How an input row is laid out so that tap `kx` of a kernel row reads output column `x` at
 /// `reads[kx] + x`: at stride 1 the padded row itself, at stride 2 the padded row's even columns
@@ -197,13 +197,13 @@ pub(super) fn plane_kernel() -> PlaneKernel {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn plane_avx512(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
-    plane::<crate::detect::lanes::Avx512>(rows, input, filter, out)
+    plane::<crate::detect::ops::lanes::Avx512>(rows, input, filter, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn plane_avx2(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut [f32]) {
-    plane::<crate::detect::lanes::Avx2>(rows, input, filter, out)
+    plane::<crate::detect::ops::lanes::Avx2>(rows, input, filter, out)
 }
 
 /// One output plane, a row at a time.

@@ -725,7 +725,7 @@ mod tests {
 
     fn run(model: TypedModel, input: &Tensor, threads: usize) -> Vec<f32> {
         let options = RunOptions {
-            executor: Some(super::super::threads::executor(threads).expect("executor")),
+            executor: Some(crate::runtime::threads::executor(threads).expect("executor")),
             ..RunOptions::default()
         };
         let plan = model

@@ -12,8 +12,8 @@ pub const NMS_IOU: f32 = 0.3;
 /// The network's output stride.
 const STRIDE: f32 = 4.0;
 
-/// Decodes the four outputs (heatmap, scale, offset, landmarks) of one frame.
-pub fn decode(
+/// The faces in the four outputs (heatmap, scale, offset, landmarks) of one frame.
+pub fn postprocess(
     outputs: &TVec<TValue>,
     shape: InputShape,
     threshold: f32,
@@ -21,15 +21,15 @@ pub fn decode(
     let view = |i: usize, channels: usize| -> Result<ArrayViewD<'_, f32>, ModelError> {
         let t = outputs
             .get(i)
-            .ok_or_else(|| ModelError::Outputs(format!("output {i} is missing")))?;
+            .ok_or_else(|| ModelError::Outputs(format!("output {i} is missing").into()))?;
         let v = t
             .to_plain_array_view::<f32>()
-            .map_err(|e| ModelError::Outputs(e.to_string()))?;
+            .map_err(|e| ModelError::Outputs(e.into()))?;
         match v.shape() {
             [1, c, _, _] if *c == channels => Ok(v),
-            other => Err(ModelError::Outputs(format!(
-                "output {i} has shape {other:?}, expected [1, {channels}, h, w]"
-            ))),
+            other => Err(ModelError::Outputs(
+                format!("output {i} has shape {other:?}, expected [1, {channels}, h, w]").into(),
+            )),
         }
     };
     let (heat, scale, offset, marks) = (view(0, 1)?, view(1, 2)?, view(2, 2)?, view(3, 10)?);
