@@ -17,13 +17,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use slblur_client::cli::TargetSpec;
 use slblur_client::record::CsvSink;
+use slblur_client::rig::plan::TargetSpec;
 use slblur_client::rig::plan::{Budget, Cell, Load, Share};
 use slblur_client::rig::{Ramp, Rig, run_cell};
 use slblur_client::summary::Dist;
 use slblur_client::video::VideoInfo;
-use slblur_client::wire::Body;
+use slblur_client::wire::RequestBody;
 use slblur_client::workload::Workload;
 use slblur_protocol::{ImageKind, Wire, header};
 
@@ -157,7 +157,7 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
     let workload = Workload {
         wire: Wire::Binary,
         format: ImageKind::Jpeg,
-        bodies: vec![Body {
+        bodies: vec![RequestBody {
             bytes: Bytes::from_static(TINY_JPEG),
             content_type: Some("image/jpeg"),
         }],

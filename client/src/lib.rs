@@ -1,21 +1,24 @@
 //! slblur-client: turns a video into a stream of requests to the slblur function and records
 //! what each one cost, one CSV row per request (schema: `client/SCHEMA.md`).
 //!
-//! The binary is a thin layer over these modules: [`cli`] (options) → [`video`] and
-//! [`workload`] (frames into request bodies) → [`wire`] (the function's formats) → [`rig`]
-//! (goose drives the users; run folders, merge) → [`record`] (the CSV every tool shares) and
-//! [`summary`] (the statistics) → [`app`] (the subcommands end to end). [`token`] is the
-//! optional bearer token every request carries.
+//! Layers, each using only those below it:
+//! - [`cli`] parses the command line into [`commands`]' options; [`commands`] has one file per
+//!   subcommand that turns its options into a call of the domain modules and prints the result.
+//! - The load: [`rig`] (a checked plan of cells, driven with goose into run folders; merging
+//!   workers' folders) over [`workload`] (a video's frames as request bodies, from [`video`]),
+//!   [`wire`] (the function's formats), [`token`] (the optional bearer token) and [`progress`].
+//! - The data: [`record`] (the CSV every tool shares) and [`summary`] (per-cell statistics);
+//!   [`jtl`] turns JMeter's results into the same rows.
+//! - The analysis: [`report`] (tables, plots, a page) and [`model`] (the queueing model).
 
-pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod jtl;
 pub mod model;
 pub mod progress;
 pub mod record;
 pub mod report;
 pub mod rig;
-pub mod savevideo;
 pub mod summary;
 pub mod token;
 pub mod video;

@@ -2,62 +2,55 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use slblur_client::app::{self, Finish};
+use clap::{CommandFactory, Parser};
 use slblur_client::cli::{Cli, Command};
-use slblur_client::rig::sweep::{self, Mode};
+use slblur_client::commands::{self, Finish, UsageError, load};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     catch_ctrl_c();
-    match run(cli) {
+    let name = cli.command.name();
+    match run(cli.command) {
         Ok(Finish::Completed) => ExitCode::SUCCESS,
         // 128 + SIGINT, as shells report a Ctrl-C'd program.
         Ok(Finish::Interrupted) => ExitCode::from(130),
         Ok(Finish::ThresholdsFailed) => ExitCode::from(3),
-        Err(e) => {
-            // Library errors carry their causes in their messages.
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<UsageError>() {
+            Some(usage) => usage_error(name, usage),
+            None => {
+                // Each error names what failed; `:#` adds its causes, once each.
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<Finish> {
-    match cli.command {
-        Command::Frames(args) => {
-            app::frames(&args)?;
-            Ok(Finish::Completed)
-        }
-        Command::Run(args) => runtime()?.block_on(async { Ok(app::run(&args).await?) }),
-        Command::Load(args) => {
-            runtime()?.block_on(async { Ok(sweep::run(&args, Mode::Load).await?) })
-        }
-        Command::Sweep(args) => {
-            runtime()?.block_on(async { Ok(sweep::run(&args, Mode::Sweep).await?) })
-        }
-        Command::Merge(args) => {
-            app::merge(&args)?;
-            Ok(Finish::Completed)
-        }
-        Command::ImportJtl(args) => {
-            slblur_client::jtl::run(&args)?;
-            Ok(Finish::Completed)
-        }
-        Command::Report(args) => {
-            print!("{}", slblur_client::report::run(&args)?.describe());
-            Ok(Finish::Completed)
-        }
-        Command::Model(args) => {
-            print!("{}", slblur_client::model::command::run(&args));
-            Ok(Finish::Completed)
-        }
+fn run(command: Command) -> anyhow::Result<Finish> {
+    let done = |result: anyhow::Result<()>| result.map(|()| Finish::Completed);
+    match command {
+        Command::Frames(args) => done(commands::frames::run(&args)),
+        Command::Run(args) => commands::runtime()?.block_on(commands::run::run(&args)),
+        Command::Load(args) => commands::runtime()?.block_on(load::run(&args, &load::LOAD)),
+        Command::Sweep(args) => commands::runtime()?.block_on(load::run(&args, &load::SWEEP)),
+        Command::Merge(args) => done(commands::merge::run(&args)),
+        Command::ImportJtl(args) => done(commands::import_jtl::run(&args)),
+        Command::Report(args) => done(commands::report::run(&args)),
+        Command::Model(args) => done(commands::model::run(&args)),
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Runtime::new()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+/// Options that do not go together, told the way clap tells any usage error (status 2).
+fn usage_error(subcommand: &str, usage: &UsageError) -> ExitCode {
+    let kind = clap::error::ErrorKind::ArgumentConflict;
+    let mut cli = Cli::command();
+    cli.build();
+    let error = match cli.find_subcommand_mut(subcommand) {
+        Some(command) => command.error(kind, usage),
+        None => cli.error(kind, usage),
+    };
+    let _ = error.print();
+    ExitCode::from(2)
 }
 
 /// The first Ctrl-C stops the load through goose's kill switch (finished rows are already on

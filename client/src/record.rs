@@ -126,16 +126,16 @@ impl Row {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("cannot open results file '{path}': {source}")]
+    #[error("cannot open results file '{path}'")]
     Open { path: PathBuf, source: io::Error },
     #[error(
         "results file '{path}' has a different header (found: {found}); \
          choose another --out or move the old file away"
     )]
     HeaderMismatch { path: PathBuf, found: String },
-    #[error("cannot write to results file '{path}': {source}")]
+    #[error("cannot write to results file '{path}'")]
     Write { path: PathBuf, source: io::Error },
-    #[error("cannot read results file '{path}': {source}")]
+    #[error("cannot read results file '{path}'")]
     Read { path: PathBuf, source: csv::Error },
 }
 

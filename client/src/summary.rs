@@ -75,9 +75,9 @@ pub struct CellSummary {
     pub top_error: Option<String>,
 }
 
-/// Collects rows of one cell.
+/// Counts the rows of one cell as they arrive, for its [`CellSummary`].
 #[derive(Debug, Default)]
-pub struct CellStats {
+pub struct CellTally {
     target: String,
     users: u32,
     think_s: f64,
@@ -91,7 +91,7 @@ pub struct CellStats {
     errors: Vec<(String, u64)>,
 }
 
-impl CellStats {
+impl CellTally {
     pub fn new(users: u32, think: Duration) -> Self {
         Self {
             users,
@@ -278,7 +278,7 @@ mod tests {
 
     #[test]
     fn cells_count_only_successes_in_latency() {
-        let mut s = CellStats::new(2, Duration::from_secs(1));
+        let mut s = CellTally::new(2, Duration::from_secs(1));
         for r in [
             row(true, 10.0, ""),
             row(true, 20.0, ""),

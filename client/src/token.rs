@@ -8,7 +8,7 @@ use reqwest::header::HeaderValue;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("cannot read the token file '{path}': {source}")]
+    #[error("cannot read the token file '{path}'")]
     Read {
         path: PathBuf,
         source: std::io::Error,

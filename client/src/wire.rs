@@ -25,18 +25,19 @@ const MAX_ERROR_CHARS: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("cannot encode frame as {format:?}: {source}")]
+    #[error("cannot encode frame as {}", .format.name())]
     Encode {
         format: ImageKind,
+        #[source]
         source: image::ImageError,
     },
-    #[error("cannot decode returned image: {0}")]
-    Decode(String),
+    #[error("cannot decode returned image")]
+    Decode(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What a successful response told us. Unknown values stay `None`.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Reply {
+pub struct ParsedReply {
     pub total_ms: Option<f64>,
     pub ml_ms: Option<f64>,
     pub queue_ms: Option<f64>,
@@ -55,12 +56,13 @@ pub enum ReplyImage {
 }
 
 impl ReplyImage {
-    pub fn decode(&self) -> Result<RgbFrame, WireError> {
+    /// The image as RGB pixels.
+    pub fn to_frame(&self) -> Result<RgbFrame, WireError> {
         let bytes = match self {
             ReplyImage::Raw(b) => b.to_vec(),
             ReplyImage::Base64(s) => BASE64
                 .decode(s.trim())
-                .map_err(|e| WireError::Decode(e.to_string()))?,
+                .map_err(|e| WireError::Decode(e.into()))?,
         };
         decode_image(&bytes)
     }
@@ -68,7 +70,7 @@ impl ReplyImage {
 
 /// A request body ready to send many times (cheap to clone).
 #[derive(Debug, Clone)]
-pub struct Body {
+pub struct RequestBody {
     pub bytes: Bytes,
     pub content_type: Option<&'static str>,
 }
@@ -100,9 +102,9 @@ pub fn encode_image(
 pub fn decode_image(bytes: &[u8]) -> Result<RgbFrame, WireError> {
     let img = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| WireError::Decode(e.to_string()))?
+        .map_err(|e| WireError::Decode(e.into()))?
         .decode()
-        .map_err(|e| WireError::Decode(e.to_string()))?
+        .map_err(|e| WireError::Decode(e.into()))?
         .into_rgb8();
     let (width, height) = img.dimensions();
     Ok(RgbFrame {
@@ -118,7 +120,7 @@ pub fn request_body(
     wire: Wire,
     format: ImageKind,
     quality: u8,
-) -> Result<Body, WireError> {
+) -> Result<RequestBody, WireError> {
     let image = encode_image(frame, format, quality)?;
     let bytes: Bytes = match wire {
         Wire::Binary => image.into(),
@@ -131,29 +133,29 @@ pub fn request_body(
         }
         Wire::Seed => BASE64.encode(&image).into(),
     };
-    Ok(Body {
+    Ok(RequestBody {
         bytes,
         content_type: wire.request_content_type(format),
     })
 }
 
 /// The original frame inside a request body (for `--save-video` when a request failed).
-pub fn body_image(body: &Body, wire: Wire) -> Result<RgbFrame, WireError> {
+pub fn body_image(body: &RequestBody, wire: Wire) -> Result<RgbFrame, WireError> {
     match wire {
         Wire::Binary => decode_image(&body.bytes),
         Wire::Seed => {
-            ReplyImage::Base64(String::from_utf8_lossy(&body.bytes).into_owned()).decode()
+            ReplyImage::Base64(String::from_utf8_lossy(&body.bytes).into_owned()).to_frame()
         }
         Wire::Json => {
-            let request: JsonRequest = serde_json::from_slice(&body.bytes)
-                .map_err(|e| WireError::Decode(e.to_string()))?;
-            ReplyImage::Base64(request.image.into_owned()).decode()
+            let request: JsonRequest =
+                serde_json::from_slice(&body.bytes).map_err(|e| WireError::Decode(e.into()))?;
+            ReplyImage::Base64(request.image.into_owned()).to_frame()
         }
     }
 }
 
 /// Parses a 2xx response. `Err` is the row's error text (the body did not parse).
-pub fn parse_reply(wire: Wire, headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
+pub fn parse_reply(wire: Wire, headers: &HeaderMap, body: &Bytes) -> Result<ParsedReply, String> {
     let mut reply = match wire {
         Wire::Binary => parse_binary(headers, body),
         Wire::Json => parse_json(body),
@@ -180,7 +182,7 @@ fn timing(headers: &HeaderMap) -> Vec<(String, f64)> {
         .unwrap_or_default()
 }
 
-fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
+fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<ParsedReply, String> {
     if ImageKind::sniff(body).is_none() {
         return Err(format!(
             "response body is not a JPEG or PNG image ({} bytes: {})",
@@ -189,7 +191,7 @@ fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
         ));
     }
     let timing = timing(headers);
-    Ok(Reply {
+    Ok(ParsedReply {
         total_ms: server_timing::find(&timing, stage::TOTAL),
         ml_ms: server_timing::find(&timing, stage::ML),
         queue_ms: server_timing::find(&timing, stage::QUEUE),
@@ -200,7 +202,7 @@ fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<Reply, String> {
     })
 }
 
-fn parse_json(body: &Bytes) -> Result<Reply, String> {
+fn parse_json(body: &Bytes) -> Result<ParsedReply, String> {
     let reply: JsonReply = serde_json::from_slice(body).map_err(|e| {
         if e.is_data() {
             format!(
@@ -212,7 +214,7 @@ fn parse_json(body: &Bytes) -> Result<Reply, String> {
         }
     })?;
     let t = reply.timings_ms;
-    Ok(Reply {
+    Ok(ParsedReply {
         total_ms: Some(t.total),
         ml_ms: Some(t.ml),
         queue_ms: Some(t.queue),
@@ -223,7 +225,7 @@ fn parse_json(body: &Bytes) -> Result<Reply, String> {
     })
 }
 
-fn parse_seed(body: &Bytes) -> Result<Reply, String> {
+fn parse_seed(body: &Bytes) -> Result<ParsedReply, String> {
     let text = String::from_utf8_lossy(body);
     let reply = seed::parse(&text).ok_or_else(|| {
         format!(
@@ -231,7 +233,7 @@ fn parse_seed(body: &Bytes) -> Result<Reply, String> {
             snippet(body)
         )
     })?;
-    Ok(Reply {
+    Ok(ParsedReply {
         total_ms: Some(reply.total_ms),
         ml_ms: Some(reply.ml_ms),
         queue_ms: None,
@@ -331,7 +333,7 @@ mod tests {
             (r.ml_ms, r.total_ms, r.faces, r.cold),
             (Some(150.2), Some(160.0), Some(2), Some(true))
         );
-        let img = r.image.expect("test input").decode().expect("test input");
+        let img = r.image.expect("test input").to_frame().expect("test input");
         assert_eq!((img.width, img.height), (32, 16));
         assert!(
             parse_reply(Wire::Binary, &h, &Bytes::from_static(b"<html>oops"))
@@ -378,7 +380,7 @@ mod tests {
             (Some(12.5), Some(20.0), Some(2), Some(false))
         );
         assert_eq!(
-            r.image.expect("test input").decode().expect("test input"),
+            r.image.expect("test input").to_frame().expect("test input"),
             frame()
         );
         assert!(parse_reply(Wire::Json, &HeaderMap::new(), &Bytes::from_static(b"{}")).is_err());
@@ -407,7 +409,7 @@ mod tests {
             (Some(2450.0), Some(3600.0), None, None)
         );
         assert_eq!(
-            r.image.expect("test input").decode().expect("test input"),
+            r.image.expect("test input").to_frame().expect("test input"),
             frame()
         );
         // The original system's final version returned an empty img.

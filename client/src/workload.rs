@@ -7,14 +7,14 @@ use std::sync::Mutex;
 use slblur_protocol::{ImageKind, Wire};
 
 use crate::video::{self, DecodeOptions, VideoError, VideoInfo};
-use crate::wire::{self, Body};
+use crate::wire::{self, RequestBody};
 
 /// Every frame of a video as a request body in one wire format.
 #[derive(Debug)]
 pub struct Workload {
     pub wire: Wire,
     pub format: ImageKind,
-    pub bodies: Vec<Body>,
+    pub bodies: Vec<RequestBody>,
     pub info: VideoInfo,
 }
 
@@ -27,27 +27,26 @@ impl Workload {
         format: ImageKind,
         quality: u8,
     ) -> Result<Self, VideoError> {
-        let bodies: Mutex<Vec<Option<Body>>> = Mutex::new(Vec::new());
+        let bodies: Mutex<Vec<Option<RequestBody>>> = Mutex::new(Vec::new());
         let info = video::for_each_frame_parallel(path, opts, |index, frame| {
             let body = wire::request_body(&frame, wire, format, quality)
-                .map_err(|e| VideoError::Frame(e.to_string()))?;
-            let mut all = bodies
-                .lock()
-                .map_err(|_| VideoError::Frame("frame encoder panicked".into()))?;
-            let i =
-                usize::try_from(index).map_err(|_| VideoError::Frame("too many frames".into()))?;
+                .map_err(|e| VideoError::frame(index, e))?;
+            // A frame index always fits in memory's address range: the frames are in memory.
+            let i = index as usize;
+            let mut all = bodies.lock().map_err(|_| VideoError::Stopped)?;
             if all.len() <= i {
                 all.resize(i + 1, None);
             }
             all[i] = Some(body);
             Ok(())
         })?;
-        let bodies: Vec<Body> = bodies
+        // Every index below the count was handed to a worker that stored its body or failed.
+        let bodies: Vec<RequestBody> = bodies
             .into_inner()
-            .map_err(|_| VideoError::Frame("frame encoder panicked".into()))?
+            .map_err(|_| VideoError::Stopped)?
             .into_iter()
             .collect::<Option<_>>()
-            .ok_or_else(|| VideoError::Frame("a frame was decoded but not encoded".into()))?;
+            .ok_or(VideoError::Stopped)?;
         Ok(Self {
             wire,
             format,

@@ -15,31 +15,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::Args;
-
 use crate::record::{self, CsvSink, RecordError, Row};
-use crate::summary::{CellStats, table};
+use crate::summary::{CellTally, table};
 
 pub use properties::RunProperties;
 pub use samples::Sample;
 
-#[derive(Debug, Args)]
-pub struct ImportJtlArgs {
-    /// JMeter results file: CSV with a header line, from jmeter/http.jmx or jmeter/client.jmx.
-    #[arg(value_name = "FILE.jtl")]
-    pub jtl: PathBuf,
-    /// Folder for results.csv (created if missing; rows are appended to an existing one).
-    #[arg(long, short = 'o', value_name = "DIR")]
-    pub out: PathBuf,
-    /// The run's properties (run_id, target, users, think, remote), as jmeter/run writes them
-    /// [default: run.properties next to the JTL, if any].
-    #[arg(long, value_name = "FILE")]
-    pub properties: Option<PathBuf>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum JtlError {
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{path}'")]
     Open { path: PathBuf, source: io::Error },
     #[error("'{path}' is not a JMeter CSV results file: {reason}")]
     Header { path: PathBuf, reason: String },
@@ -81,27 +65,22 @@ pub struct Converted {
     pub bad_lines: Vec<BadLine>,
 }
 
-/// Converts `args.jtl` and appends its rows to `args.out/results.csv`; prints a summary table,
-/// and every skipped line on stderr.
-pub fn run(args: &ImportJtlArgs) -> Result<(), JtlError> {
-    let properties = match args
-        .properties
-        .clone()
-        .or_else(|| properties::beside(&args.jtl))
+/// Converts `jtl` and appends its rows to `out/results.csv`; prints a summary table, and
+/// every skipped line on stderr. `properties` is the run's properties file [default:
+/// `run.properties` beside the JTL, if any].
+pub fn import(jtl: &Path, properties: Option<&Path>, out: &Path) -> Result<(), JtlError> {
+    let properties = match properties
+        .map(Path::to_path_buf)
+        .or_else(|| properties::beside(jtl))
     {
         Some(path) => RunProperties::read(&path)?,
         None => RunProperties::default(),
     };
-    let converted = convert(&args.jtl, &properties)?;
+    let converted = convert(jtl, &properties)?;
     for bad in &converted.bad_lines {
-        eprintln!(
-            "{}:{}: {} (skipped)",
-            args.jtl.display(),
-            bad.line,
-            bad.reason
-        );
+        eprintln!("{}:{}: {} (skipped)", jtl.display(), bad.line, bad.reason);
     }
-    let mut sink = CsvSink::open(&args.out.join("results.csv"))?;
+    let mut sink = CsvSink::open(&out.join("results.csv"))?;
     for row in &converted.rows {
         sink.write(row)?;
     }
@@ -312,7 +291,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 /// One summary per (target, users, think) cell in the rows; the wall time of a cell runs from
 /// its first request's start to its last response.
 fn cell_summaries(rows: &[Row]) -> Vec<crate::summary::CellSummary> {
-    type Cell = ((String, u32, u64), CellStats, SystemTime, SystemTime);
+    type Cell = ((String, u32, u64), CellTally, SystemTime, SystemTime);
     let mut cells: Vec<Cell> = Vec::new();
     for row in rows {
         let Ok(start) = humantime::parse_rfc3339(&row.started_at) else {
@@ -328,7 +307,7 @@ fn cell_summaries(rows: &[Row]) -> Vec<crate::summary::CellSummary> {
             }
             None => {
                 let think = Duration::from_secs_f64(row.think_s);
-                let mut stats = CellStats::new(row.users, think);
+                let mut stats = CellTally::new(row.users, think);
                 stats.add(row);
                 cells.push((key, stats, start, end));
             }

@@ -252,17 +252,13 @@ fn files_that_are_not_csv_jtls_are_refused_whole() {
 }
 
 #[test]
-fn run_appends_to_results_csv_and_reads_properties_beside_the_jtl() {
+fn import_appends_to_results_csv_and_reads_properties_beside_the_jtl() {
     let dir = tempfile::tempdir().expect("temp dir");
     let jtl = write_jtl(dir.path(), &[http_line("users 1-1", 0, 0, true)]);
     fs::write(dir.path().join("run.properties"), "run_id=beside\n").expect("properties");
-    let args = ImportJtlArgs {
-        jtl,
-        out: dir.path().join("out"),
-        properties: None,
-    };
-    run(&args).expect("first import");
-    run(&args).expect("second import appends");
+    let out = dir.path().join("out");
+    import(&jtl, None, &out).expect("first import");
+    import(&jtl, None, &out).expect("second import appends");
     let rows = record::read_rows(&dir.path().join("out/results.csv")).expect("dataset");
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.run_id == "beside"));

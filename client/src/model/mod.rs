@@ -5,9 +5,10 @@
 //!   MVA for a station of c servers (replicas × workers per replica).
 //! - [`open`] — Poisson arrivals at rate λ (open-loop cells): M/M/c, Erlang C.
 //! - [`cold`] — share and cost of cold starts, scale-to-zero versus OpenFaaS CE.
-//! - [`command`] — the `slblur-client model` command over these functions.
+//! - [`predict`] — a query over these (loads, station, target), what `slblur-client model`
+//!   prints.
 
 pub mod closed;
 pub mod cold;
-pub mod command;
 pub mod open;
+pub mod predict;

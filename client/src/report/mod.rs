@@ -20,27 +20,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::path::PathBuf;
-
-use clap::Args;
+use std::path::{Path, PathBuf};
 
 use cells::{CellKey, CellStats};
 use fit::{Fit, Prediction};
 use input::Dataset;
-
-#[derive(Debug, Args, Clone)]
-pub struct ReportArgs {
-    /// Results CSV files or run folders (holding results.csv, and perhaps run.json).
-    #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
-    /// Folder for index.html, summary.csv, summary.md and the PNG plots (created if missing).
-    #[arg(long, short = 'o', default_value = "report", value_name = "DIR")]
-    pub out: PathBuf,
-    /// Servers per target for the model (replicas × workers): C for every target, or NAME=C;
-    /// repeatable. Default: run.json's `servers`, else the instances seen × 1 worker.
-    #[arg(long, value_name = "[NAME=]C", value_parser = parse_servers)]
-    pub servers: Vec<ServersSpec>,
-}
 
 /// One `--servers` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,24 +34,9 @@ pub struct ServersSpec {
     pub servers: u32,
 }
 
-/// `C` or `NAME=C`, C from 1 to 100000.
-pub fn parse_servers(s: &str) -> Result<ServersSpec, String> {
-    let (target, count) = match s.split_once('=') {
-        Some((name, count)) if !name.trim().is_empty() => (Some(name.trim().to_string()), count),
-        Some(_) => return Err(format!("'{s}' has no target name before '='")),
-        None => (None, s),
-    };
-    match count.trim().parse::<u32>() {
-        Ok(n @ 1..=100_000) => Ok(ServersSpec { target, servers: n }),
-        _ => Err(format!(
-            "'{count}' is not a number of servers (1 to 100000); write C or NAME=C"
-        )),
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{path}'")]
     Open { path: PathBuf, source: io::Error },
     #[error("{path}: line {line}: {reason}")]
     BadLine {
@@ -83,10 +52,14 @@ pub enum ReportError {
     BadRunJson { path: PathBuf, reason: String },
     #[error("no result rows in {inputs:?}")]
     NoRows { inputs: Vec<PathBuf> },
-    #[error("cannot write '{path}': {source}")]
+    #[error("cannot write '{path}'")]
     Write { path: PathBuf, source: io::Error },
-    #[error("cannot draw '{path}': {reason}")]
-    Plot { path: PathBuf, reason: String },
+    #[error("cannot draw '{path}'")]
+    Plot {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// One cell of the report: its statistics, the model's prediction and the cross-target ratio.
@@ -154,18 +127,23 @@ impl ReportOutput {
     }
 }
 
-/// Reads the inputs and writes the whole report into `args.out`.
-pub fn run(args: &ReportArgs) -> Result<ReportOutput, ReportError> {
-    let data = input::read_inputs(&args.inputs)?;
-    let analysis = analyse(data, &args.servers);
-    fs::create_dir_all(&args.out).map_err(|source| ReportError::Write {
-        path: args.out.clone(),
+/// Reads the inputs (results CSVs or run folders) and writes the whole report into `out`;
+/// `servers` overrides the servers the model assumes (`--servers`).
+pub fn write(
+    inputs: &[PathBuf],
+    servers: &[ServersSpec],
+    out: &Path,
+) -> Result<ReportOutput, ReportError> {
+    let data = input::read_inputs(inputs)?;
+    let analysis = analyse(data, servers);
+    fs::create_dir_all(out).map_err(|source| ReportError::Write {
+        path: out.to_path_buf(),
         source,
     })?;
-    let mut files = tables::write(&analysis, &args.out)?;
-    let plots = plots::draw_all(&analysis, &args.out)?;
-    files.extend(plots.iter().map(|p| args.out.join(&p.file)));
-    let index = html::write(&analysis, &plots, &args.out)?;
+    let mut files = tables::write(&analysis, out)?;
+    let plots = plots::draw_all(&analysis, out)?;
+    files.extend(plots.iter().map(|p| out.join(&p.file)));
+    let index = html::write(&analysis, &plots, out)?;
     files.push(index.clone());
     let mean_abs_rtt_error_pct = analysis
         .targets
@@ -277,31 +255,5 @@ fn add_ratios(cells: &mut [CellReport], targets: &[String]) {
             let x = (*base_x > 0.0).then(|| cell.stats.throughput_rps / base_x);
             cell.ratio = Some((baseline.clone(), rtt, x));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn servers_values() {
-        assert_eq!(
-            parse_servers("4"),
-            Ok(ServersSpec {
-                target: None,
-                servers: 4
-            })
-        );
-        assert_eq!(
-            parse_servers("serverful=2"),
-            Ok(ServersSpec {
-                target: Some("serverful".into()),
-                servers: 2
-            })
-        );
-        assert!(parse_servers("0").is_err());
-        assert!(parse_servers("=3").is_err());
-        assert!(parse_servers("a=x").is_err());
     }
 }

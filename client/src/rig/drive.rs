@@ -1,236 +1,316 @@
-//! `load` and `sweep` end to end: check the options, plan the cells, prepare the frames, run
-//! the cells one after another into the run folder (waiting for each cell's time slot in a
-//! distributed run), and print the summary table and the JSON line.
+//! One driver for `run`, `load` and `sweep`: open the plan's output (a CSV file, or a run
+//! folder, new or resumed), prepare the frames, run the cells one after another (each in its
+//! time slot in a distributed run), and say how it went: the table, the warnings and the JSON
+//! line last on stdout.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use crate::cli::SweepArgs;
 use crate::record::{self, CsvSink};
 use crate::summary::{RunSummary, table};
 use crate::token::Token;
+use crate::video::DecodeOptions;
+use crate::wire::ReplyImage;
+use crate::workload::Workload;
 
 use super::exchange::pause;
-use super::plan::{self, Budget, Cell, Load, Share};
-use super::rundir::{CellRecord, RunDir, RunManifest, TargetRecord};
-use super::{Ramp, Rig, run_cell};
-use crate::app::{AppError, Finish, format_name, prepare_workload};
+use super::plan::{self, Budget, Cell, Output, Plan};
+use super::rundir::{self, CellRecord, RunDir, RunManifest, TargetRecord};
+use super::{Rig, RigError, run_cell};
 
-/// Slack added to a derived time slot, for starting and stopping a cell.
-const SLOT_MARGIN: Duration = Duration::from_secs(5);
-
-/// Which command is running: `load` allows one load point, `sweep` a grid.
+/// How a run ended, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Load,
-    Sweep,
+pub enum Finish {
+    Completed,
+    /// Ctrl-C: every finished row is kept.
+    Interrupted,
+    /// Every cell ran, but a `--threshold` rule failed.
+    ThresholdsFailed,
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Load => "load",
-            Mode::Sweep => "sweep",
+/// A plan that has run: what the command prints, and what `run --save-video` needs.
+#[derive(Debug)]
+pub struct Driven {
+    pub finish: Finish,
+    pub manifest: RunManifest,
+    pub workload: Arc<Workload>,
+    /// The returned images by frame (with [`Plan::keep_images`]).
+    pub images: Vec<Option<ReplyImage>>,
+    /// The CSV the rows went to, and goose's reports folder (run folders only).
+    pub results: PathBuf,
+    pub reports: Option<PathBuf>,
+    pub rows: u64,
+}
+
+/// Runs every cell of the plan that is not complete yet.
+pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
+    let token = Token::from_option(plan.token_file.as_deref())?;
+    let (dir, previous, run_id) = open_output(plan)?;
+    let results = dir.as_ref().map_or_else(|| csv_path(plan), RunDir::results);
+    // Refuse a foreign results file before spending time on the video.
+    record::check_header(&results)?;
+    let workload = Arc::new(prepare_workload(plan).await?);
+    let mut manifest = manifest(plan, &run_id, &workload, token.is_some());
+    if let (Some(dir), Some(previous)) = (&dir, previous) {
+        resume(dir, previous, &mut manifest)?;
+    }
+    if let Some(dir) = &dir {
+        dir.save(&manifest)?;
+    }
+    let rig = Rig {
+        run_id,
+        wire: plan.frames.wire,
+        timeout: plan.timeout,
+        workload: Arc::clone(&workload),
+        budget: manifest.budget,
+        share: plan.share,
+        ramp: plan.ramp,
+        max_outstanding: plan.max_outstanding,
+        seed: manifest.seed,
+        thresholds: plan.thresholds.clone(),
+        reports_dir: dir.as_ref().map(RunDir::reports),
+        keep_images: plan.keep_images,
+        show_progress: plan.show_progress,
+        token,
+    };
+    let mut sink = CsvSink::open(&results)?;
+    let cells = plan.cells();
+    announce(plan, &rig.run_id, cells.len());
+    let mut images = vec![
+        None;
+        if plan.keep_images {
+            workload.bodies.len()
+        } else {
+            0
         }
-    }
-}
-
-/// The load points the options ask for, with each command's defaults.
-pub fn loads(args: &SweepArgs, mode: Mode) -> Result<Vec<Load>, AppError> {
-    let loads = if let Some(rates) = &args.rates {
-        rates
-            .0
+    ];
+    let mut run = Cells {
+        rig: &rig,
+        sink: &mut sink,
+        images: &mut images,
+        dir: dir.as_ref(),
+        manifest: &mut manifest,
+    };
+    let mut finish = run.all(plan, &cells).await?;
+    if finish == Finish::Completed
+        && manifest
+            .cells
             .iter()
-            .map(|&rate_per_s| Load::Open { rate_per_s })
-            .collect()
-    } else {
-        let (default_users, default_think): (&[u32], &[Duration]) = match mode {
-            Mode::Load => (&[1], &[Duration::ZERO]),
-            Mode::Sweep => (
-                &[1, 2, 4],
-                &[
-                    Duration::ZERO,
-                    Duration::from_secs(1),
-                    Duration::from_secs(5),
-                ],
-            ),
-        };
-        let users = args.users.as_ref().map_or(default_users, |u| &u.0);
-        let think = args.think.as_ref().map_or(default_think, |t| &t.0);
-        plan::closed_loads(users, think)
-    };
-    if mode == Mode::Load && loads.len() != 1 {
-        return Err(AppError::Usage(format!(
-            "load runs one cell, but the options ask for {} (users × think or rates); use sweep",
-            loads.len()
-        )));
+            .any(|c| !c.thresholds_failed.is_empty())
+    {
+        finish = Finish::ThresholdsFailed;
     }
-    Ok(loads)
+    Ok(Driven {
+        finish,
+        manifest,
+        workload,
+        images,
+        results,
+        reports: dir.as_ref().map(RunDir::reports),
+        rows: sink.rows(),
+    })
 }
 
-/// `load` and `sweep`.
-pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
-    let load = &args.load;
-    let loads = loads(args, mode)?;
-    let targets = load.target_list();
-    let cells = plan::cells(&targets, &loads);
-    if load.timeout.is_zero() {
-        return Err(AppError::Usage("--timeout must be more than 0".into()));
+fn csv_path(plan: &Plan) -> PathBuf {
+    match &plan.output {
+        Output::Csv(path) => path.clone(),
+        Output::RunDir { path, .. } => path.join(rundir::RESULTS),
     }
-    let token = Token::from_option(load.token_file.as_deref())?;
-    if args.worker_index >= args.workers {
-        return Err(AppError::Usage(format!(
-            "--worker-index {} is not below --workers {}",
-            args.worker_index, args.workers
-        )));
-    }
-    if load.looping && load.frames.is_none() && load.duration.is_none() {
-        return Err(AppError::Usage(format!(
-            "{} --loop needs --frames or --duration, so that each cell ends",
-            mode.name()
-        )));
-    }
-    let ramp = match (args.ramp_up, args.ramp_rate) {
-        (Some(period), _) => Ramp::Over(period),
-        (None, Some(rate)) => Ramp::Rate(rate),
-        (None, None) => Ramp::DEFAULT,
-    };
-    let slot = time_slot(args, ramp, &loads, cells.len())?;
-    let share = Share {
-        index: args.worker_index,
-        workers: args.workers,
-    };
+}
 
-    // The id a new run gets (a resumed one keeps its own); the default folder is named by it.
-    let fresh_id = match (&args.run_id, args.start_at) {
-        (Some(id), _) => id.clone(),
-        (None, Some(start)) => format!("run-{}", compact_time(start)),
-        (None, None) => record::new_run_id(),
+/// The run folder (if the plan has one), the manifest of the run it already holds (only when
+/// resuming), and the run id: a resumed run keeps its own.
+fn open_output(plan: &Plan) -> Result<(Option<RunDir>, Option<RunManifest>, String), RigError> {
+    let Output::RunDir {
+        path,
+        resume,
+        run_id,
+    } = &plan.output
+    else {
+        return Ok((None, None, record::new_run_id()));
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results").join(&fresh_id));
-    let dir = RunDir::create(&out)?;
-    let existing = dir.load_manifest()?;
-    if existing.is_some() && !args.resume {
-        return Err(AppError::Usage(format!(
-            "{} already holds a run; add --resume to continue it, or choose another --out",
-            dir.path.display()
-        )));
+    let dir = RunDir::create(path)?;
+    let previous = dir.load_manifest()?;
+    if previous.is_some() && !resume {
+        return Err(RigError::Occupied(dir.path.clone()));
     }
-    record::check_header(&dir.results())?;
-    let run_id = existing.as_ref().map_or(fresh_id, |m| m.run_id.clone());
-    let workload = Arc::new(prepare_workload(load).await?);
-    let budget = Budget::new(workload.frames(), load.frames, load.looping, load.duration);
-    let seed = args.seed.unwrap_or_else(|| plan::seed_from(&run_id));
-    let mut manifest = RunManifest {
-        run_id: run_id.clone(),
+    let run_id = previous
+        .as_ref()
+        .map_or(run_id.clone(), |m| m.run_id.clone());
+    Ok((Some(dir), previous, run_id))
+}
+
+/// Decodes the video and encodes its frames for the wire, off the async threads.
+pub async fn prepare_workload(plan: &Plan) -> Result<Workload, RigError> {
+    let source = plan.frames.clone();
+    let opts = DecodeOptions {
+        width: source.width,
+        max_frames: plan.limits.frames,
+    };
+    let prepared = Instant::now();
+    let workload = tokio::task::spawn_blocking(move || {
+        Workload::prepare(
+            &source.video,
+            opts,
+            source.wire,
+            source.format,
+            source.quality,
+        )
+    })
+    .await
+    .map_err(|_| RigError::Panicked("frame preparation"))??;
+    let info = &workload.info;
+    eprintln!(
+        "video {}: {}x{} at {:.2} fps, {} frames{} -> {} {} bodies of ~{} KB ({:.1} s)",
+        info.path.display(),
+        info.width,
+        info.height,
+        info.fps(),
+        info.frames,
+        if info.has_audio { ", with audio" } else { "" },
+        plan.frames.wire.name(),
+        plan.frames.format.name().to_uppercase(),
+        workload.mean_body_bytes() / 1024,
+        prepared.elapsed().as_secs_f64()
+    );
+    let limits = plan.limits;
+    if let Some(n) = limits
+        .frames
+        .filter(|&n| !limits.looping && n > info.frames)
+    {
+        eprintln!(
+            "note: --frames {n} but the video has {} frames; sending {} (add --loop to repeat)",
+            info.frames, info.frames
+        );
+    }
+    Ok(workload)
+}
+
+/// run.json for this plan, before any cell ran.
+fn manifest(plan: &Plan, run_id: &str, workload: &Workload, token: bool) -> RunManifest {
+    let limits = plan.limits;
+    RunManifest {
+        run_id: run_id.to_string(),
         tool: "slblur-client".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        command: mode.name().into(),
+        command: plan.command.into(),
         created_at: record::timestamp(SystemTime::now()),
-        targets: targets
+        targets: plan
+            .targets
             .iter()
             .map(|t| TargetRecord {
                 name: t.name.clone(),
                 url: t.url.to_string(),
             })
             .collect(),
-        wire: load.wire.name().into(),
-        format: format_name(workload.format).into(),
-        video: load.video.display().to_string(),
+        wire: plan.frames.wire.name().into(),
+        format: plan.frames.format.name().to_uppercase(),
+        video: plan.frames.video.display().to_string(),
         video_frames: workload.frames(),
-        budget,
-        timeout_s: load.timeout.as_secs_f64(),
-        loads: loads.clone(),
-        ramp: match ramp {
-            Ramp::Rate(r) => format!("{r} users/s"),
-            Ramp::Over(d) => format!("over {}", humantime::format_duration(d)),
-        },
-        max_outstanding: args.max_outstanding,
-        seed,
-        thresholds: args.thresholds.clone(),
-        share,
-        start_at: args.start_at.map(record::timestamp),
-        slot_s: slot.map(|s| s.as_secs_f64()),
+        budget: Budget::new(
+            workload.frames(),
+            limits.frames,
+            limits.looping,
+            limits.duration,
+        ),
+        timeout_s: plan.timeout.as_secs_f64(),
+        loads: plan.loads.clone(),
+        ramp: plan.ramp.describe(),
+        max_outstanding: plan.max_outstanding,
+        seed: plan.seed.unwrap_or_else(|| plan::seed_from(run_id)),
+        thresholds: plan.thresholds.clone(),
+        share: plan.share,
+        start_at: plan.start_at.map(record::timestamp),
+        slot_s: plan.slot.map(|s| s.as_secs_f64()),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
         cells: Vec::new(),
         interrupted: false,
-        token: token.is_some(),
-    };
-    if let Some(previous) = existing {
-        previous.same_plan(&manifest).map_err(|why| {
-            AppError::Usage(format!(
-                "cannot resume {}: {why} from this command's",
-                dir.path.display()
-            ))
-        })?;
-        let moved = dir.set_aside_unfinished(&previous)?;
-        if moved > 0 {
-            eprintln!(
-                "resume: {moved} rows of unfinished cells moved to {}",
-                dir.path.join(super::rundir::INTERRUPTED).display()
-            );
-        }
-        manifest.cells = previous.cells.into_iter().filter(|c| c.complete).collect();
-        manifest.created_at = previous.created_at;
-    }
-    dir.save(&manifest)?;
-
-    let rig = Rig {
-        run_id,
-        wire: load.wire,
-        timeout: load.timeout,
-        workload,
-        budget,
-        share,
-        ramp,
-        max_outstanding: args.max_outstanding,
-        seed,
-        thresholds: args.thresholds.clone(),
-        reports_dir: Some(dir.reports()),
-        keep_images: false,
-        show_progress: !load.no_progress,
         token,
+    }
+}
+
+/// Continues `previous` in `dir`: the plans must match; complete cells are kept and the rows
+/// of unfinished ones are set aside (kept, not lost) to run again.
+fn resume(dir: &RunDir, previous: RunManifest, manifest: &mut RunManifest) -> Result<(), RigError> {
+    previous
+        .same_plan(manifest)
+        .map_err(|why| RigError::NotResumable {
+            path: dir.path.clone(),
+            why,
+        })?;
+    let moved = dir.set_aside_unfinished(&previous)?;
+    if moved > 0 {
+        eprintln!(
+            "resume: {moved} rows of unfinished cells moved to {}",
+            dir.path.join(rundir::INTERRUPTED).display()
+        );
+    }
+    manifest.cells = previous.cells.into_iter().filter(|c| c.complete).collect();
+    manifest.created_at = previous.created_at;
+    Ok(())
+}
+
+fn announce(plan: &Plan, run_id: &str, cells: usize) {
+    let destination = match &plan.output {
+        Output::Csv(path) => path.display().to_string(),
+        Output::RunDir { path, .. } => path.display().to_string(),
     };
-    let mut sink = CsvSink::open(&dir.results())?;
+    let urls: Vec<String> = plan.targets.iter().map(|t| t.url.to_string()).collect();
+    let share = plan.share;
     eprintln!(
-        "{} {}: {} cell{} -> {}{}",
-        mode.name(),
-        rig.run_id,
-        cells.len(),
-        if cells.len() == 1 { "" } else { "s" },
-        dir.path.display(),
+        "{} {run_id}: {cells} cell{} of {} -> {destination}{}",
+        plan.command,
+        if cells == 1 { "" } else { "s" },
+        urls.join(" "),
         if share.workers > 1 {
             format!(" (worker {} of {})", share.index, share.workers)
         } else {
             String::new()
         }
     );
-    let mut finish = Finish::Completed;
-    for cell in &cells {
-        if manifest.complete(&cell.key()) {
-            eprintln!(
-                "[{}/{}] {}: complete, skipped",
-                cell.index + 1,
-                cells.len(),
-                cell.label()
-            );
-            continue;
+}
+
+/// The cells of one run and where their outcomes go.
+struct Cells<'a> {
+    rig: &'a Rig,
+    sink: &'a mut CsvSink,
+    images: &'a mut [Option<ReplyImage>],
+    dir: Option<&'a RunDir>,
+    manifest: &'a mut RunManifest,
+}
+
+impl Cells<'_> {
+    /// Runs the cells in order, skipping complete ones; stops at Ctrl-C.
+    async fn all(&mut self, plan: &Plan, cells: &[Cell]) -> Result<Finish, RigError> {
+        for cell in cells {
+            let position = format!("[{}/{}] {}", cell.index + 1, cells.len(), cell.label());
+            if self.manifest.complete(&cell.key()) {
+                eprintln!("{position}: complete, skipped");
+                continue;
+            }
+            if !wait_for_slot(plan, cell).await {
+                return Ok(Finish::Interrupted);
+            }
+            if self.dir.is_some() {
+                eprintln!("{position}");
+            }
+            if !self.one(plan, cell).await? {
+                return Ok(Finish::Interrupted);
+            }
         }
-        if !wait_for_slot(args.start_at, slot, cell).await {
-            finish = Finish::Interrupted;
-            break;
-        }
-        eprintln!("[{}/{}] {}", cell.index + 1, cells.len(), cell.label());
-        let outcome = run_cell(&rig, cell, &mut sink, &mut []).await?;
+        Ok(Finish::Completed)
+    }
+
+    /// Runs one cell and records it; `false` when Ctrl-C ended it.
+    async fn one(&mut self, plan: &Plan, cell: &Cell) -> Result<bool, RigError> {
+        let outcome = run_cell(self.rig, cell, self.sink, self.images).await?;
         for failed in &outcome.thresholds_failed {
             eprintln!("threshold failed in {}: {failed}", cell.label());
         }
         let wall_s = outcome.summary.wall_s;
-        manifest.record(CellRecord {
+        self.manifest.interrupted = outcome.interrupted;
+        self.manifest.record(CellRecord {
             key: cell.key(),
             index: cell.index,
             target: cell.target.name.clone(),
@@ -240,18 +320,20 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
             instances: outcome.instances,
             thresholds_failed: outcome.thresholds_failed,
         });
-        manifest.interrupted = outcome.interrupted;
-        dir.save(&manifest)?;
-        if outcome.interrupted {
-            eprintln!(
-                "interrupted: every finished request is in {}; continue with --resume --out {}",
-                dir.results().display(),
-                dir.path.display()
-            );
-            finish = Finish::Interrupted;
-            break;
+        if let Some(dir) = self.dir {
+            dir.save(self.manifest)?;
         }
-        if let Some(slot) = slot
+        if self.manifest.interrupted {
+            let resume = self.dir.map_or(String::new(), |d| {
+                format!("; continue with --resume --out {}", d.path.display())
+            });
+            eprintln!(
+                "interrupted: every finished request is in {}{resume}",
+                self.sink.path().display()
+            );
+            return Ok(false);
+        }
+        if let Some(slot) = plan.slot
             && wall_s > slot.as_secs_f64()
         {
             eprintln!(
@@ -260,88 +342,13 @@ pub async fn run(args: &SweepArgs, mode: Mode) -> Result<Finish, AppError> {
                 slot.as_secs_f64()
             );
         }
+        Ok(true)
     }
-    let failed_rules = manifest
-        .cells
-        .iter()
-        .map(|c| c.thresholds_failed.len())
-        .sum::<usize>();
-    if finish == Finish::Completed && failed_rules > 0 {
-        finish = Finish::ThresholdsFailed;
-    }
-    let summaries: Vec<_> = manifest.cells.iter().map(|c| c.summary.clone()).collect();
-    print!("{}", table(&summaries));
-    let instances = manifest.instances_seen();
-    if !instances.is_empty() {
-        eprintln!(
-            "instances that answered: {}",
-            instances.into_iter().collect::<Vec<_>>().join(", ")
-        );
-    }
-    if summaries.iter().all(|c| c.ok == 0) {
-        eprintln!(
-            "warning: no request succeeded; are the targets up? (see the error column of {})",
-            dir.results().display()
-        );
-    }
-    if finish == Finish::ThresholdsFailed {
-        eprintln!("{failed_rules} threshold rule(s) failed: exit status 3");
-    }
-    eprintln!(
-        "{} rows appended to {}; goose reports in {}",
-        sink.rows(),
-        dir.results().display(),
-        dir.reports().display()
-    );
-    let summary = RunSummary {
-        run_id: manifest.run_id.clone(),
-        url: targets
-            .iter()
-            .map(|t| t.url.to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
-        wire: load.wire.name().into(),
-        video: load.video.display().to_string(),
-        csv: dir.results().display().to_string(),
-        interrupted: finish == Finish::Interrupted,
-        cells: summaries,
-    };
-    println!("{}", summary.json_line());
-    Ok(finish)
-}
-
-/// The wall time reserved per cell when cells must start at fixed times (a start time with
-/// several cells): `--slot`, or derived from `--duration`.
-fn time_slot(
-    args: &SweepArgs,
-    ramp: Ramp,
-    loads: &[Load],
-    cells: usize,
-) -> Result<Option<Duration>, AppError> {
-    if args.start_at.is_none() || cells <= 1 {
-        return Ok(args.slot);
-    }
-    if let Some(slot) = args.slot {
-        return Ok(Some(slot));
-    }
-    let Some(duration) = args.load.duration else {
-        return Err(AppError::Usage(
-            "with --start-at and several cells, give --slot (the wall time reserved per cell) or --duration, \
-             so that every worker starts each cell at the same time"
-                .into(),
-        ));
-    };
-    let most_users = loads.iter().map(|l| l.users()).max().unwrap_or(1);
-    let ramp_time = match ramp {
-        Ramp::Over(d) => d,
-        Ramp::Rate(r) => Duration::from_secs_f64(f64::from(most_users.saturating_sub(1)) / r),
-    };
-    Ok(Some(ramp_time + duration + args.load.timeout + SLOT_MARGIN))
 }
 
 /// Waits until the cell's slot opens; `false` on Ctrl-C.
-async fn wait_for_slot(start: Option<SystemTime>, slot: Option<Duration>, cell: &Cell) -> bool {
-    let Some(at) = plan::slot_start(start, slot, cell.index) else {
+async fn wait_for_slot(plan: &Plan, cell: &Cell) -> bool {
+    let Some(at) = plan::slot_start(plan.start_at, plan.slot, cell.index) else {
         return true;
     };
     match at.duration_since(SystemTime::now()) {
@@ -357,11 +364,71 @@ async fn wait_for_slot(start: Option<SystemTime>, slot: Option<Duration>, cell: 
     }
 }
 
-/// `20260131T120000Z` from a time.
-fn compact_time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect()
+impl Driven {
+    /// Prints the end of a run: the table on stdout, the instances and warnings on stderr, and
+    /// the JSON line last on stdout (JMeter's OS Process Sampler reads it); returns that line.
+    pub fn conclude(&self) -> String {
+        let summaries: Vec<_> = self
+            .manifest
+            .cells
+            .iter()
+            .map(|c| c.summary.clone())
+            .collect();
+        print!("{}", table(&summaries));
+        let instances = self.manifest.instances_seen();
+        if !instances.is_empty() {
+            eprintln!(
+                "instances that answered: {}",
+                instances.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+        if summaries.iter().all(|c| c.ok == 0) {
+            eprintln!(
+                "warning: no request succeeded; is the function running at {}? (see the error column of {})",
+                self.manifest
+                    .targets
+                    .iter()
+                    .map(|t| t.url.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                self.results.display()
+            );
+        }
+        if self.finish == Finish::ThresholdsFailed {
+            let failed: usize = self
+                .manifest
+                .cells
+                .iter()
+                .map(|c| c.thresholds_failed.len())
+                .sum();
+            eprintln!("{failed} threshold rule(s) failed: exit status 3");
+        }
+        eprintln!(
+            "{} rows appended to {}{}",
+            self.rows,
+            self.results.display(),
+            self.reports.as_ref().map_or(String::new(), |r| format!(
+                "; goose reports in {}",
+                r.display()
+            ))
+        );
+        let json = RunSummary {
+            run_id: self.manifest.run_id.clone(),
+            url: self
+                .manifest
+                .targets
+                .iter()
+                .map(|t| t.url.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+            wire: self.manifest.wire.clone(),
+            video: self.manifest.video.clone(),
+            csv: self.results.display().to_string(),
+            interrupted: self.finish == Finish::Interrupted,
+            cells: summaries,
+        }
+        .json_line();
+        println!("{json}");
+        json
+    }
 }

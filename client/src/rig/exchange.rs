@@ -11,7 +11,7 @@ use bytes::Bytes;
 use goose::prelude::*;
 
 use crate::record::{Row, round_ms, timestamp};
-use crate::wire::{self, Body, ReplyImage};
+use crate::wire::{self, ReplyImage, RequestBody};
 
 use super::CellContext;
 
@@ -34,7 +34,7 @@ pub struct Outcome {
 pub async fn exchange(
     user: &mut GooseUser,
     cell: &CellContext,
-    body: &Body,
+    body: &RequestBody,
     mut row: Row,
     intended: Option<(Instant, SystemTime)>,
 ) -> Option<Outcome> {
@@ -57,7 +57,7 @@ pub async fn exchange(
 async fn send(
     user: &mut GooseUser,
     cell: &CellContext,
-    body: &Body,
+    body: &RequestBody,
     mut row: Row,
     measured_from: Instant,
 ) -> Outcome {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::record::{self, CsvSink, Row};
-use crate::summary::CellStats;
+use crate::summary::CellTally;
 
 use super::plan::{Load, Share};
 use super::rundir::{self, CellRecord, RunDir, RunDirError, RunManifest, cell_identity};
@@ -25,8 +25,64 @@ pub struct MergeReport {
     pub incomplete_cells: Vec<(String, Vec<u32>)>,
 }
 
+/// One worker's folder: its run.json and its rows.
+type Worker = (RunManifest, Vec<Row>);
+
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, RunDirError> {
-    let mut workers: Vec<(RunManifest, Vec<Row>)> = Vec::new();
+    let workers = read_workers(dirs)?;
+    let Some((first, _)) = workers.first() else {
+        return Err(RunDirError::Mismatch("no worker folders given".into()));
+    };
+    let count = first.share.workers;
+    let present: BTreeSet<u32> = workers.iter().map(|(m, _)| m.share.index).collect();
+    let missing_workers: Vec<u32> = (0..count).filter(|i| !present.contains(i)).collect();
+
+    // Every cell any worker planned, by index.
+    let mut plan: BTreeMap<usize, CellRecord> = BTreeMap::new();
+    for (manifest, _) in &workers {
+        for cell in &manifest.cells {
+            plan.entry(cell.index).or_insert_with(|| cell.clone());
+        }
+    }
+    let mut merged = RunManifest {
+        share: Share {
+            index: 0,
+            workers: count,
+        },
+        cells: Vec::new(),
+        interrupted: false,
+        ..first.clone()
+    };
+    let dir = RunDir::create(out)?;
+    let results = dir.results();
+    let _ = std::fs::remove_file(&results);
+    let mut sink = CsvSink::open(&results)?;
+    let mut rows = 0;
+    let mut incomplete_cells = Vec::new();
+    for planned in plan.values() {
+        let (record, written, not_done) = merge_cell(planned, &workers, &mut sink)?;
+        rows += written;
+        if !not_done.is_empty() {
+            incomplete_cells.push((planned.key.clone(), not_done));
+        }
+        merged.record(CellRecord {
+            complete: record.complete && missing_workers.is_empty(),
+            ..record
+        });
+    }
+    dir.save(&merged)?;
+    Ok(MergeReport {
+        run_id: merged.run_id,
+        rows,
+        cells: plan.len(),
+        missing_workers,
+        incomplete_cells,
+    })
+}
+
+/// Reads every worker folder, refusing folders of another run or schema and repeated workers.
+fn read_workers(dirs: &[PathBuf]) -> Result<Vec<Worker>, RunDirError> {
+    let mut workers: Vec<Worker> = Vec::new();
     for dir in dirs {
         let manifest = rundir::read_manifest(&dir.join(rundir::MANIFEST))?;
         let results = dir.join(rundir::RESULTS);
@@ -48,93 +104,64 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport, RunDirError> {
         }
         workers.push((manifest, rows));
     }
-    let Some((first, _)) = workers.first() else {
-        return Err(RunDirError::Mismatch("no worker folders given".into()));
-    };
-    let count = first.share.workers;
-    let present: BTreeSet<u32> = workers.iter().map(|(m, _)| m.share.index).collect();
-    let missing_workers: Vec<u32> = (0..count).filter(|i| !present.contains(i)).collect();
+    Ok(workers)
+}
 
-    // Every cell any worker planned, by index.
-    let mut plan: BTreeMap<usize, CellRecord> = BTreeMap::new();
-    for (manifest, _) in &workers {
-        for cell in &manifest.cells {
-            plan.entry(cell.index).or_insert_with(|| cell.clone());
-        }
+/// Writes one cell's rows of every worker in time order and summarises them again; returns
+/// the cell's record, the rows written and the workers that did not complete it.
+fn merge_cell(
+    planned: &CellRecord,
+    workers: &[Worker],
+    sink: &mut CsvSink,
+) -> Result<(CellRecord, usize, Vec<u32>), RunDirError> {
+    let identity = cell_identity(&planned.target, planned.load);
+    let mut tally = CellTally::new(
+        planned.load.users(),
+        Duration::from_secs_f64(planned.load.think_s()),
+    )
+    .for_target(&planned.target, planned.load.rate_per_s());
+    let mut rows: Vec<&Row> = workers
+        .iter()
+        .flat_map(|(_, rows)| rows.iter())
+        .filter(|r| cell_identity(&r.target, Load::of_row(r)) == identity)
+        .collect();
+    rows.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+    for row in &rows {
+        sink.write(row)?;
+        tally.add(row);
     }
-    let mut incomplete_cells = Vec::new();
-    let mut merged = first.clone();
-    merged.share = Share {
-        index: 0,
-        workers: count,
-    };
-    merged.cells.clear();
-    merged.interrupted = false;
-    let dir = RunDir::create(out)?;
-    let results = dir.results();
-    let _ = std::fs::remove_file(&results);
-    let mut sink = CsvSink::open(&results)?;
-    let mut rows_written = 0;
-    for (index, planned) in &plan {
-        let identity = cell_identity(&planned.target, planned.load);
-        let mut stats = CellStats::new(
-            planned.load.users(),
-            Duration::from_secs_f64(planned.load.think_s()),
-        )
-        .for_target(&planned.target, planned.load.rate_per_s());
-        let mut rows: Vec<&Row> = workers
-            .iter()
-            .flat_map(|(_, rows)| rows.iter())
-            .filter(|r| cell_identity(&r.target, Load::of_row(r)) == identity)
-            .collect();
-        rows.sort_by(|a, b| a.started_at.cmp(&b.started_at));
-        for row in &rows {
-            sink.write(row)?;
-            stats.add(row);
-        }
-        rows_written += rows.len();
-        let records: Vec<Option<&CellRecord>> = workers
-            .iter()
-            .map(|(m, _)| m.cells.iter().find(|c| c.index == *index))
-            .collect();
-        let not_done: Vec<u32> = workers
-            .iter()
-            .zip(&records)
-            .filter(|(_, r)| !r.is_some_and(|r| r.complete))
-            .map(|((m, _), _)| m.share.index)
-            .collect();
-        if !not_done.is_empty() {
-            incomplete_cells.push((planned.key.clone(), not_done.clone()));
-        }
-        let wall = records
+    let records: Vec<Option<&CellRecord>> = workers
+        .iter()
+        .map(|(m, _)| m.cells.iter().find(|c| c.index == planned.index))
+        .collect();
+    let not_done: Vec<u32> = workers
+        .iter()
+        .zip(&records)
+        .filter(|(_, r)| !r.is_some_and(|r| r.complete))
+        .map(|((m, _), _)| m.share.index)
+        .collect();
+    // The workers ran the cell at the same time: its wall time is the longest of theirs.
+    let wall = records
+        .iter()
+        .flatten()
+        .map(|r| r.summary.wall_s)
+        .fold(0.0, f64::max);
+    let record = CellRecord {
+        summary: tally.finish(Duration::from_secs_f64(wall)),
+        instances: records
             .iter()
             .flatten()
-            .map(|r| r.summary.wall_s)
-            .fold(0.0, f64::max);
-        merged.record(CellRecord {
-            summary: stats.finish(Duration::from_secs_f64(wall)),
-            instances: records
-                .iter()
-                .flatten()
-                .flat_map(|r| r.instances.iter().cloned())
-                .collect(),
-            thresholds_failed: records
-                .iter()
-                .flatten()
-                .flat_map(|r| r.thresholds_failed.iter().cloned())
-                .collect(),
-            complete: not_done.is_empty() && missing_workers.is_empty(),
-            ..planned.clone()
-        });
-    }
-    dir.save(&merged)?;
-    Ok(MergeReport {
-        run_id: merged.run_id,
-        rows: rows_written,
-        cells: plan.len(),
-        missing_workers,
-        incomplete_cells,
-    })
+            .flat_map(|r| r.instances.iter().cloned())
+            .collect(),
+        thresholds_failed: records
+            .iter()
+            .flatten()
+            .flat_map(|r| r.thresholds_failed.iter().cloned())
+            .collect(),
+        complete: not_done.is_empty(),
+        ..planned.clone()
+    };
+    Ok((record, rows.len(), not_done))
 }
 
 fn check_same_run(first: &RunManifest, other: &RunManifest, dir: &Path) -> Result<(), RunDirError> {

@@ -6,14 +6,15 @@
 //! - [`plan`]: cells, budgets, worker shares, time slots, arrival times;
 //! - [`exchange`]: one request, its row and its goose custom metrics;
 //! - [`users`]: the closed-loop video user and the open-loop arrival taker;
-//! - [`rundir`]: a run's folder (run.json, summary.csv, resume);
-//! - [`sweep`]: `load` and `sweep` end to end; [`merge`]: distributed workers' folders.
+//! - [`rundir`]: a run's folder (run.json, cells.csv, resume);
+//! - [`drive`]: a plan end to end, for `run`, `load` and `sweep` alike;
+//! - [`merge`]: distributed workers' folders into one.
 
+pub mod drive;
 pub mod exchange;
 pub mod merge;
 pub mod plan;
 pub mod rundir;
-pub mod sweep;
 pub mod users;
 
 use std::collections::BTreeSet;
@@ -28,48 +29,42 @@ use tokio::sync::mpsc;
 
 use crate::progress::Progress;
 use crate::record::{CsvSink, RecordError, Row};
-use crate::summary::{CellStats, CellSummary};
+use crate::summary::{CellSummary, CellTally};
 use crate::token::Token;
+use crate::token::TokenError;
+use crate::video::VideoError;
 use crate::wire::ReplyImage;
 use crate::workload::Workload;
+use rundir::RunDirError;
 use slblur_protocol::Wire;
 
 pub use exchange::Outcome;
-use plan::{Budget, Cell, Load, Share};
-
-/// goose's increase rate that starts every user of a cell at once.
-const ALL_AT_ONCE: f64 = 10_000.0;
+pub use plan::Ramp;
+use plan::{ALL_AT_ONCE, Budget, Cell, Load, Share};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RigError {
     #[error(transparent)]
     Record(#[from] RecordError),
-    #[error("goose could not run cell {cell}: {message}")]
-    Goose { cell: String, message: String },
-}
-
-/// How a cell's users start.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Ramp {
-    /// This many users per second (goose's increase rate).
-    Rate(f64),
-    /// Evenly over this long (JMeter's ramp-up period).
-    Over(Duration),
-}
-
-impl Ramp {
-    /// The original JMeter plans' pace.
-    pub const DEFAULT: Ramp = Ramp::Rate(0.25);
-
-    /// Users per second for a cell of `users`.
-    pub fn users_per_s(self, users: u32) -> f64 {
-        match self {
-            Ramp::Rate(r) => r,
-            Ramp::Over(d) if d.is_zero() || users <= 1 => ALL_AT_ONCE,
-            // JMeter starts user i at i × period / N.
-            Ramp::Over(d) => f64::from(users) / d.as_secs_f64(),
-        }
-    }
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Video(#[from] VideoError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("goose could not run cell {cell}")]
+    Goose {
+        cell: String,
+        #[source]
+        source: goose::GooseError,
+    },
+    #[error("{0} already holds a run; add --resume to continue it, or choose another --out")]
+    Occupied(PathBuf),
+    #[error("cannot resume {path}: {why} from this command's")]
+    NotResumable { path: PathBuf, why: String },
+    /// A blocking step (preparing frames, writing the video) panicked.
+    #[error("{0} stopped unexpectedly")]
+    Panicked(&'static str),
 }
 
 /// What every cell of a run shares.
@@ -120,6 +115,33 @@ pub struct CellContext {
 }
 
 impl CellContext {
+    fn new(
+        rig: &Rig,
+        cell: &Cell,
+        arrivals: Vec<(u64, Duration)>,
+        tx: mpsc::UnboundedSender<Outcome>,
+    ) -> Self {
+        CellContext {
+            run_id: rig.run_id.clone(),
+            url: cell.target.url.clone(),
+            target: cell.target.name.clone(),
+            wire: rig.wire,
+            timeout: rig.timeout,
+            workload: Arc::clone(&rig.workload),
+            load: cell.load,
+            budget: rig.budget,
+            share: rig.share,
+            keep_images: rig.keep_images,
+            max_outstanding: rig.max_outstanding,
+            arrivals,
+            next_arrival: AtomicUsize::new(0),
+            open_start: OnceLock::new(),
+            first_user: OnceLock::new(),
+            token: rig.token.clone(),
+            tx,
+        }
+    }
+
     /// The row of a request before it is sent.
     pub fn row(&self, user_id: u32, frame: u64, iteration: u64) -> Row {
         Row {
@@ -161,115 +183,33 @@ pub async fn run_cell(
     sink: &mut CsvSink,
     images: &mut [Option<ReplyImage>],
 ) -> Result<CellOutcome, RigError> {
-    let arrivals: Vec<(u64, Duration)> = match cell.load {
-        Load::Closed { .. } => Vec::new(),
-        Load::Open { rate_per_s } => {
-            let seed = rig.seed ^ plan::seed_from(&cell.key());
-            plan::arrivals(seed, rate_per_s, rig.budget.requests, rig.budget.duration)
-                .into_iter()
-                .enumerate()
-                .map(|(k, at)| (k as u64, at))
-                .filter(|&(k, _)| rig.share.owns(k))
-                .collect()
-        }
+    let (arrivals, local_users, expected) = share_of(rig, cell);
+    let mut collector = Collector {
+        tally: CellTally::new(
+            cell.load.users(),
+            Duration::from_secs_f64(cell.load.think_s()),
+        )
+        .for_target(&cell.target.name, cell.load.rate_per_s()),
+        progress: Progress::new(rig.show_progress, &cell.label(), expected),
+        sink,
+        images,
+        instances: BTreeSet::new(),
+        started: Instant::now(),
+        last_end: None,
     };
-    let (local_users, expected) = match cell.load {
-        Load::Closed { users, .. } => {
-            let n = rig.share.users(users).len();
-            (n, rig.budget.requests.map(|r| r * n as u64))
-        }
-        Load::Open { .. } => (
-            arrivals.len().min(rig.max_outstanding as usize),
-            Some(arrivals.len() as u64),
-        ),
-    };
-    let mut stats = CellStats::new(
-        cell.load.users(),
-        Duration::from_secs_f64(cell.load.think_s()),
-    )
-    .for_target(&cell.target.name, cell.load.rate_per_s());
-    let progress = Progress::new(rig.show_progress, &cell.label(), expected);
-    let started = Instant::now();
-    let mut instances = BTreeSet::new();
     if local_users == 0 {
         // This worker has no share of the cell (fewer users than workers).
-        progress.finish();
-        return Ok(CellOutcome {
-            summary: stats.finish(started.elapsed()),
-            interrupted: false,
-            thresholds_failed: Vec::new(),
-            instances,
-        });
+        return Ok(collector.finish(None, false, Vec::new()));
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
-    let context = Arc::new(CellContext {
-        run_id: rig.run_id.clone(),
-        url: cell.target.url.clone(),
-        target: cell.target.name.clone(),
-        wire: rig.wire,
-        timeout: rig.timeout,
-        workload: Arc::clone(&rig.workload),
-        load: cell.load,
-        budget: rig.budget,
-        share: rig.share,
-        keep_images: rig.keep_images,
-        max_outstanding: rig.max_outstanding,
-        arrivals,
-        next_arrival: AtomicUsize::new(0),
-        open_start: OnceLock::new(),
-        first_user: OnceLock::new(),
-        token: rig.token.clone(),
-        tx,
-    });
+    let (tx, rx) = mpsc::unbounded_channel::<Outcome>();
+    let context = Arc::new(CellContext::new(rig, cell, arrivals, tx));
     let first_user = Arc::clone(&context);
-    let attack = attack(rig, cell, local_users, context).map_err(|e| goose_error(cell, &e))?;
-    // Worker i of W starts its users i/r seconds in, at r/W: together they start as one
-    // process would (user u at u/r).
-    if let Load::Closed { users, .. } = cell.load {
-        let rate = rig.ramp.users_per_s(users);
-        let offset = f64::from(rig.share.index) / rate;
-        if offset > 0.0 && !exchange::pause(Duration::from_secs_f64(offset)).await {
-            return Ok(CellOutcome {
-                summary: stats.finish(started.elapsed()),
-                interrupted: true,
-                thresholds_failed: Vec::new(),
-                instances,
-            });
-        }
+    let attack = attack(rig, cell, local_users, context).map_err(|e| goose_error(cell, e))?;
+    if !stagger(rig, cell).await {
+        return Ok(collector.finish(None, true, Vec::new()));
     }
-    let execution = attack.execute();
-    tokio::pin!(execution);
-    let mut last_end = started;
-    let mut write = |outcome: Outcome| -> Result<(), RecordError> {
-        last_end = Instant::now();
-        sink.write(&outcome.row)?;
-        stats.add(&outcome.row);
-        progress.record(&outcome.row, stats.ok(), stats.failed());
-        if !outcome.row.instance.is_empty() {
-            instances.insert(outcome.row.instance.clone());
-        }
-        let frame = usize::try_from(outcome.row.frame).ok();
-        if let Some(image) = outcome.image
-            && let Some(slot) = frame.and_then(|i| images.get_mut(i))
-        {
-            *slot = Some(image);
-        }
-        Ok(())
-    };
-    let result = loop {
-        tokio::select! {
-            Some(outcome) = rx.recv() => write(outcome)?,
-            result = &mut execution => break result,
-        }
-    };
-    while let Ok(outcome) = rx.try_recv() {
-        write(outcome)?;
-    }
-    progress.finish();
-    let wall = match first_user.first_user.get() {
-        Some(&began) => last_end.saturating_duration_since(began),
-        None => started.elapsed(),
-    };
+    let result = collector.collect(attack.execute(), rx).await?;
+    let began = first_user.first_user.get().copied();
     drop(first_user);
     let thresholds_failed = match result {
         Ok(_) => Vec::new(),
@@ -277,14 +217,118 @@ pub async fn run_cell(
             .iter()
             .map(|r| format!("{} (observed {})", r.rule, r.observed))
             .collect(),
-        Err(e) => return Err(goose_error(cell, &e)),
+        Err(e) => return Err(goose_error(cell, e)),
     };
-    Ok(CellOutcome {
-        summary: stats.finish(wall),
-        interrupted: goose::is_killswitch_triggered(),
-        thresholds_failed,
-        instances,
-    })
+    Ok(collector.finish(began, goose::is_killswitch_triggered(), thresholds_failed))
+}
+
+/// This worker's part of a cell: its open-loop arrivals (global number, offset), how many goose
+/// users it starts, and how many requests it expects (for the progress bar).
+fn share_of(rig: &Rig, cell: &Cell) -> (Vec<(u64, Duration)>, usize, Option<u64>) {
+    match cell.load {
+        Load::Closed { users, .. } => {
+            let n = rig.share.users(users).len();
+            (Vec::new(), n, rig.budget.requests.map(|r| r * n as u64))
+        }
+        Load::Open { rate_per_s } => {
+            let seed = rig.seed ^ plan::seed_from(&cell.key());
+            let arrivals: Vec<(u64, Duration)> =
+                plan::arrivals(seed, rate_per_s, rig.budget.requests, rig.budget.duration)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, at)| (k as u64, at))
+                    .filter(|&(k, _)| rig.share.owns(k))
+                    .collect();
+            let users = arrivals.len().min(rig.max_outstanding as usize);
+            let expected = Some(arrivals.len() as u64);
+            (arrivals, users, expected)
+        }
+    }
+}
+
+/// Worker i of W starts its users i/r seconds in, at r/W: together they start as one process
+/// would (user u at u/r). `false` on Ctrl-C during the wait.
+async fn stagger(rig: &Rig, cell: &Cell) -> bool {
+    let Load::Closed { users, .. } = cell.load else {
+        return true;
+    };
+    let offset = f64::from(rig.share.index) / rig.ramp.users_per_s(users);
+    offset <= 0.0 || exchange::pause(Duration::from_secs_f64(offset)).await
+}
+
+/// The single writer of a cell: every finished request becomes a row on disk, a count in the
+/// tally and a tick of the progress bar, as it arrives.
+struct Collector<'a> {
+    sink: &'a mut CsvSink,
+    tally: CellTally,
+    progress: Progress,
+    images: &'a mut [Option<ReplyImage>],
+    instances: BTreeSet<String>,
+    started: Instant,
+    last_end: Option<Instant>,
+}
+
+impl Collector<'_> {
+    /// Writes outcomes until the attack ends, then those still queued; the attack's result.
+    async fn collect<F: std::future::Future>(
+        &mut self,
+        execution: F,
+        mut rx: mpsc::UnboundedReceiver<Outcome>,
+    ) -> Result<F::Output, RecordError> {
+        tokio::pin!(execution);
+        let result = loop {
+            tokio::select! {
+                Some(outcome) = rx.recv() => self.write(outcome)?,
+                result = &mut execution => break result,
+            }
+        };
+        while let Ok(outcome) = rx.try_recv() {
+            self.write(outcome)?;
+        }
+        Ok(result)
+    }
+
+    fn write(&mut self, outcome: Outcome) -> Result<(), RecordError> {
+        self.last_end = Some(Instant::now());
+        self.sink.write(&outcome.row)?;
+        self.tally.add(&outcome.row);
+        self.progress
+            .record(&outcome.row, self.tally.ok(), self.tally.failed());
+        if !outcome.row.instance.is_empty() {
+            self.instances.insert(outcome.row.instance.clone());
+        }
+        let frame = usize::try_from(outcome.row.frame).ok();
+        if let Some(image) = outcome.image
+            && let Some(slot) = frame.and_then(|i| self.images.get_mut(i))
+        {
+            *slot = Some(image);
+        }
+        Ok(())
+    }
+
+    /// The cell's outcome. Its wall time (for throughput) runs from the first user's start
+    /// (`began`), not goose's own start-up, to the last answer.
+    fn finish(
+        self,
+        began: Option<Instant>,
+        interrupted: bool,
+        thresholds_failed: Vec<String>,
+    ) -> CellOutcome {
+        self.progress.finish();
+        let wall = match began {
+            Some(began) => self
+                .last_end
+                .unwrap_or(self.started)
+                .saturating_duration_since(began),
+            None => self.started.elapsed(),
+        };
+        CellOutcome {
+            summary: self.tally.finish(wall),
+            interrupted,
+            thresholds_failed,
+            instances: self.instances,
+        }
+    }
 }
 
 /// The cell as a goose attack: one scenario whose single transaction is a whole user (a pass
@@ -350,9 +394,9 @@ pub fn judged_rule(rule: &str) -> String {
     }
 }
 
-fn goose_error(cell: &Cell, e: &goose::GooseError) -> RigError {
+fn goose_error(cell: &Cell, source: goose::GooseError) -> RigError {
     RigError::Goose {
         cell: cell.label(),
-        message: e.to_string(),
+        source,
     }
 }

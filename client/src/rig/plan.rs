@@ -1,10 +1,142 @@
-//! What a run will do, decided before any load starts: the cells in order (targets alternating
-//! within each load point), each user's request budget, which users or arrivals belong to this
-//! worker, when each cell may start, and the Poisson arrival times of open-loop cells.
+//! What a run will do, decided before any load starts: the [`Plan`] the `run`, `load` and
+//! `sweep` commands build from their options, the cells in order (targets alternating within
+//! each load point), each user's request budget, which users or arrivals belong to this worker,
+//! when each cell may start, and the Poisson arrival times of open-loop cells.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use slblur_protocol::{ImageKind, Wire};
+
+/// goose's increase rate that starts every user of a cell at once.
+pub const ALL_AT_ONCE: f64 = 10_000.0;
+
+/// Slack added to a derived time slot, for starting and stopping a cell.
+const SLOT_MARGIN: Duration = Duration::from_secs(5);
+
+/// Everything a `run`, `load` or `sweep` will do, checked before any request is sent.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The command, as run.json records it.
+    pub command: &'static str,
+    pub targets: Vec<TargetSpec>,
+    /// The load points, in run order; every target runs each of them.
+    pub loads: Vec<Load>,
+    pub frames: FrameSource,
+    pub limits: Limits,
+    /// Give up on a request after this long (the whole round trip).
+    pub timeout: Duration,
+    pub ramp: Ramp,
+    /// Open loop: at most this many requests outstanding.
+    pub max_outstanding: u32,
+    /// Open loop: the arrivals' seed [default: derived from the run id].
+    pub seed: Option<u64>,
+    /// goose threshold rules, judged at the end of each cell.
+    pub thresholds: Vec<String>,
+    pub share: Share,
+    /// Start the first cell at this time (distributed runs), each next one a slot later.
+    pub start_at: Option<SystemTime>,
+    pub slot: Option<Duration>,
+    pub output: Output,
+    /// Sent as `Authorization: Bearer` on every request (`--token-file`).
+    pub token_file: Option<PathBuf>,
+    pub show_progress: bool,
+    /// Keep the images the first pass gets back (`run --save-video`).
+    pub keep_images: bool,
+}
+
+/// Where a plan's rows go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// `run`: appended to one CSV file.
+    Csv(PathBuf),
+    /// `load` and `sweep`: a run folder (results.csv, cells.csv, run.json, goose's reports),
+    /// resumed when `resume` and the folder holds the same plan. `run_id` is a new run's id.
+    RunDir {
+        path: PathBuf,
+        resume: bool,
+        run_id: String,
+    },
+}
+
+/// The frames every request carries: a video, encoded once for the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameSource {
+    pub video: PathBuf,
+    pub wire: Wire,
+    pub format: ImageKind,
+    pub quality: u8,
+    /// Scale frames to this width, keeping the aspect ratio.
+    pub width: Option<u32>,
+}
+
+/// How long each user (or open cell) sends: `--frames`, `--loop`, `--duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub frames: Option<u64>,
+    pub looping: bool,
+    pub duration: Option<Duration>,
+}
+
+impl Plan {
+    /// The cells in run order.
+    pub fn cells(&self) -> Vec<Cell> {
+        cells(&self.targets, &self.loads)
+    }
+
+    /// The wall time reserved per cell when cells must start at fixed times (a start time with
+    /// several cells): `--slot`, or derived from `--duration`. `Err` says what is missing.
+    pub fn time_slot(&self) -> Result<Option<Duration>, String> {
+        let cells = self.targets.len() * self.loads.len();
+        if self.start_at.is_none() || cells <= 1 || self.slot.is_some() {
+            return Ok(self.slot);
+        }
+        let Some(duration) = self.limits.duration else {
+            return Err("with --start-at and several cells, give --slot (the wall time reserved per cell) or --duration, \
+                 so that every worker starts each cell at the same time"
+                .into());
+        };
+        let most_users = self.loads.iter().map(|l| l.users()).max().unwrap_or(1);
+        let ramp_time = match self.ramp {
+            Ramp::Over(d) => d,
+            Ramp::Rate(r) => Duration::from_secs_f64(f64::from(most_users.saturating_sub(1)) / r),
+        };
+        Ok(Some(ramp_time + duration + self.timeout + SLOT_MARGIN))
+    }
+}
+
+/// How a cell's users start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ramp {
+    /// This many users per second (goose's increase rate).
+    Rate(f64),
+    /// Evenly over this long (JMeter's ramp-up period).
+    Over(Duration),
+}
+
+impl Ramp {
+    /// The original JMeter plans' pace.
+    pub const DEFAULT: Ramp = Ramp::Rate(0.25);
+
+    /// Users per second for a cell of `users`.
+    pub fn users_per_s(self, users: u32) -> f64 {
+        match self {
+            Ramp::Rate(r) => r,
+            Ramp::Over(d) if d.is_zero() || users <= 1 => ALL_AT_ONCE,
+            // JMeter starts user i at i × period / N.
+            Ramp::Over(d) => f64::from(users) / d.as_secs_f64(),
+        }
+    }
+
+    /// As run.json records it.
+    pub fn describe(self) -> String {
+        match self {
+            Ramp::Rate(r) => format!("{r} users/s"),
+            Ramp::Over(d) => format!("over {}", humantime::format_duration(d)),
+        }
+    }
+}
 
 /// A deployment to load: `NAME=URL` (`--target`, or `--url` as the target `default`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! A run's folder: `results.csv` (every row), `summary.csv` (one row per cell), `run.json`
+//! A run's folder: `results.csv` (every row), `cells.csv` (one row per cell), `run.json`
 //! (the parameters and, cell by cell, what is complete) and `goose/` (goose's reports of each
 //! cell). run.json is rewritten atomically after every cell, so an interrupted sweep can be
 //! resumed: complete cells are kept, the rows of an unfinished cell move to
@@ -17,18 +17,18 @@ use crate::summary::{CellSummary, Dist};
 use super::plan::{Budget, Load, Share};
 
 pub const RESULTS: &str = "results.csv";
-pub const SUMMARY: &str = "summary.csv";
+pub const CELLS: &str = "cells.csv";
 pub const MANIFEST: &str = "run.json";
 pub const REPORTS: &str = "goose";
 pub const INTERRUPTED: &str = "interrupted.csv";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
-    #[error("cannot write '{path}': {source}")]
+    #[error("cannot write '{path}'")]
     Write { path: PathBuf, source: io::Error },
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{path}'")]
     Read { path: PathBuf, source: io::Error },
-    #[error("'{path}' is not a run.json of slblur-client: {source}")]
+    #[error("'{path}' is not a run.json of slblur-client")]
     Manifest {
         path: PathBuf,
         source: serde_json::Error,
@@ -177,7 +177,7 @@ impl RunDir {
             })
     }
 
-    /// Writes run.json and summary.csv (atomically: a crash leaves the previous version).
+    /// Writes run.json and cells.csv (atomically: a crash leaves the previous version).
     pub fn save(&self, manifest: &RunManifest) -> Result<(), RunDirError> {
         let json = serde_json::to_string_pretty(manifest).map_err(|e| RunDirError::Write {
             path: self.path.join(MANIFEST),
@@ -185,7 +185,7 @@ impl RunDir {
         })?;
         write_atomically(&self.path.join(MANIFEST), json.as_bytes())?;
         let cells: Vec<&CellSummary> = manifest.cells.iter().map(|c| &c.summary).collect();
-        write_summary_csv(&self.path.join(SUMMARY), &cells)
+        write_cells_csv(&self.path.join(CELLS), &cells)
     }
 
     /// Before a resume: keeps the rows of complete cells in results.csv and moves every other
@@ -257,8 +257,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
     fs::rename(&tmp, path).map_err(err)
 }
 
-/// summary.csv: one row per cell (target × users × think, or target × rate).
-pub fn write_summary_csv(path: &Path, cells: &[&CellSummary]) -> Result<(), RunDirError> {
+/// cells.csv: one row per cell (target × users × think, or target × rate).
+pub fn write_cells_csv(path: &Path, cells: &[&CellSummary]) -> Result<(), RunDirError> {
     let mut header = vec![
         "target",
         "users",

@@ -1,90 +1,18 @@
-//! Decoding a video with FFmpeg (ffmpeg-next) into RGB frames, once per run.
+//! Decoding a video into RGB frames, once per run.
 //!
 //! Frames are streamed to a callback, so a long video never sits in memory as raw RGB; the
 //! callers keep only the encoded request bodies. [`for_each_frame_parallel`] runs the per-frame
 //! work (JPEG/PNG encoding) on worker threads while this thread keeps decoding.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once, mpsc};
+use std::path::Path;
+use std::sync::{Mutex, mpsc};
 
 use ffmpeg::format::Pixel;
 use ffmpeg::media::Type;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
-/// A tightly packed RGB24 image (no row padding).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbFrame {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
-
-/// What a decode found out about the video.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VideoInfo {
-    pub path: PathBuf,
-    /// Size of the frames handed out (after `--width` scaling).
-    pub width: u32,
-    pub height: u32,
-    pub source_width: u32,
-    pub source_height: u32,
-    /// Frame rate as a fraction (e.g. 30000/1001); output videos use it too.
-    pub fps_num: i32,
-    pub fps_den: i32,
-    /// Frames decoded (bounded by `max_frames`).
-    pub frames: u64,
-    pub has_audio: bool,
-    pub codec: String,
-}
-
-impl VideoInfo {
-    pub fn fps(&self) -> f64 {
-        f64::from(self.fps_num) / f64::from(self.fps_den.max(1))
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DecodeOptions {
-    /// Scale to this width, keeping the aspect ratio (height rounded to even).
-    pub width: Option<u32>,
-    /// Stop after this many frames.
-    pub max_frames: Option<u64>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VideoError {
-    #[error("video file '{0}' does not exist")]
-    Missing(PathBuf),
-    #[error("cannot open video '{path}': {source} (is it a video file FFmpeg can read?)")]
-    Open {
-        path: PathBuf,
-        source: ffmpeg::Error,
-    },
-    #[error("'{0}' has no video stream")]
-    NoVideoStream(PathBuf),
-    #[error("cannot decode video '{path}': {source}")]
-    Decode {
-        path: PathBuf,
-        source: ffmpeg::Error,
-    },
-    #[error("'{0}' contains no decodable frames")]
-    Empty(PathBuf),
-    #[error("cannot write video '{path}': {message}")]
-    Write { path: PathBuf, message: String },
-    #[error("{0}")]
-    Frame(String),
-}
-
-/// Initialises FFmpeg once and silences its log: our errors already say what went wrong.
-pub fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        // Registration cannot fail on FFmpeg >= 4; the call only exists for old versions.
-        let _ = ffmpeg::init();
-        ffmpeg::log::set_level(ffmpeg::log::Level::Fatal);
-    });
-}
+use super::{DecodeOptions, RgbFrame, VideoError, VideoInfo, init};
 
 /// Output size for an optional target width: aspect kept, both sides even (yuv420p needs it).
 pub fn scaled_size(width: u32, height: u32, target: Option<u32>) -> (u32, u32) {
@@ -99,117 +27,185 @@ pub fn scaled_size(width: u32, height: u32, target: Option<u32>) -> (u32, u32) {
 }
 
 /// Decodes `path` and calls `on_frame(index, frame)` for every frame, in order.
-pub fn decode<F>(path: &Path, opts: DecodeOptions, mut on_frame: F) -> Result<VideoInfo, VideoError>
+pub fn read_frames<F>(
+    path: &Path,
+    opts: DecodeOptions,
+    mut on_frame: F,
+) -> Result<VideoInfo, VideoError>
 where
     F: FnMut(u64, RgbFrame) -> Result<(), VideoError>,
 {
     init();
-    if !path.exists() {
-        return Err(VideoError::Missing(path.to_path_buf()));
-    }
-    let decode_err = |source| VideoError::Decode {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let stream = input
-        .streams()
-        .best(Type::Video)
-        .ok_or_else(|| VideoError::NoVideoStream(path.to_path_buf()))?;
-    let stream_index = stream.index();
-    let rate = Some(stream.avg_frame_rate())
-        .filter(|r| r.numerator() > 0 && r.denominator() > 0)
-        .unwrap_or(stream.rate());
-    let (fps_num, fps_den) = if rate.numerator() > 0 && rate.denominator() > 0 {
-        (rate.numerator(), rate.denominator())
-    } else {
-        (25, 1)
-    };
-    let has_audio = input.streams().best(Type::Audio).is_some();
-    let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
-        .map_err(decode_err)?;
-    let mut decoder = context.decoder().video().map_err(decode_err)?;
-    let codec = decoder
-        .codec()
-        .map(|c| c.name().to_string())
-        .unwrap_or_default();
-    let (src_w, src_h) = (decoder.width(), decoder.height());
-    if src_w == 0 || src_h == 0 {
-        return Err(VideoError::NoVideoStream(path.to_path_buf()));
-    }
-    let (width, height) = scaled_size(src_w, src_h, opts.width);
-    let mut scaler: Option<scaling::Context> = None;
-    let mut info = VideoInfo {
-        path: path.to_path_buf(),
-        width,
-        height,
-        source_width: src_w,
-        source_height: src_h,
-        fps_num,
-        fps_den,
-        frames: 0,
-        has_audio,
-        codec,
-    };
+    let mut source = Source::open(path, opts.width)?;
     let limit = opts.max_frames.unwrap_or(u64::MAX);
-    let mut decoded = ffmpeg::frame::Video::empty();
-    let mut rgb = ffmpeg::frame::Video::empty();
-    // Pulls every frame the decoder has ready; returns false once `limit` is reached.
-    let mut drain =
-        |decoder: &mut ffmpeg::decoder::Video, info: &mut VideoInfo| -> Result<bool, VideoError> {
-            while info.frames < limit && decoder.receive_frame(&mut decoded).is_ok() {
-                // Frame size or pixel format may change mid-stream: rebuild the scaler then.
-                let fits = scaler.as_ref().is_some_and(|s| {
-                    s.input().width == decoded.width()
-                        && s.input().height == decoded.height()
-                        && s.input().format == decoded.format()
-                });
-                if !fits {
-                    let s = scaling::Context::get(
-                        decoded.format(),
-                        decoded.width(),
-                        decoded.height(),
-                        Pixel::RGB24,
-                        width,
-                        height,
-                        scaling::Flags::BILINEAR,
-                    )
-                    .map_err(decode_err)?;
-                    scaler = Some(s);
-                }
-                if let Some(s) = scaler.as_mut() {
-                    s.run(&decoded, &mut rgb).map_err(decode_err)?;
-                }
-                on_frame(info.frames, packed_rgb(&rgb, width, height))?;
-                info.frames += 1;
-            }
-            Ok(info.frames < limit)
-        };
+    let mut frames = Frames::new(path, source.info.width, source.info.height);
     let mut more = true;
-    for (stream, packet) in input.packets() {
-        if stream.index() != stream_index {
+    for (stream, packet) in source.input.packets() {
+        if stream.index() != source.stream_index {
             continue;
         }
         // A corrupt packet is skipped like ffmpeg does; the decoder resyncs on the next one.
-        if decoder.send_packet(&packet).is_err() {
+        if source.decoder.send_packet(&packet).is_err() {
             continue;
         }
-        more = drain(&mut decoder, &mut info)?;
+        more = frames.drain(&mut source.decoder, &mut source.info, limit, &mut on_frame)?;
         if !more {
             break;
         }
     }
     if more {
-        decoder.send_eof().map_err(decode_err)?;
-        drain(&mut decoder, &mut info)?;
+        source
+            .decoder
+            .send_eof()
+            .map_err(|e| decode_error(path, e))?;
+        frames.drain(&mut source.decoder, &mut source.info, limit, &mut on_frame)?;
     }
-    if info.frames == 0 {
+    if source.info.frames == 0 {
         return Err(VideoError::Empty(path.to_path_buf()));
     }
-    Ok(info)
+    Ok(source.info)
+}
+
+fn decode_error(path: &Path, source: ffmpeg::Error) -> VideoError {
+    VideoError::Decode {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An opened video: its container, the video stream's decoder and what is known of it.
+struct Source {
+    input: ffmpeg::format::context::Input,
+    stream_index: usize,
+    decoder: ffmpeg::decoder::Video,
+    info: VideoInfo,
+}
+
+impl Source {
+    fn open(path: &Path, width: Option<u32>) -> Result<Source, VideoError> {
+        if !path.exists() {
+            return Err(VideoError::Missing(path.to_path_buf()));
+        }
+        let input = ffmpeg::format::input(path).map_err(|source| VideoError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let stream = input
+            .streams()
+            .best(Type::Video)
+            .ok_or_else(|| VideoError::NoVideoStream(path.to_path_buf()))?;
+        let stream_index = stream.index();
+        let rate = Some(stream.avg_frame_rate())
+            .filter(|r| r.numerator() > 0 && r.denominator() > 0)
+            .unwrap_or(stream.rate());
+        let (fps_num, fps_den) = if rate.numerator() > 0 && rate.denominator() > 0 {
+            (rate.numerator(), rate.denominator())
+        } else {
+            (25, 1)
+        };
+        let has_audio = input.streams().best(Type::Audio).is_some();
+        let context = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
+            .map_err(|e| decode_error(path, e))?;
+        let decoder = context
+            .decoder()
+            .video()
+            .map_err(|e| decode_error(path, e))?;
+        let codec = decoder
+            .codec()
+            .map(|c| c.name().to_string())
+            .unwrap_or_default();
+        let (source_width, source_height) = (decoder.width(), decoder.height());
+        if source_width == 0 || source_height == 0 {
+            return Err(VideoError::NoVideoStream(path.to_path_buf()));
+        }
+        let (width, height) = scaled_size(source_width, source_height, width);
+        let info = VideoInfo {
+            path: path.to_path_buf(),
+            width,
+            height,
+            source_width,
+            source_height,
+            fps_num,
+            fps_den,
+            frames: 0,
+            has_audio,
+            codec,
+        };
+        Ok(Source {
+            input,
+            stream_index,
+            decoder,
+            info,
+        })
+    }
+}
+
+/// Turns decoded frames into packed RGB at the output size.
+struct Frames<'a> {
+    path: &'a Path,
+    width: u32,
+    height: u32,
+    scaler: Option<scaling::Context>,
+    decoded: ffmpeg::frame::Video,
+    rgb: ffmpeg::frame::Video,
+}
+
+impl<'a> Frames<'a> {
+    fn new(path: &'a Path, width: u32, height: u32) -> Self {
+        Frames {
+            path,
+            width,
+            height,
+            scaler: None,
+            decoded: ffmpeg::frame::Video::empty(),
+            rgb: ffmpeg::frame::Video::empty(),
+        }
+    }
+
+    /// Hands every frame the decoder has ready to `on_frame`; `false` once `limit` is reached.
+    fn drain<F>(
+        &mut self,
+        decoder: &mut ffmpeg::decoder::Video,
+        info: &mut VideoInfo,
+        limit: u64,
+        on_frame: &mut F,
+    ) -> Result<bool, VideoError>
+    where
+        F: FnMut(u64, RgbFrame) -> Result<(), VideoError>,
+    {
+        while info.frames < limit && decoder.receive_frame(&mut self.decoded).is_ok() {
+            self.convert().map_err(|e| decode_error(self.path, e))?;
+            on_frame(info.frames, packed_rgb(&self.rgb, self.width, self.height))?;
+            info.frames += 1;
+        }
+        Ok(info.frames < limit)
+    }
+
+    /// Scales the decoded frame into `rgb`; frame size or pixel format may change mid-stream,
+    /// and the scaler is rebuilt then.
+    fn convert(&mut self) -> Result<(), ffmpeg::Error> {
+        let decoded = &self.decoded;
+        let fits = self.scaler.as_ref().is_some_and(|s| {
+            s.input().width == decoded.width()
+                && s.input().height == decoded.height()
+                && s.input().format == decoded.format()
+        });
+        if !fits {
+            self.scaler = Some(scaling::Context::get(
+                decoded.format(),
+                decoded.width(),
+                decoded.height(),
+                Pixel::RGB24,
+                self.width,
+                self.height,
+                scaling::Flags::BILINEAR,
+            )?);
+        }
+        match self.scaler.as_mut() {
+            Some(s) => s.run(decoded, &mut self.rgb),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Copies an RGB24 frame row by row, dropping FFmpeg's line padding.
@@ -259,12 +255,11 @@ where
                 }
             });
         }
-        let result = decode(path, opts, |index, frame| {
+        let result = read_frames(path, opts, |index, frame| {
             if failed() {
-                return Err(VideoError::Frame("stopped after a frame failed".into()));
+                return Err(VideoError::Stopped);
             }
-            tx.send((index, frame))
-                .map_err(|_| VideoError::Frame("frame workers stopped".into()))
+            tx.send((index, frame)).map_err(|_| VideoError::Stopped)
         });
         drop(tx);
         result

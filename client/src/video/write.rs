@@ -13,7 +13,7 @@ use ffmpeg::software::scaling;
 use ffmpeg::{Rational, codec, encoder, format};
 use ffmpeg_next as ffmpeg;
 
-use crate::video::{RgbFrame, VideoError, VideoInfo, init};
+use super::{Cause, DecodeOptions, RgbFrame, VideoError, VideoInfo, init};
 
 /// Writes RGB frames to a video file. Call [`VideoWriter::finish`] to complete the file.
 pub struct VideoWriter {
@@ -56,7 +56,7 @@ impl VideoWriter {
             .contains(format::Flags::GLOBAL_HEADER);
         let codec = encoder::find_by_name("libx264")
             .or_else(|| encoder::find(codec::Id::MPEG4))
-            .ok_or_else(|| write_error(path, "FFmpeg has neither libx264 nor mpeg4 encoders"))?;
+            .ok_or_else(|| VideoError::NoEncoder(path.to_path_buf()))?;
         let (width, height) = (info.width & !1, info.height & !1);
         let fps = Rational::new(info.fps_num, info.fps_den);
         let time_base = fps.invert();
@@ -266,9 +266,9 @@ impl AudioCopy {
 
 /// Counts the frames of a video by decoding it (for checks and tests).
 pub fn count_frames(path: &Path) -> Result<u64, VideoError> {
-    crate::video::decode(
+    super::read_frames(
         path,
-        crate::video::DecodeOptions {
+        DecodeOptions {
             width: Some(64),
             max_frames: None,
         },
@@ -278,9 +278,9 @@ pub fn count_frames(path: &Path) -> Result<u64, VideoError> {
 }
 
 /// A failure to write the video at `path`, with FFmpeg's (or the system's) reason.
-fn write_error(path: &Path, reason: impl std::fmt::Display) -> VideoError {
+fn write_error(path: &Path, reason: impl Into<Cause>) -> VideoError {
     VideoError::Write {
         path: path.to_path_buf(),
-        message: reason.to_string(),
+        source: reason.into(),
     }
 }

@@ -7,7 +7,7 @@ use crate::support;
 
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use slblur_client::wire::{self, Reply};
+use slblur_client::wire::{self, ParsedReply};
 use slblur_protocol::{ErrorBody, ImageKind, JsonReply, Wire, header, server_timing, stage};
 
 /// A POST to the function: status, headers, body.
@@ -30,7 +30,13 @@ fn text<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
 }
 
 /// What the reply's headers (and, for JSON, its body) say, compared with the client's reading.
-fn check_reply(wire: Wire, headers: &HeaderMap, body: &Bytes, read: &Reply, sent: (u32, u32)) {
+fn check_reply(
+    wire: Wire,
+    headers: &HeaderMap,
+    body: &Bytes,
+    read: &ParsedReply,
+    sent: (u32, u32),
+) {
     let timing = server_timing::parse(text(headers, header::SERVER_TIMING));
     let stage_ms = |name| server_timing::find(&timing, name).expect(name);
     let label = wire.name();
@@ -73,7 +79,7 @@ fn check_reply(wire: Wire, headers: &HeaderMap, body: &Bytes, read: &Reply, sent
         .image
         .as_ref()
         .expect("an image")
-        .decode()
+        .to_frame()
         .expect("it decodes");
     assert_eq!(
         (image.width, image.height),

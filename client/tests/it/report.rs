@@ -8,18 +8,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use slblur_client::record::{HEADER, LEGACY_COLUMNS};
-use slblur_client::report::{self, ReportArgs, ReportError};
+use slblur_client::report::{self, ReportError};
 
 fn sample_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/report")
 }
 
 fn report_into(out: &Path, inputs: Vec<PathBuf>) -> Result<report::ReportOutput, ReportError> {
-    report::run(&ReportArgs {
-        inputs,
-        out: out.to_path_buf(),
-        servers: vec![],
-    })
+    report::write(&inputs, &[], out)
 }
 
 fn sample_report() -> (tempfile::TempDir, report::ReportOutput) {

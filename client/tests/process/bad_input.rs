@@ -91,10 +91,30 @@ fn bad_options_are_explained() {
         2,
         "possible values: binary, json, seed",
     );
+    // Options that clap accepts one by one but not together: told the same way, before any
+    // request is sent.
+    fails_with(
+        &["run", "--video", v, "--timeout", "0"],
+        2,
+        "--timeout must be more than 0",
+    );
+    fails_with(
+        &[
+            "run",
+            "--video",
+            v,
+            "--target",
+            "a=http://127.0.0.1:1/",
+            "--target",
+            "b=http://127.0.0.1:2/",
+        ],
+        2,
+        "run loads one target",
+    );
     fails_with(&["sweep", "--video", v, "--users", "0,2"], 2, "at least 1");
     fails_with(
         &["sweep", "--video", v, "--loop"],
-        1,
+        2,
         "sweep --loop needs --frames or --duration",
     );
     fails_with(&["sweep", "--video", v, "--think=-1"], 2, "non-negative");
@@ -115,7 +135,7 @@ fn bad_options_are_explained() {
     );
     fails_with(
         &["load", "--video", v, "--users", "1,2"],
-        1,
+        2,
         "load runs one cell",
     );
     fails_with(
@@ -128,7 +148,7 @@ fn bad_options_are_explained() {
             "--worker-index",
             "2",
         ],
-        1,
+        2,
         "--worker-index 2 is not below --workers 2",
     );
     fails_with(
@@ -141,7 +161,7 @@ fn bad_options_are_explained() {
             "--start-at",
             "2030-01-01T00:00:00Z",
         ],
-        1,
+        2,
         "give --slot",
     );
 }

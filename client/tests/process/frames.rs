@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::support::{client_plain, path_str, sample_video, text};
-use slblur_client::savevideo::count_frames;
-use slblur_client::video::{DecodeOptions, decode};
+use slblur_client::video::count_frames;
+use slblur_client::video::{DecodeOptions, read_frames};
 
 /// `frames --video <sample> OUT_FLAG DIR EXTRA...` (`OUT_FLAG` is `--out-dir` or `-o`).
 fn frames_into(out_flag: &str, dir: &Path, extra: &[&str]) -> Output {
@@ -24,7 +24,7 @@ fn frames_into(out_flag: &str, dir: &Path, extra: &[&str]) -> Output {
 #[test]
 fn sample_video_has_40_frames_at_10_fps_with_audio() {
     assert_eq!(count_frames(&sample_video()).expect("count frames"), 40);
-    let info = decode(&sample_video(), DecodeOptions::default(), |_, f| {
+    let info = read_frames(&sample_video(), DecodeOptions::default(), |_, f| {
         assert_eq!(f.data.len(), 640 * 360 * 3);
         Ok(())
     })

@@ -6,7 +6,7 @@ use crate::support;
 use std::time::Duration;
 
 use crate::support::{
-    FakeServer, Reply, Results, client, http_response, rows, run_args, summary_of, text,
+    FakeReply, FakeServer, Results, client, http_response, rows, run_args, summary_of, text,
 };
 use slblur_client::record::Row;
 
@@ -45,7 +45,7 @@ fn refused_connections() {
 
 #[test]
 fn garbage_instead_of_http() {
-    let server = FakeServer::start(Reply::Raw(b"SSH-2.0-OpenSSH_9.2\r\n\r\n".to_vec()));
+    let server = FakeServer::start(FakeReply::Raw(b"SSH-2.0-OpenSSH_9.2\r\n\r\n".to_vec()));
     let (rows, _) = run_against(&server.url, "binary");
     assert!(
         rows[0].error.starts_with("request error:"),
@@ -58,7 +58,7 @@ fn garbage_instead_of_http() {
 #[test]
 fn server_errors_keep_status_and_message() {
     let body = br#"{"error": {"code": "inference_failed", "message": "the model crashed"}}"#;
-    let server = FakeServer::start(Reply::Raw(http_response(
+    let server = FakeServer::start(FakeReply::Raw(http_response(
         "500 Internal Server Error",
         &[("Content-Type", "application/json")],
         body,
@@ -74,7 +74,7 @@ fn server_errors_keep_status_and_message() {
 
 #[test]
 fn overload_shows_retry_after() {
-    let server = FakeServer::start(Reply::Raw(http_response(
+    let server = FakeServer::start(FakeReply::Raw(http_response(
         "429 Too Many Requests",
         &[("Retry-After", "2")],
         b"queue full\n",
@@ -89,7 +89,7 @@ fn overload_shows_retry_after() {
 
 #[test]
 fn ok_status_with_a_body_that_does_not_parse() {
-    let server = FakeServer::start(Reply::Raw(http_response(
+    let server = FakeServer::start(FakeReply::Raw(http_response(
         "200 OK",
         &[("Content-Type", "text/html")],
         b"<html>welcome to nginx</html>",
@@ -117,7 +117,7 @@ fn ok_status_with_a_body_that_does_not_parse() {
 
 #[test]
 fn connection_closed_without_answer() {
-    let server = FakeServer::start(Reply::Close);
+    let server = FakeServer::start(FakeReply::Close);
     let (rows, _) = run_against(&server.url, "binary");
     assert!(
         rows[0].error.starts_with("request error:"),

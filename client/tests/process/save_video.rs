@@ -3,11 +3,11 @@
 use crate::support::{
     Results, client, path_str, rows, run_args, sample_video, start_function, summary_of,
 };
-use slblur_client::video::{DecodeOptions, RgbFrame, decode};
+use slblur_client::video::{DecodeOptions, RgbFrame, read_frames};
 
 fn first_frame(path: &std::path::Path) -> (RgbFrame, slblur_client::video::VideoInfo) {
     let mut first = None;
-    let info = decode(path, DecodeOptions::default(), |i, f| {
+    let info = read_frames(path, DecodeOptions::default(), |i, f| {
         if i == 0 {
             first = Some(f);
         }

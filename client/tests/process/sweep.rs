@@ -67,7 +67,7 @@ fn two_targets_alternate_over_a_users_by_think_grid() {
             assert_eq!(frames, [0, 1], "each user sends the frames in order");
         }
     }
-    assert_eq!(run.summary.len(), 8, "one summary.csv row per cell");
+    assert_eq!(run.summary.len(), 8, "one cells.csv row per cell");
     assert!(
         run.summary.iter().all(|r| &r[7] == "1"),
         "success rate 1 everywhere"

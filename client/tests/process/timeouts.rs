@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{FakeServer, Reply, Results, client, rows, run_args, summary_of};
+use crate::support::{FakeReply, FakeServer, Results, client, rows, run_args, summary_of};
 
 #[test]
 fn hanging_server_gives_timeout_rows() {
-    let server = FakeServer::start(Reply::Hang);
+    let server = FakeServer::start(FakeReply::Hang);
     let results = Results::new();
     let extra = ["--frames", "3", "--timeout", "1"];
     let begin = Instant::now();
@@ -43,7 +43,7 @@ fn hanging_server_gives_timeout_rows() {
 #[test]
 fn body_that_never_ends_is_a_timeout_with_its_status() {
     let head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n\xff\xd8\xff".to_vec();
-    let server = FakeServer::start(Reply::RawThenHang(head));
+    let server = FakeServer::start(FakeReply::RawThenHang(head));
     let results = Results::new();
     let extra = ["--frames", "2", "--timeout", "800ms"];
     summary_of(&client(&run_args(&server.url, &results.csv, &extra)));

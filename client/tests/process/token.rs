@@ -81,7 +81,7 @@ fn token_file_opens_a_protected_function() {
     assert_eq!(folder.rows.len(), 2);
     assert!(folder.rows.iter().all(|r| r.ok), "{:?}", folder.rows);
     assert_eq!(folder.manifest["token"], true);
-    for file in ["run.json", "results.csv", "summary.csv"] {
+    for file in ["run.json", "results.csv", "cells.csv"] {
         let content = std::fs::read_to_string(out_dir.join(file)).expect(file);
         assert!(!content.contains(TOKEN), "{file} holds the token");
     }

@@ -146,7 +146,7 @@ impl RefusedPort {
 
 /// What a fake server does with each request it has read.
 #[derive(Clone)]
-pub enum Reply {
+pub enum FakeReply {
     /// Write these bytes, then close.
     Raw(Vec<u8>),
     /// Write these bytes (e.g. headers only), then hold the connection open.
@@ -168,7 +168,7 @@ pub struct FakeServer {
 
 impl FakeServer {
     /// Starts a server that answers every request with `reply`.
-    pub fn start(reply: Reply) -> FakeServer {
+    pub fn start(reply: FakeReply) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake");
         let addr = listener.local_addr().expect("addr");
         let stop = Arc::new(AtomicBool::new(false));
@@ -192,7 +192,7 @@ impl FakeServer {
 
     /// A server that echoes each request body back as a JPEG after `delay`.
     pub fn echo(delay: Duration) -> FakeServer {
-        FakeServer::start(Reply::EchoAfter(delay, "image/jpeg"))
+        FakeServer::start(FakeReply::EchoAfter(delay, "image/jpeg"))
     }
 }
 
@@ -203,21 +203,21 @@ impl Drop for FakeServer {
     }
 }
 
-fn serve_fake(mut conn: TcpStream, reply: Reply) {
+fn serve_fake(mut conn: TcpStream, reply: FakeReply) {
     // Keep-alive: answer every request on the connection the same way.
     while let Some(body) = read_request(&mut conn) {
         match &reply {
-            Reply::Raw(bytes) => {
+            FakeReply::Raw(bytes) => {
                 let _ = conn.write_all(bytes);
                 let _ = conn.shutdown(Shutdown::Both);
                 return;
             }
-            Reply::RawThenHang(bytes) => {
+            FakeReply::RawThenHang(bytes) => {
                 let _ = conn.write_all(bytes);
                 thread::sleep(Duration::from_secs(60));
                 return;
             }
-            Reply::EchoAfter(delay, content_type) => {
+            FakeReply::EchoAfter(delay, content_type) => {
                 thread::sleep(*delay);
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
@@ -231,11 +231,11 @@ fn serve_fake(mut conn: TcpStream, reply: Reply) {
                     return;
                 }
             }
-            Reply::Hang => {
+            FakeReply::Hang => {
                 thread::sleep(Duration::from_secs(60));
                 return;
             }
-            Reply::Close => return,
+            FakeReply::Close => return,
         }
     }
 }
@@ -337,7 +337,7 @@ pub fn grid_args(
     args
 }
 
-/// The run folder's results, summary.csv rows and run.json.
+/// The run folder's results, cells.csv rows and run.json.
 pub struct RunFolder {
     pub rows: Vec<Row>,
     pub summary: Vec<csv::StringRecord>,
@@ -346,7 +346,7 @@ pub struct RunFolder {
 
 /// Reads a `load`/`sweep` run folder.
 pub fn run_folder(out: &Path) -> RunFolder {
-    let mut reader = csv::Reader::from_path(out.join("summary.csv")).expect("summary.csv");
+    let mut reader = csv::Reader::from_path(out.join("cells.csv")).expect("cells.csv");
     let summary = reader
         .records()
         .collect::<Result<_, _>>()

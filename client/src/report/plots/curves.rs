@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{
-    Area, DrawResult, GRID_LINE, Plot, axis_number, cells_of, colour, draw_legend, font,
+    Area, Chart, DrawResult, GRID_LINE, Plot, axis_number, cells_of, colour, draw_legend, font,
     panel_chart, render, target_panels, think_times, upper,
 };
 use crate::report::{Analysis, CellReport, ReportError};
@@ -75,12 +76,75 @@ pub fn draw(analysis: &Analysis, out: &Path) -> Result<Vec<Plot>, ReportError> {
     Ok(plots)
 }
 
+/// What a closed-loop curve shows, and how.
 #[derive(Clone, Copy, PartialEq)]
 enum Metric {
     Rtt,
     Throughput,
     Success,
 }
+
+impl Metric {
+    fn y_desc(self) -> &'static str {
+        match self {
+            Metric::Rtt => "round trip (ms)",
+            Metric::Throughput => "requests / s",
+            Metric::Success => "success (%)",
+        }
+    }
+
+    /// Where the legend is least in the way of the curves.
+    fn legend(self) -> SeriesLabelPosition {
+        match self {
+            Metric::Rtt => SeriesLabelPosition::UpperLeft,
+            Metric::Throughput => SeriesLabelPosition::LowerRight,
+            Metric::Success => SeriesLabelPosition::LowerLeft,
+        }
+    }
+
+    fn measured(self, c: &CellReport) -> Option<f64> {
+        match self {
+            Metric::Rtt => Some(c.stats.rtt?.mean),
+            Metric::Throughput => Some(c.stats.throughput_rps),
+            Metric::Success => Some(c.stats.success_rate * 100.0),
+        }
+    }
+
+    /// The model's value; the model does not predict the success rate.
+    fn predicted(self, c: &CellReport) -> Option<f64> {
+        let p = c.prediction?;
+        match self {
+            Metric::Rtt => p.rtt_ms,
+            Metric::Throughput => Some(p.throughput_rps),
+            Metric::Success => None,
+        }
+    }
+
+    /// The top of the y axis: one scale for all panels, so targets compare at a glance.
+    fn y_max(self, analysis: &Analysis) -> f64 {
+        match self {
+            Metric::Success => 105.0,
+            Metric::Rtt => upper(
+                analysis
+                    .cells
+                    .iter()
+                    .filter(|c| !c.key.is_open())
+                    .flat_map(|c| {
+                        [
+                            c.stats.rtt_ci95.map(|ci| ci.1),
+                            c.stats.rtt.map(|d| d.mean.max(d.median)),
+                            c.prediction.and_then(|p| p.rtt_ms),
+                        ]
+                    })
+                    .flatten()
+                    .fold(0.0, f64::max),
+            ),
+            Metric::Throughput => upper(max_throughput(analysis.cells.iter())),
+        }
+    }
+}
+
+type Curves<'a, 'b> = Chart<'a, 'b, RangedCoordf64, RangedCoordf64>;
 
 fn per_target(analysis: &Analysis, root: &Area<'_>, metric: Metric) -> DrawResult {
     let thinks = think_times(analysis);
@@ -90,44 +154,17 @@ fn per_target(analysis: &Analysis, root: &Area<'_>, metric: Metric) -> DrawResul
         .map(|c| c.key.users)
         .max()
         .unwrap_or(1);
-    // One y scale for all panels, so targets compare at a glance.
-    let y_max = match metric {
-        Metric::Success => 105.0,
-        Metric::Rtt => upper(
-            analysis
-                .cells
-                .iter()
-                .filter(|c| !c.key.is_open())
-                .flat_map(|c| {
-                    [
-                        c.stats.rtt_ci95.map(|ci| ci.1),
-                        c.stats.rtt.map(|d| d.mean.max(d.median)),
-                        c.prediction.and_then(|p| p.rtt_ms),
-                    ]
-                })
-                .flatten()
-                .fold(0.0, f64::max),
-        ),
-        Metric::Throughput => upper(max_throughput(analysis.cells.iter())),
-    };
+    let y_max = metric.y_max(analysis);
     for (target, area) in target_panels(root, &analysis.targets) {
-        let mut chart = panel_chart(
-            &area,
-            &target,
-            0.5f64..f64::from(max_users) + 0.5,
-            0f64..y_max,
-        )?;
+        let x_range = 0.5f64..f64::from(max_users) + 0.5;
+        let mut chart = panel_chart(&area, &target, x_range.clone(), 0f64..y_max)?;
         chart
             .configure_mesh()
             .light_line_style(TRANSPARENT)
             .bold_line_style(GRID_LINE)
             .y_label_formatter(&axis_number)
             .x_desc("users")
-            .y_desc(match metric {
-                Metric::Rtt => "round trip (ms)",
-                Metric::Throughput => "requests / s",
-                Metric::Success => "success (%)",
-            })
+            .y_desc(metric.y_desc())
             .x_labels(max_users.min(12) as usize)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style(font(12))
@@ -142,65 +179,8 @@ fn per_target(analysis: &Analysis, root: &Area<'_>, metric: Metric) -> DrawResul
                 .copied()
                 .filter(|c| c.key.think_s == *think)
                 .collect();
-            if line.is_empty() {
-                continue;
-            }
-            let col = colour(i);
-            let x = |c: &CellReport| f64::from(c.key.users);
-            let measured: Vec<(f64, f64)> = line
-                .iter()
-                .filter_map(|c| {
-                    Some((
-                        x(c),
-                        match metric {
-                            Metric::Rtt => c.stats.rtt?.mean,
-                            Metric::Throughput => c.stats.throughput_rps,
-                            Metric::Success => c.stats.success_rate * 100.0,
-                        },
-                    ))
-                })
-                .collect();
-            chart
-                .draw_series(LineSeries::new(measured.clone(), col.stroke_width(2)))?
-                .label(format!("think {think} s"))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
-                });
-            chart.draw_series(measured.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
-            if metric == Metric::Rtt {
-                let median: Vec<(f64, f64)> = line
-                    .iter()
-                    .filter_map(|c| Some((x(c), c.stats.rtt?.median)))
-                    .collect();
-                chart.draw_series(DashedLineSeries::new(median, 6, 4, col.stroke_width(1)))?;
-                for c in &line {
-                    if let Some((lo, hi)) = c.stats.rtt_ci95 {
-                        let (xc, w) = (x(c), 0.08);
-                        chart.draw_series([
-                            PathElement::new(vec![(xc, lo), (xc, hi)], col.stroke_width(1)),
-                            PathElement::new(vec![(xc - w, lo), (xc + w, lo)], col.stroke_width(1)),
-                            PathElement::new(vec![(xc - w, hi), (xc + w, hi)], col.stroke_width(1)),
-                        ])?;
-                    }
-                }
-            }
-            if metric != Metric::Success {
-                let model: Vec<(f64, f64)> = line
-                    .iter()
-                    .filter_map(|c| {
-                        let p = c.prediction?;
-                        Some((
-                            x(c),
-                            if metric == Metric::Rtt {
-                                p.rtt_ms?
-                            } else {
-                                p.throughput_rps
-                            },
-                        ))
-                    })
-                    .collect();
-                chart.draw_series(LineSeries::new(model.clone(), col.mix(0.7).stroke_width(1)))?;
-                chart.draw_series(model.iter().map(|&p| Cross::new(p, 4, col.stroke_width(1))))?;
+            if !line.is_empty() {
+                draw_line(&mut chart, &line, metric, *think, colour(i))?;
             }
         }
         if metric == Metric::Throughput
@@ -209,17 +189,59 @@ fn per_target(analysis: &Analysis, root: &Area<'_>, metric: Metric) -> DrawResul
             let capacity = f64::from(fit.servers) / fit.service_ms * 1000.0;
             if capacity < y_max {
                 chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(0.5, capacity), (f64::from(max_users) + 0.5, capacity)],
+                    vec![(x_range.start, capacity), (x_range.end, capacity)],
                     RGBColor(150, 150, 150).stroke_width(1),
                 )))?;
             }
         }
-        let position = match metric {
-            Metric::Rtt => SeriesLabelPosition::UpperLeft,
-            Metric::Throughput => SeriesLabelPosition::LowerRight,
-            Metric::Success => SeriesLabelPosition::LowerLeft,
-        };
-        draw_legend(&mut chart, position)?;
+        draw_legend(&mut chart, metric.legend())?;
+    }
+    Ok(())
+}
+
+/// One think time's curve over users: measured (solid, dots), for the round trip also the
+/// median (dashed) and the 95 % confidence intervals, and the model (thin, crosses).
+fn draw_line(
+    chart: &mut Curves<'_, '_>,
+    line: &[&CellReport],
+    metric: Metric,
+    think: f64,
+    col: RGBColor,
+) -> DrawResult {
+    let x = |c: &CellReport| f64::from(c.key.users);
+    let measured: Vec<(f64, f64)> = line
+        .iter()
+        .filter_map(|c| Some((x(c), metric.measured(c)?)))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(measured.clone(), col.stroke_width(2)))?
+        .label(format!("think {think} s"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+    chart.draw_series(measured.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
+    if metric == Metric::Rtt {
+        let median: Vec<(f64, f64)> = line
+            .iter()
+            .filter_map(|c| Some((x(c), c.stats.rtt?.median)))
+            .collect();
+        chart.draw_series(DashedLineSeries::new(median, 6, 4, col.stroke_width(1)))?;
+        for c in line {
+            if let Some((lo, hi)) = c.stats.rtt_ci95 {
+                let (xc, w) = (x(c), 0.08);
+                chart.draw_series([
+                    PathElement::new(vec![(xc, lo), (xc, hi)], col.stroke_width(1)),
+                    PathElement::new(vec![(xc - w, lo), (xc + w, lo)], col.stroke_width(1)),
+                    PathElement::new(vec![(xc - w, hi), (xc + w, hi)], col.stroke_width(1)),
+                ])?;
+            }
+        }
+    }
+    let model: Vec<(f64, f64)> = line
+        .iter()
+        .filter_map(|c| Some((x(c), metric.predicted(c)?)))
+        .collect();
+    if !model.is_empty() {
+        chart.draw_series(LineSeries::new(model.clone(), col.mix(0.7).stroke_width(1)))?;
+        chart.draw_series(model.iter().map(|&p| Cross::new(p, 4, col.stroke_width(1))))?;
     }
     Ok(())
 }

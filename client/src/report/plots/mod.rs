@@ -70,26 +70,28 @@ fn render(
     draw: impl FnOnce(&Area<'_>) -> DrawResult,
 ) -> Result<Plot, ReportError> {
     let path = out.join(&plot.file);
-    let plot_err = |reason: String| ReportError::Plot {
+    let plot_err = |source: Box<dyn Error + Send + Sync>| ReportError::Plot {
         path: path.clone(),
-        reason,
+        source,
     };
     let mut buffer = vec![0u8; plot.width as usize * plot.height as usize * 3];
     {
         let root =
             BitMapBackend::with_buffer(&mut buffer, (plot.width, plot.height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_err(e.to_string()))?;
-        draw(&root).map_err(|e| plot_err(e.to_string()))?;
-        root.present().map_err(|e| plot_err(e.to_string()))?;
+        // plotters' errors borrow the backend: keep their text.
+        root.fill(&WHITE)
+            .map_err(|e| plot_err(e.to_string().into()))?;
+        draw(&root).map_err(|e| plot_err(e.to_string().into()))?;
+        root.present().map_err(|e| plot_err(e.to_string().into()))?;
     }
-    let file = std::fs::File::create(&path).map_err(|e| plot_err(e.to_string()))?;
+    let file = std::fs::File::create(&path).map_err(|e| plot_err(e.into()))?;
     PngEncoder::new_with_quality(
         std::io::BufWriter::new(file),
         CompressionType::Best,
         FilterType::Adaptive,
     )
     .write_image(&buffer, plot.width, plot.height, ExtendedColorType::Rgb8)
-    .map_err(|e| plot_err(e.to_string()))?;
+    .map_err(|e| plot_err(e.into()))?;
     Ok(plot)
 }
 

@@ -1,0 +1,108 @@
+//! The options `run`, `load` and `sweep` share: where to send, what to send and for how long.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+use slblur_protocol::{ImageKind, Wire};
+
+use super::UsageError;
+use crate::cli::values::{
+    DEFAULT_URL, image_kind_parser, parse_count, parse_duration, parse_target, parse_url,
+    parse_width, wire_parser,
+};
+use crate::rig::plan::{FrameSource, Limits, TargetSpec};
+
+/// The target name `--url` stands for.
+pub const DEFAULT_TARGET: &str = "default";
+
+/// Options shared by `run`, `load` and `sweep`: targets, video, wire format, limits.
+#[derive(Debug, clap::Args, Clone)]
+pub struct SendArgs {
+    /// Function URL (on OpenFaaS: http://GATEWAY:8080/function/slblur); the target `default`.
+    #[arg(long, env = "SLBLUR_URL", value_parser = parse_url, conflicts_with = "targets")]
+    pub url: Option<Url>,
+    /// A named deployment to load, NAME=URL; repeat it to compare deployments
+    /// (e.g. --target serverless=http://gw:8080/function/slblur --target serverful=http://svc/).
+    #[arg(long = "target", value_name = "NAME=URL", value_parser = parse_target)]
+    pub targets: Vec<TargetSpec>,
+    /// Video whose frames are sent (any format FFmpeg reads).
+    #[arg(long, value_name = "PATH")]
+    pub video: PathBuf,
+    /// Request format: binary (image body), json (base64 in JSON) or seed (the original system's).
+    #[arg(long, value_parser = wire_parser(), default_value_t = Wire::Binary)]
+    pub wire: Wire,
+    /// Image format of the frames [default: jpeg, png for --wire seed].
+    #[arg(long, value_parser = image_kind_parser())]
+    pub format: Option<ImageKind>,
+    /// JPEG quality (1-100).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Scale frames to this width in pixels before sending, keeping the aspect ratio.
+    #[arg(long, value_name = "PX", value_parser = parse_width)]
+    pub width: Option<u32>,
+    /// Give up on a request after this long (the whole round trip); it becomes a failed row.
+    #[arg(long, default_value = "25", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Requests per user: the first N frames (with --loop, N requests wrapping around the video).
+    #[arg(long, value_name = "N", value_parser = parse_count)]
+    pub frames: Option<u64>,
+    /// Start again at frame 0 after the last frame (until --frames, --duration or Ctrl-C).
+    #[arg(long = "loop")]
+    pub looping: bool,
+    /// Stop each user after this long (no new request starts after it).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Do not draw the progress bar (it is only drawn when stdout is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Send the token in this file (e.g. the function's OpenFaaS secret) as
+    /// `Authorization: Bearer <token>` on every request; read once, never printed.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl SendArgs {
+    /// The targets to load: `--target`s, or `--url` (or the local default) named `default`.
+    pub fn target_list(&self) -> Vec<TargetSpec> {
+        if !self.targets.is_empty() {
+            return self.targets.clone();
+        }
+        let url = self
+            .url
+            .clone()
+            .unwrap_or_else(|| Url::parse(DEFAULT_URL).expect("DEFAULT_URL is a valid URL"));
+        vec![TargetSpec {
+            name: DEFAULT_TARGET.to_string(),
+            url,
+        }]
+    }
+
+    /// The frames to send: the video, encoded for the wire in `--format` (the wire's default
+    /// image format unless given).
+    pub fn frame_source(&self) -> FrameSource {
+        FrameSource {
+            video: self.video.clone(),
+            wire: self.wire,
+            format: self.format.unwrap_or_else(|| self.wire.default_image()),
+            quality: self.quality,
+            width: self.width,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            frames: self.frames,
+            looping: self.looping,
+            duration: self.duration,
+        }
+    }
+
+    /// The checks clap cannot make on one option alone.
+    pub fn check(&self) -> Result<(), UsageError> {
+        if self.timeout.is_zero() {
+            return Err(UsageError("--timeout must be more than 0".into()));
+        }
+        Ok(())
+    }
+}
