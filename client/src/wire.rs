@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use slblur_protocol::{
-    ErrorBody, ImageKind, JsonReply, JsonRequest, Wire, header, seed, server_timing, stage,
+    ErrorBody, ImageKind, JsonReply, JsonRequest, Source, Wire, header, seed, server_timing, stage,
 };
 
 use crate::video::RgbFrame;
@@ -127,8 +127,9 @@ pub fn request_body(
         Wire::Json => {
             let request = JsonRequest {
                 image: BASE64.encode(&image).into(),
+                hints: Vec::new(),
             };
-            // Serializing a struct of one string cannot fail.
+            // Serializing a string and an empty list cannot fail.
             serde_json::to_vec(&request).unwrap_or_default().into()
         }
         Wire::Seed => BASE64.encode(&image).into(),
@@ -219,7 +220,15 @@ fn parse_json(body: &Bytes) -> Result<ParsedReply, String> {
         ml_ms: Some(t.ml),
         queue_ms: Some(t.queue),
         instance: Some(reply.instance.into_owned()),
-        faces: u32::try_from(reply.faces.len()).ok(),
+        // Detected faces only: the rest of the list are the request's hints.
+        faces: u32::try_from(
+            reply
+                .faces
+                .iter()
+                .filter(|f| f.source == Source::Detected)
+                .count(),
+        )
+        .ok(),
         cold: Some(reply.cold),
         image: Some(ReplyImage::Base64(reply.image.into_owned())),
     })
@@ -351,11 +360,16 @@ mod tests {
             bbox: [x, x, x + 1.0, x + 1.0],
             score: 0.9,
             landmarks: [x; 10],
+            source: Source::Detected,
         };
         let reply = serde_json::to_string(&JsonReply {
             image: request.image,
             format: ImageKind::Png,
-            faces: vec![face(0.0), face(2.0)],
+            faces: vec![
+                face(0.0),
+                face(2.0),
+                slblur_protocol::Face::hint([1.0, 1.0, 4.0, 4.0]),
+            ],
             timings_ms: slblur_protocol::Timings {
                 ml: 12.5,
                 total: 20.0,

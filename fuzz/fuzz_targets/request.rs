@@ -1,8 +1,10 @@
-//! The function's request path: Content-Type, query and body through the real wire detection,
-//! option parsing, decoding limits, detection (the real model, kept cheap by tiny limits) and
-//! rendering. Any panic is a finding; so is a 5xx, which no client input should cause.
+//! The function's request path: Content-Type, hints, query and body through the real wire
+//! detection, option and hint parsing, decoding limits, detection (the real model, kept cheap by
+//! tiny limits), hint masking and rendering. Any panic is a finding; so is a 5xx, which no
+//! client input should cause.
 //!
-//! Input: one selector byte (Content-Type), the query up to the first `\n`, then the body.
+//! Input: one selector byte (its low bits pick the Content-Type; with bit 7 set, the next line
+//! is the `X-Slblur-Hints` value), the query up to the next `\n`, then the body.
 
 #![no_main]
 
@@ -61,12 +63,26 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
-    let (raw_query, body) = match rest.iter().position(|&b| b == b'\n') {
-        Some(at) => (&rest[..at], &rest[at + 1..]),
-        None => (&rest[..0], rest),
+    // Where a line ends and the next part starts; no `\n`: an empty line, all of it after.
+    let split = |bytes: &[u8]| -> (usize, usize) {
+        match bytes.iter().position(|&b| b == b'\n') {
+            Some(at) => (at, at + 1),
+            None => (0, 0),
+        }
     };
     let mut headers = HeaderMap::new();
-    if let Some(ct) = CONTENT_TYPES[usize::from(selector) % CONTENT_TYPES.len()] {
+    let mut rest = rest;
+    if selector & 0x80 != 0 {
+        let (end, next) = split(rest);
+        // A value no HTTP client could send (a control byte) is not a request to test.
+        if let Ok(value) = HeaderValue::from_bytes(&rest[..end]) {
+            headers.insert(slblur_protocol::header::HINTS, value);
+        }
+        rest = &rest[next..];
+    }
+    let (end, next) = split(rest);
+    let (raw_query, body) = (&rest[..end], &rest[next..]);
+    if let Some(ct) = CONTENT_TYPES[usize::from(selector & 0x7f) % CONTENT_TYPES.len()] {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     let uri = format!("/?{}", query(raw_query));

@@ -15,7 +15,7 @@ use slblur::codec::{self, Frame};
 use slblur::detect::input::{InputShape, resize, to_tensor};
 use slblur::detect::{Detector, OwnOps, postprocess::postprocess};
 use slblur::options::{FrameOptions, ImageKind};
-use slblur::pipeline::{Transport, process};
+use slblur::pipeline::{Input, process};
 
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -93,7 +93,7 @@ fn main() -> anyhow::Result<()> {
         // Per run, from the pipeline's own stage timings, so ML and total come from one frame.
         let mut non_ml_shares = Vec::new();
         let total_t = stage(&mut || {
-            if let Ok(p) = process(&detector, &jpeg, Transport::Raw, &options, u64::MAX) {
+            if let Ok(p) = process(&detector, Input::raw(&jpeg), &options, u64::MAX) {
                 let t = p.timings;
                 let non_ml = t.decode + t.blur + t.encode;
                 non_ml_shares.push(non_ml / (non_ml + t.ml));

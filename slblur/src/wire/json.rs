@@ -7,15 +7,22 @@ use std::fmt;
 use faas_server::{Context, Problem, Reply};
 use serde::de::{self, Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use slblur_protocol::json::{self, IMAGE_FIELD, JsonReply};
+use slblur_protocol::boxes::{self, BoxPx, MAX_HINTS};
+use slblur_protocol::json::{self, HINTS_FIELD, IMAGE_FIELD, JsonReply};
 
 use crate::options::{FrameOptions, MAX_QUOTED_BYTES, OPTION_NAMES, OptionError, quote};
 use crate::pipeline::Processed;
 
-/// Splits a JSON request into the base64 image text and the options it sets. The object is
-/// read field by field, never built as a tree: a value of the wrong type (say a 48 MB array
-/// for `mode`) is refused at its first byte, and only the image text is copied.
-pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>, Problem> {
+/// A JSON request's image (base64 text) and hints; its options went into the frame options.
+pub struct JsonInput {
+    pub image: Vec<u8>,
+    pub hints: Vec<BoxPx>,
+}
+
+/// Splits a JSON request into the base64 image text, its hints and the options it sets. The
+/// object is read field by field, never built as a tree: a value of the wrong type (say a 48 MB
+/// array for `mode`) is refused at its first byte, and only the image text is copied.
+pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<JsonInput, Problem> {
     let invalid = |message: String| Problem::bad_request("invalid_json", message);
     let mut refused = None;
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -25,7 +32,7 @@ pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>,
         })
         .and_then(|request| de.end().map(|()| request));
     if let Some(e) = refused {
-        return Err(e.into());
+        return Err(e);
     }
     let request = parsed.map_err(|e| {
         if e.is_data() {
@@ -38,19 +45,23 @@ pub fn parse_request(body: &[u8], options: &mut FrameOptions) -> Result<Vec<u8>,
         .image
         .ok_or_else(|| invalid("the \"image\" field (base64 JPEG or PNG) is missing".into()))?;
     options.apply_pairs(&request.options)?;
-    Ok(image)
+    Ok(JsonInput {
+        image,
+        hints: request.hints,
+    })
 }
 
-/// A JSON request as read: the image text and each option as text.
+/// A JSON request as read: the image text, the hints and each option as text.
 struct Request {
     image: Option<Vec<u8>>,
+    hints: Vec<BoxPx>,
     options: Vec<(String, String)>,
 }
 
-/// Reads the top-level object; an unknown name or a bad option value is parked in `refused`
-/// (an `invalid_option`, not an `invalid_json`) and stops the parse.
+/// Reads the top-level object; an unknown name, a bad option value or bad hints are parked in
+/// `refused` (an `invalid_option` or `invalid_hints`, not an `invalid_json`) and stop the parse.
 struct RequestVisitor<'r> {
-    refused: &'r mut Option<OptionError>,
+    refused: &'r mut Option<Problem>,
 }
 
 impl<'de> Visitor<'de> for RequestVisitor<'_> {
@@ -63,6 +74,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
         let mut request = Request {
             image: None,
+            hints: Vec::new(),
             options: Vec::new(),
         };
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
@@ -71,30 +83,77 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                     .next_value()
                     .map_err(|_| A::Error::custom("\"image\" must be a base64 string"))?;
                 request.image = Some(image.into_owned().into_bytes());
+            } else if name == HINTS_FIELD {
+                match map.next_value::<Hints>() {
+                    Ok(Hints(hints)) => request.hints = hints,
+                    Err(e) => {
+                        *self.refused = Some(super::invalid_hints(format!("\"hints\": {e}")));
+                        return Err(e);
+                    }
+                }
             } else if OPTION_NAMES.contains(&&*name) {
                 match map.next_value::<OptionText>() {
                     Ok(OptionText(Ok(value))) => request.options.push((name.into_owned(), value)),
                     Ok(OptionText(Err(reason))) => {
-                        *self.refused = Some(OptionError::new(&name, reason));
+                        *self.refused = Some(OptionError::new(&name, reason).into());
                         return Err(A::Error::custom("invalid option"));
                     }
                     Err(e) => {
-                        *self.refused = Some(OptionError::new(
-                            &name,
-                            "expected a string or a number".to_string(),
-                        ));
+                        *self.refused = Some(
+                            OptionError::new(&name, "expected a string or a number".to_string())
+                                .into(),
+                        );
                         return Err(e);
                     }
                 }
             } else {
-                *self.refused = Some(OptionError::new(
-                    &name,
-                    format!("unknown option; known: image, {}", OPTION_NAMES.join(", ")),
-                ));
+                *self.refused = Some(
+                    OptionError::new(
+                        &name,
+                        format!(
+                            "unknown option; known: image, hints, {}",
+                            OPTION_NAMES.join(", ")
+                        ),
+                    )
+                    .into(),
+                );
                 return Err(A::Error::custom("unknown field"));
             }
         }
         Ok(request)
+    }
+}
+
+/// The `hints` list, read box by box: the 65th box, or any box that is not four numbers in
+/// order, stops the read at once (a huge array is never held).
+struct Hints(Vec<BoxPx>);
+
+impl<'de> Deserialize<'de> for Hints {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_seq(HintsVisitor)
+    }
+}
+
+struct HintsVisitor;
+
+impl<'de> Visitor<'de> for HintsVisitor {
+    type Value = Hints;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of [x1, y1, x2, y2] boxes")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Hints, A::Error> {
+        let mut hints = Vec::new();
+        while let Some(b) = seq.next_element::<BoxPx>()? {
+            if hints.len() == MAX_HINTS {
+                return Err(A::Error::custom(format!("more than {MAX_HINTS} boxes")));
+            }
+            let b = boxes::check(b)
+                .map_err(|why| A::Error::custom(format!("box {}: {why}", hints.len() + 1)))?;
+            hints.push(b);
+        }
+        Ok(Hints(hints))
     }
 }
 
@@ -173,7 +232,7 @@ mod tests {
 
     fn parse(body: &[u8]) -> Result<(Vec<u8>, FrameOptions), Problem> {
         let mut options = Config::default().frame_options();
-        parse_request(body, &mut options).map(|image| (image, options))
+        parse_request(body, &mut options).map(|request| (request.image, options))
     }
 
     #[test]

@@ -11,6 +11,34 @@ pub use slblur_protocol::Wire;
 use slblur_protocol::{Declared, header as wire_header, stage};
 
 use crate::pipeline::Processed;
+use slblur_protocol::boxes::{self, BoxPx, MAX_HINTS};
+
+/// The boxes of `X-Slblur-Hints`, checked (none without the header).
+pub fn header_hints(headers: &HeaderMap) -> Result<Vec<BoxPx>, Problem> {
+    let Some(value) = headers.get(wire_header::HINTS) else {
+        return Ok(Vec::new());
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| invalid_hints("X-Slblur-Hints must be ASCII: x1,y1,x2,y2;…".into()))?;
+    boxes::parse(text).map_err(|why| invalid_hints(format!("X-Slblur-Hints: {why}")))
+}
+
+/// The header's hints and the body's together, at most [`MAX_HINTS`].
+pub fn join_hints(mut hints: Vec<BoxPx>, more: Vec<BoxPx>) -> Result<Vec<BoxPx>, Problem> {
+    hints.extend(more);
+    if hints.len() > MAX_HINTS {
+        return Err(invalid_hints(format!(
+            "{} hints in the header and the body together, more than {MAX_HINTS}",
+            hints.len()
+        )));
+    }
+    Ok(hints)
+}
+
+pub fn invalid_hints(message: String) -> Problem {
+    Problem::bad_request("invalid_hints", message)
+}
 
 /// What the headers alone say; untyped bodies are told apart by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +85,14 @@ impl WireHint {
 }
 
 /// Renders a processed frame in its wire format; every format also carries the stage timings
-/// (the server adds queue and the same total to `Server-Timing`), the face count, the network input size
-/// (`x-slblur-inference: WxH`), the cold flag and the replica's name (the load rig tells
-/// instances apart by it).
+/// (the server adds queue and the same total to `Server-Timing`), the detected face count, the
+/// boxes masked and how many, the network input size (`x-slblur-inference: WxH`), the cold
+/// flag and the replica's name (the load rig tells instances apart by it).
 pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Reply, Problem> {
     let t = processed.timings;
-    let faces = processed.faces.len();
+    let faces = processed.detected();
+    let masked = processed.masked;
+    let masked_boxes: Vec<BoxPx> = processed.faces.iter().map(|f| f.bbox).collect();
     let inference = format!(
         "{}x{}",
         processed.inference.width, processed.inference.height
@@ -80,6 +110,8 @@ pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Re
         .stage(stage::ENCODE, t.encode)
         .total(t.total)
         .header(wire_header::FACE_COUNT, faces.to_string())
+        .header(wire_header::MASKED, masked.to_string())
+        .header(wire_header::BOXES, boxes::render(&masked_boxes))
         .header(wire_header::INFERENCE, inference)
         .header(
             wire_header::COLD,

@@ -64,9 +64,9 @@ fn boxes_match_deface_on_every_reference_frame() {
         for want in &case.faces {
             let best = found
                 .iter()
-                .max_by(|a, b| iou(&a.bbox, &want.bbox).total_cmp(&iou(&b.bbox, &want.bbox)));
+                .max_by(|a, b| iou(a.bbox, want.bbox).total_cmp(&iou(b.bbox, want.bbox)));
             let face = best.expect("a face");
-            let overlap = iou(&face.bbox, &want.bbox);
+            let overlap = iou(face.bbox, want.bbox);
             assert!(
                 overlap >= 0.9,
                 "{label}: IoU {overlap:.3} for {:?} vs deface {:?}",

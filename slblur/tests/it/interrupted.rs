@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use faas_server::Problem;
 use slblur::detect::Detector;
-use slblur::pipeline::{FrameError, Transport, process_until};
+use slblur::pipeline::{FrameError, Input, process_until};
 
 #[test]
 fn work_stops_at_the_first_stage_boundary_after_an_interruption() {
@@ -22,8 +22,7 @@ fn work_stops_at_the_first_stage_boundary_after_an_interruption() {
         };
         let result = process_until(
             &detector,
-            &jpeg,
-            Transport::Raw,
+            Input::raw(&jpeg),
             &options,
             u64::MAX,
             &interrupted,
@@ -39,8 +38,8 @@ fn work_stops_at_the_first_stage_boundary_after_an_interruption() {
         asked.set(asked.get() + 1);
         None
     };
-    let done = process_until(&detector, &jpeg, Transport::Raw, &options, u64::MAX, &never)
-        .expect("processed");
+    let done =
+        process_until(&detector, Input::raw(&jpeg), &options, u64::MAX, &never).expect("processed");
     assert_eq!(done.faces.len(), 3);
     assert_eq!(
         asked.get(),

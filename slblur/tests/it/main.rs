@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod depthwise;
 mod detection;
+mod hints;
 mod interrupted;
 mod metrics;
 mod overload;
