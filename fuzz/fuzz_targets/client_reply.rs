@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(reply) = parse_reply(wire, &headers, &body) {
             // What --save-video does with the returned frame.
             if let Some(image) = reply.image {
-                let _ = image.decode();
+                let _ = image.to_frame();
             }
         }
     } else {

@@ -69,9 +69,9 @@ pub fn plan(args: &Args) -> Result<Plan, UsageError> {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Finish> {
-    let driven = drive::drive(&plan(args)?).await?;
+    let mut driven = drive::drive(&plan(args)?).await?;
     if let Some(path) = &args.save_video {
-        save_video(path.clone(), &driven).await?;
+        save_video(path.clone(), &mut driven).await?;
     }
     let json = driven.conclude();
     if let Some(path) = &args.summary_json {
@@ -80,9 +80,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Finish> {
     Ok(driven.finish)
 }
 
-async fn save_video(path: PathBuf, driven: &Driven) -> anyhow::Result<()> {
+async fn save_video(path: PathBuf, driven: &mut Driven) -> anyhow::Result<()> {
     let workload = std::sync::Arc::clone(&driven.workload);
-    let images = driven.images.clone();
+    let images = std::mem::take(&mut driven.images);
     tokio::task::spawn_blocking(move || write_video(&path, &workload, &images))
         .await
         .map_err(|_| RigError::Panicked("saving the video"))?

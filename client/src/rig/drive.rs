@@ -47,7 +47,10 @@ pub struct Driven {
 pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
     let token = Token::from_option(plan.token_file.as_deref())?;
     let (dir, previous, run_id) = open_output(plan)?;
-    let results = dir.as_ref().map_or_else(|| csv_path(plan), RunDir::results);
+    let results = match &dir {
+        Some(dir) => dir.results(),
+        None => plan.output.path().to_path_buf(),
+    };
     // Refuse a foreign results file before spending time on the video.
     record::check_header(&results)?;
     let workload = Arc::new(prepare_workload(plan).await?);
@@ -110,13 +113,6 @@ pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
         reports: dir.as_ref().map(RunDir::reports),
         rows: sink.rows(),
     })
-}
-
-fn csv_path(plan: &Plan) -> PathBuf {
-    match &plan.output {
-        Output::Csv(path) => path.clone(),
-        Output::RunDir { path, .. } => path.join(rundir::RESULTS),
-    }
 }
 
 /// The run folder (if the plan has one), the manifest of the run it already holds (only when
@@ -252,10 +248,7 @@ fn resume(dir: &RunDir, previous: RunManifest, manifest: &mut RunManifest) -> Re
 }
 
 fn announce(plan: &Plan, run_id: &str, cells: usize) {
-    let destination = match &plan.output {
-        Output::Csv(path) => path.display().to_string(),
-        Output::RunDir { path, .. } => path.display().to_string(),
-    };
+    let destination = plan.output.path().display();
     let urls: Vec<String> = plan.targets.iter().map(|t| t.url.to_string()).collect();
     let share = plan.share;
     eprintln!(

@@ -60,6 +60,15 @@ pub enum Output {
     },
 }
 
+impl Output {
+    /// The CSV file, or the run folder.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Output::Csv(path) | Output::RunDir { path, .. } => path,
+        }
+    }
+}
+
 /// The frames every request carries: a video, encoded once for the wire.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameSource {
