@@ -3,6 +3,8 @@
 //! `x1,y1,x2,y2;x1,y1,x2,y2` in input-frame pixels, so a reply's boxes can be sent back as the
 //! next frame's hints unchanged.
 
+use faas_protocol::clip;
+
 /// `[x1, y1, x2, y2]` in pixels of the frame as sent.
 pub type BoxPx = [f32; 4];
 
@@ -55,7 +57,7 @@ pub fn parse(text: &str) -> Result<Vec<BoxPx>, String> {
         for (slot, n) in b.iter_mut().zip([x1, y1, x2, y2]) {
             *slot = n
                 .parse::<f32>()
-                .map_err(|_| format!("box {}: {:?} is not a number", i + 1, clip(n)))?;
+                .map_err(|_| format!("box {}: {:?} is not a number", i + 1, clip(n, 16)))?;
         }
         boxes.push(check(b).map_err(|why| format!("box {}: {why}", i + 1))?);
     }
@@ -73,12 +75,6 @@ pub fn check(b: BoxPx) -> Result<BoxPx, String> {
         return Err("x1 must be below x2 and y1 below y2".into());
     }
     Ok(b)
-}
-
-/// At most 16 characters of a client's text, for a message.
-fn clip(n: &str) -> &str {
-    let end = n.char_indices().nth(16).map_or(n.len(), |(i, _)| i);
-    &n[..end]
 }
 
 /// The box inside a `width`×`height` frame, or `None` when none of it is.

@@ -8,6 +8,19 @@ pub mod server_timing;
 
 pub use error::{ErrorBody, ErrorDetail};
 
+/// `text` cut to at most `max` bytes (on a character boundary), saying how long it was: how a
+/// client's text appears in an error message or a log line.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
+}
+
 /// Header names the server reads or writes (lower case, as HTTP/2 and `http` spell them).
 pub mod header {
     /// The caller's request id, echoed in every answer (a new UUID when the caller sent none).

@@ -166,17 +166,7 @@ impl Problem {
 /// Longest message a client or a log line gets.
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 
-/// `text` cut to at most `max` bytes (on a character boundary), saying how long it was.
-pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &text[..end], text.len()).into()
-}
+pub use faas_protocol::clip;
 
 /// Client-supplied text made safe for one log line: control characters (newlines above all,
 /// which would forge lines in a text log) are escaped, and the length is bounded.
