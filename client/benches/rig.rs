@@ -190,6 +190,7 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
         thresholds: Vec::new(),
         reports_dir: None,
         keep_images: false,
+        smooth: slblur_client::rig::Smoothing::OFF,
         show_progress: false,
         token: None,
     };

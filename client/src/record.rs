@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// Column names, in file order. Must match the fields of [`Row`].
-pub const HEADER: [&str; 23] = [
+pub const HEADER: [&str; 27] = [
     "run_id",
     "users",
     "think_s",
@@ -37,11 +37,16 @@ pub const HEADER: [&str; 23] = [
     "worker",
     "intended_at",
     "rate_per_s",
+    "smooth",
+    "hints",
+    "masked",
+    "masked_area",
 ];
 
-/// The first columns, as files written before `target` … `intended_at` existed have them.
-/// Readers accept such files; the missing columns read as unknown.
-pub const LEGACY_COLUMNS: usize = 17;
+/// Earlier schemas: the first columns, as files written before the later ones existed have
+/// them (17: up to `error`; 23: up to `rate_per_s`). Readers accept such files; the missing
+/// columns read as unknown (`smooth` and `hints` as 0).
+pub const LEGACY_COLUMNS: [usize; 2] = [17, 23];
 
 /// One request. `None` fields are written as empty cells ("unknown").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +89,19 @@ pub struct Row {
     /// closed-loop users.
     #[serde(default)]
     pub rate_per_s: Option<f64>,
+    /// `--smooth N`: how many earlier replies' faces the user sent as hints (0: none).
+    #[serde(default)]
+    pub smooth: u32,
+    /// Boxes this request carried as hints (`X-Slblur-Hints`).
+    #[serde(default)]
+    pub hints: u32,
+    /// Regions the reply masked, detected faces and kept hints (`X-Slblur-Masked`, or the
+    /// length of JSON `faces`); empty if unknown.
+    #[serde(default)]
+    pub masked: Option<u32>,
+    /// The masked boxes' union as a share of the frame (0–1); empty if unknown.
+    #[serde(default)]
+    pub masked_area: Option<f64>,
 }
 
 impl Row {
@@ -120,6 +138,10 @@ impl Row {
             worker: 0,
             intended_at: String::new(),
             rate_per_s: None,
+            smooth: 0,
+            hints: 0,
+            masked: None,
+            masked_area: None,
         }
     }
 }
@@ -274,9 +296,12 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, RecordError> {
         .map_err(read_err)
 }
 
-/// This schema's header, or the legacy one without the columns after `error`.
+/// This schema's header, or an earlier one (see [`LEGACY_COLUMNS`]).
 pub fn is_known_header(line: &str) -> bool {
-    line == HEADER.join(",") || line == HEADER[..LEGACY_COLUMNS].join(",")
+    line == HEADER.join(",")
+        || LEGACY_COLUMNS
+            .iter()
+            .any(|&n| line == HEADER[..n].join(","))
 }
 
 /// `2025-01-31T12:00:00.123Z`: RFC 3339, UTC, milliseconds.
@@ -337,6 +362,10 @@ mod tests {
             worker: 1,
             intended_at: String::new(),
             rate_per_s: None,
+            smooth: 2,
+            hints: if ok { 1 } else { 0 },
+            masked: ok.then_some(3),
+            masked_area: ok.then_some(0.0125),
         }
     }
 
@@ -409,7 +438,7 @@ mod tests {
         let line = "r,2,0.5,1,3,0,1970-01-01T00:00:00.000Z,12.5,10,8.25,2,200,100,90,false,true,";
         fs::write(
             &path,
-            format!("{}\n{line}\n", HEADER[..LEGACY_COLUMNS].join(",")),
+            format!("{}\n{line}\n", HEADER[..LEGACY_COLUMNS[0]].join(",")),
         )
         .expect("test input");
         let rows = read_rows(&path).expect("legacy file reads");
@@ -417,6 +446,10 @@ mod tests {
         let r = &rows[0];
         assert_eq!((r.frame, r.ml_ms, r.ok), (3, Some(8.25), true));
         assert_eq!((r.target.as_str(), r.queue_ms, r.worker), ("", None, 0));
+        assert_eq!(
+            (r.smooth, r.hints, r.masked, r.masked_area),
+            (0, 0, None, None)
+        );
         // Appending new rows to a legacy file would mix two schemas: refused.
         assert!(matches!(
             CsvSink::open(&path),

@@ -2,7 +2,8 @@
 //! (built once per frame per run) and replies read into a result row's facts — timings, face
 //! count, cold flag, instance and the returned image.
 //!
-//! - binary: image body; timings in `Server-Timing`, faces in `X-Face-Count`.
+//! - binary: image body; timings in `Server-Timing`, faces in `X-Face-Count`, the masked
+//!   boxes in `X-Slblur-Boxes` (the detected ones first).
 //! - json: [`JsonRequest`] in, [`JsonReply`] out.
 //! - seed: the original Python system: base64 text in (no Content-Type), [`seed`] text out.
 
@@ -14,8 +15,10 @@ use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
+use slblur_protocol::boxes::{self, BoxPx};
 use slblur_protocol::{
-    ErrorBody, ImageKind, JsonReply, JsonRequest, Source, Wire, header, seed, server_timing, stage,
+    ErrorBody, Face, ImageKind, JsonReply, JsonRequest, Source, Wire, header, seed, server_timing,
+    stage,
 };
 
 use crate::video::RgbFrame;
@@ -44,8 +47,21 @@ pub struct ParsedReply {
     /// Which replica answered (`X-Slblur-Instance`, JSON `instance`).
     pub instance: Option<String>,
     pub faces: Option<u32>,
+    /// The boxes the reply lists as masked, in pixels of the frame sent: the detected faces
+    /// first (as many as `faces`), then the hints kept.
+    pub boxes: Vec<BoxPx>,
+    /// Regions masked: detected faces and the hints kept (0 with `mode=none`).
+    pub masked: Option<u32>,
     pub cold: Option<bool>,
     pub image: Option<ReplyImage>,
+}
+
+impl ParsedReply {
+    /// The detected faces' boxes (`--smooth` sends them back as hints).
+    pub fn detected(&self) -> &[BoxPx] {
+        let faces = self.faces.unwrap_or(0) as usize;
+        &self.boxes[..faces.min(self.boxes.len())]
+    }
 }
 
 /// The anonymized frame as it came back; decoded only if `--save-video` needs it.
@@ -198,6 +214,11 @@ fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<ParsedReply, String
         queue_ms: server_timing::find(&timing, stage::QUEUE),
         instance: None,
         faces: header_text(headers, header::FACE_COUNT).and_then(|v| v.trim().parse().ok()),
+        // The detected faces come first, as many as X-Face-Count; the rest are kept hints.
+        boxes: header_text(headers, header::BOXES)
+            .and_then(|v| boxes::parse(v).ok())
+            .unwrap_or_default(),
+        masked: header_text(headers, header::MASKED).and_then(|v| v.trim().parse().ok()),
         cold: header_text(headers, header::COLD).and_then(parse_bool),
         image: Some(ReplyImage::Raw(body.clone())),
     })
@@ -215,20 +236,19 @@ fn parse_json(body: &Bytes) -> Result<ParsedReply, String> {
         }
     })?;
     let t = reply.timings_ms;
+    // The detected faces first, then the request's hints.
+    let (detected, hints): (Vec<&Face>, Vec<&Face>) = reply
+        .faces
+        .iter()
+        .partition(|f| f.source == Source::Detected);
     Ok(ParsedReply {
         total_ms: Some(t.total),
         ml_ms: Some(t.ml),
         queue_ms: Some(t.queue),
         instance: Some(reply.instance.into_owned()),
-        // Detected faces only: the rest of the list are the request's hints.
-        faces: u32::try_from(
-            reply
-                .faces
-                .iter()
-                .filter(|f| f.source == Source::Detected)
-                .count(),
-        )
-        .ok(),
+        faces: u32::try_from(detected.len()).ok(),
+        boxes: detected.iter().chain(&hints).map(|f| f.bbox).collect(),
+        masked: u32::try_from(reply.faces.len()).ok(),
         cold: Some(reply.cold),
         image: Some(ReplyImage::Base64(reply.image.into_owned())),
     })
@@ -248,6 +268,8 @@ fn parse_seed(body: &Bytes) -> Result<ParsedReply, String> {
         queue_ms: None,
         instance: None,
         faces: None,
+        boxes: Vec::new(),
+        masked: None,
         cold: None,
         image: reply.image.map(|b64| ReplyImage::Base64(b64.to_string())),
     })
@@ -336,12 +358,19 @@ mod tests {
             HeaderValue::from_static("ml;dur=150.2, total;dur=160"),
         );
         h.insert("x-face-count", HeaderValue::from_static("2"));
+        h.insert("x-slblur-masked", HeaderValue::from_static("3"));
+        h.insert(
+            "x-slblur-boxes",
+            HeaderValue::from_static("1,2,3,4;5,6,7,8;9,9,12,12"),
+        );
         h.insert("x-slblur-cold", HeaderValue::from_static("true"));
         let r = parse_reply(Wire::Binary, &h, &body.bytes).expect("test input");
         assert_eq!(
-            (r.ml_ms, r.total_ms, r.faces, r.cold),
-            (Some(150.2), Some(160.0), Some(2), Some(true))
+            (r.ml_ms, r.total_ms, r.faces, r.masked, r.cold),
+            (Some(150.2), Some(160.0), Some(2), Some(3), Some(true))
         );
+        assert_eq!(r.detected(), [[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]]);
+        assert_eq!(r.boxes.len(), 3);
         let img = r.image.expect("test input").to_frame().expect("test input");
         assert_eq!((img.width, img.height), (32, 16));
         assert!(
@@ -390,9 +419,10 @@ mod tests {
         .expect("test input");
         let r = parse_reply(Wire::Json, &HeaderMap::new(), &reply.into()).expect("test input");
         assert_eq!(
-            (r.ml_ms, r.total_ms, r.faces, r.cold),
-            (Some(12.5), Some(20.0), Some(2), Some(false))
+            (r.ml_ms, r.total_ms, r.faces, r.masked, r.cold),
+            (Some(12.5), Some(20.0), Some(2), Some(3), Some(false))
         );
+        assert_eq!(r.detected(), [[0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0]]);
         assert_eq!(
             r.image.expect("test input").to_frame().expect("test input"),
             frame()

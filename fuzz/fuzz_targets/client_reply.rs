@@ -47,6 +47,10 @@ fuzz_target!(|data: &[u8]| {
     let body = Bytes::copy_from_slice(body);
     if status.is_success() {
         if let Ok(reply) = parse_reply(wire, &headers, &body) {
+            // What --smooth and the masked_area column do with the returned boxes.
+            assert!(reply.detected().len() <= reply.boxes.len());
+            let share = slblur_protocol::boxes::union_share(&reply.boxes, 640, 360);
+            assert!((0.0..=1.0 + 1e-9).contains(&share), "share {share}");
             // What --save-video does with the returned frame.
             if let Some(image) = reply.image {
                 let _ = image.to_frame();

@@ -22,7 +22,7 @@ from pathlib import Path
 
 HEADER = ("run_id,users,think_s,user_id,frame,iteration,started_at,rtt_ms,total_ms,ml_ms,faces,"
           "status,bytes_sent,bytes_received,cold,ok,error,target,instance,queue_ms,worker,"
-          "intended_at,rate_per_s").split(",")
+          "intended_at,rate_per_s,smooth,hints,masked,masked_area").split(",")
 
 
 def stamp(t):
@@ -83,6 +83,7 @@ def send(conn, body, row, start):
             ml_ms=timing.get("ml", ""),
             queue_ms=timing.get("queue", ""),
             faces=response.getheader("X-Face-Count", ""),
+            masked=response.getheader("X-Slblur-Masked", ""),
             cold=response.getheader("X-Slblur-Cold", ""),
             instance=response.getheader("X-Slblur-Instance", ""),
         )
@@ -98,7 +99,7 @@ def new_row(run_id, target, users, think, user_id, frame, body):
                 iteration=0, started_at="", rtt_ms="", total_ms="", ml_ms="", faces="",
                 status="", bytes_sent=len(body), bytes_received=0, cold="", ok="false",
                 error="", target=target, instance="", queue_ms="", worker=0, intended_at="",
-                rate_per_s="")
+                rate_per_s="", smooth=0, hints=0, masked="", masked_area="")
 
 
 def closed_cell(args, writer, lock, target, urls, users, think):

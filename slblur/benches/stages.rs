@@ -14,7 +14,7 @@ use slblur::anonymize::anonymize;
 use slblur::codec::{self, Frame};
 use slblur::detect::input::{InputShape, resize, to_tensor};
 use slblur::detect::{Detector, OwnOps, postprocess::postprocess};
-use slblur::options::{FrameOptions, ImageKind};
+use slblur::options::ImageKind;
 use slblur::pipeline::{Input, process};
 
 fn main() -> anyhow::Result<()> {

@@ -10,8 +10,8 @@ use crate::cli::values::{
     parse_start_at, parse_think_list, parse_threshold, parse_users,
 };
 use crate::record;
-use crate::rig::drive;
 use crate::rig::plan::{self, Load, Output, Plan, Ramp, Share};
+use crate::rig::{Smoothing, drive};
 
 /// What tells `load` and `sweep` apart: the name, the default grid, and whether one cell is
 /// all that may run.
@@ -120,6 +120,12 @@ pub fn plan(args: &Args, grid: &Grid) -> Result<Plan, UsageError> {
     let send = &args.send;
     send.check()?;
     let loads = loads(args, grid)?;
+    if args.rates.is_some() && send.smooth.is_some_and(|n| n > 0) {
+        return Err(UsageError(
+            "--smooth needs closed-loop users (each sends its frames in order); --rate has none"
+                .into(),
+        ));
+    }
     if args.worker_index >= args.workers {
         return Err(UsageError(format!(
             "--worker-index {} is not below --workers {}",
@@ -157,6 +163,8 @@ pub fn plan(args: &Args, grid: &Grid) -> Result<Plan, UsageError> {
         token_file: send.token_file.clone(),
         show_progress: !send.no_progress,
         keep_images: false,
+        // Measuring: hints change the work per request, so they are asked for explicitly.
+        smooth: send.smoothing(Smoothing::OFF),
     };
     plan.slot = plan.time_slot().map_err(UsageError)?;
     Ok(plan)

@@ -9,9 +9,9 @@ use anyhow::Context as _;
 
 use super::{Finish, SendArgs, UsageError};
 use crate::cli::values::parse_duration;
-use crate::rig::RigError;
 use crate::rig::drive::{self, Driven};
 use crate::rig::plan::{Load, Output, Plan, Ramp, Share};
+use crate::rig::{RigError, Smoothing};
 use crate::video::VideoWriter;
 use crate::wire::{self, ReplyImage};
 
@@ -65,6 +65,12 @@ pub fn plan(args: &Args) -> Result<Plan, UsageError> {
         token_file: send.token_file.clone(),
         show_progress: !send.no_progress,
         keep_images: args.save_video.is_some(),
+        smooth: send.smoothing(match args.save_video {
+            // Anonymising a video: a face missed in a frame or two stays masked.
+            Some(_) if send.wire != slblur_protocol::Wire::Seed => Smoothing::VIDEO,
+            // Measuring: every request the same work, as the original client sent.
+            _ => Smoothing::OFF,
+        }),
     })
 }
 

@@ -11,6 +11,7 @@ use crate::cli::values::{
     DEFAULT_URL, image_kind_parser, parse_count, parse_duration, parse_target, parse_url,
     parse_width, wire_parser,
 };
+use crate::rig::Smoothing;
 use crate::rig::plan::{FrameSource, Limits, TargetSpec};
 
 /// The target name `--url` stands for.
@@ -56,6 +57,16 @@ pub struct SendArgs {
     /// Do not draw the progress bar (it is only drawn when stdout is a terminal anyway).
     #[arg(long)]
     pub no_progress: bool,
+    /// Temporal smoothing: each user sends the faces its last N replies detected as hints
+    /// with its next frame (X-Slblur-Hints), so a face missed in a frame stays masked if it was
+    /// seen within N frames; 0 turns it off. Hints change the work per request, so a load test
+    /// records N in every row [default: 2 for run --save-video, else 0].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub smooth: Option<u32>,
+    /// With --smooth: send remembered boxes where they were, not moved by the face's motion
+    /// between the two frames before.
+    #[arg(long)]
+    pub no_motion: bool,
     /// Send the token in this file (e.g. the function's OpenFaaS secret) as
     /// `Authorization: Bearer <token>` on every request; read once, never printed.
     #[arg(long, value_name = "PATH")]
@@ -98,10 +109,27 @@ impl SendArgs {
         }
     }
 
+    /// `--smooth` and `--no-motion`, `default` when `--smooth` is not given.
+    pub fn smoothing(&self, default: Smoothing) -> Smoothing {
+        match self.smooth {
+            None => default,
+            Some(frames) => Smoothing {
+                frames,
+                motion: !self.no_motion,
+            },
+        }
+    }
+
     /// The checks clap cannot make on one option alone.
     pub fn check(&self) -> Result<(), UsageError> {
         if self.timeout.is_zero() {
             return Err(UsageError("--timeout must be more than 0".into()));
+        }
+        if self.smooth.is_some_and(|n| n > 0) && self.wire == Wire::Seed {
+            return Err(UsageError(
+                "--smooth needs the faces of each reply: the seed format has none (use --wire binary or json)"
+                    .into(),
+            ));
         }
         Ok(())
     }

@@ -16,6 +16,8 @@ pub struct CellKey {
     pub think_s: f64,
     /// Open-loop cells only.
     pub rate_per_s: Option<f64>,
+    /// `--smooth N` (hints change the work per request, so they make another cell).
+    pub smooth: u32,
 }
 
 impl CellKey {
@@ -23,11 +25,16 @@ impl CellKey {
         self.rate_per_s.is_some()
     }
 
-    /// Short label for axes and tables: `4 users, think 1 s` or `2.5/s`.
+    /// Short label for axes and tables: `4u 1s` (4 users thinking 1 s) or `2.5/s`, with
+    /// ` smooth N` when the users sent hints.
     pub fn load_label(&self) -> String {
-        match self.rate_per_s {
+        let load = match self.rate_per_s {
             Some(rate) => format!("{rate}/s"),
             None => format!("{}u {}s", self.users, self.think_s),
+        };
+        match self.smooth {
+            0 => load,
+            n => format!("{load} smooth {n}"),
         }
     }
 }
@@ -46,6 +53,7 @@ impl Ord for CellKey {
                     .unwrap_or(0.0)
                     .total_cmp(&other.rate_per_s.unwrap_or(0.0)),
             )
+            .then(self.smooth.cmp(&other.smooth))
     }
 }
 

@@ -134,6 +134,7 @@ mod tests {
             users,
             think_s,
             rate_per_s: None,
+            smooth: 0,
         }
     }
 

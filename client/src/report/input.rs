@@ -195,6 +195,7 @@ fn sample_of(row: &Row, data: &mut Dataset) -> Result<(CellKey, Sample), String>
         users: row.users,
         think_s: row.think_s,
         rate_per_s: row.rate_per_s,
+        smooth: row.smooth,
     };
     let sample = Sample {
         run: intern(&mut data.runs, &row.run_id),

@@ -246,6 +246,7 @@ fn add_ratios(cells: &mut [CellReport], targets: &[String]) {
             k.users == cell.key.users
                 && k.think_s == cell.key.think_s
                 && k.rate_per_s == cell.key.rate_per_s
+                && k.smooth == cell.key.smooth
         };
         if let Some((_, base_rtt, base_x)) = base.iter().find(|(k, _, _)| same_load(k)) {
             let rtt = match (cell.stats.rtt, base_rtt) {

@@ -21,6 +21,7 @@ pub struct SummaryRow {
     pub users: u32,
     pub think_s: f64,
     pub rate_per_s: Option<f64>,
+    pub smooth: u32,
     pub requests: u64,
     pub ok: u64,
     pub failed: u64,
@@ -81,6 +82,7 @@ impl SummaryRow {
             users: cell.key.users,
             think_s: cell.key.think_s,
             rate_per_s: cell.key.rate_per_s,
+            smooth: cell.key.smooth,
             requests: s.requests,
             ok: s.ok,
             failed: s.requests - s.ok,
@@ -169,7 +171,7 @@ pub const TABLE_HEADER: [&str; 16] = [
 
 /// What the table's load labels and errors mean.
 pub const TABLE_NOTE: &str = "Load: `Nu Zs` = N closed-loop users thinking Z seconds; `R/s` = \
-    open-loop rate. Model errors are (predicted − measured) / measured; the round trip is \
+    open-loop rate; `smooth N` = users sent the faces of their last N replies as hints. Model errors are (predicted − measured) / measured; the round trip is \
     compared with the warm requests' mean.";
 
 /// One cell's row of that table, as text.

@@ -74,6 +74,7 @@ pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
         thresholds: plan.thresholds.clone(),
         reports_dir: dir.as_ref().map(RunDir::reports),
         keep_images: plan.keep_images,
+        smooth: plan.smooth,
         show_progress: plan.show_progress,
         token,
     };
@@ -211,6 +212,7 @@ fn manifest(plan: &Plan, run_id: &str, workload: &Workload, token: bool) -> RunM
             limits.duration,
         ),
         timeout_s: plan.timeout.as_secs_f64(),
+        smooth: plan.smooth,
         loads: plan.loads.clone(),
         ramp: plan.ramp.describe(),
         max_outstanding: plan.max_outstanding,

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use goose::prelude::*;
+use slblur_protocol::boxes::{self, BoxPx};
+use slblur_protocol::header;
 
 use crate::record::{Row, round_ms, timestamp};
+use crate::video::VideoInfo;
 use crate::wire::{self, ReplyImage, RequestBody};
 
 use super::CellContext;
@@ -21,23 +24,54 @@ pub const REQUEST_NAME: &str = "frame";
 /// How often a waiting user looks at goose's kill switch (Ctrl-C).
 const KILLSWITCH_POLL: Duration = Duration::from_millis(50);
 
-/// A finished request: its row, and the returned image when `--save-video` wants it.
+/// A finished request: its row, the returned image when `--save-video` wants it, and the
+/// faces the reply detected (for `--smooth`).
 #[derive(Debug)]
 pub struct Outcome {
     pub row: Row,
     pub image: Option<ReplyImage>,
+    pub detected: Vec<BoxPx>,
 }
 
-/// Sends `body` and completes `row`. `intended` is an open-loop arrival's scheduled time: the
-/// round trip then counts from it. `None` when the run is being stopped (Ctrl-C): the request
-/// was abandoned and leaves no row.
+impl Outcome {
+    /// A request that failed: the row says why.
+    pub fn failed(row: Row) -> Outcome {
+        Outcome {
+            row,
+            image: None,
+            detected: Vec::new(),
+        }
+    }
+}
+
+/// The share of the frame the reply masked: its boxes' union, 0 when it masked nothing
+/// (`mode=none`); unknown when the format lists no boxes (seed).
+fn masked_area(reply: &wire::ParsedReply, frame: &VideoInfo) -> Option<f64> {
+    let masked = reply.masked?;
+    let share = match masked {
+        0 => 0.0,
+        _ => boxes::union_share(&reply.boxes, frame.width, frame.height),
+    };
+    Some((share * 10_000.0).round() / 10_000.0)
+}
+
+/// What one request sends: a frame's body and the boxes to mask besides the detector's.
+pub struct Request<'a> {
+    pub body: &'a RequestBody,
+    pub hints: &'a [BoxPx],
+}
+
+/// Sends the request and completes `row`. `intended` is an open-loop arrival's scheduled time:
+/// the round trip then counts from it. `None` when the run is being stopped (Ctrl-C): the
+/// request was abandoned and leaves no row.
 pub async fn exchange(
     user: &mut GooseUser,
     cell: &CellContext,
-    body: &RequestBody,
+    request: Request<'_>,
     mut row: Row,
     intended: Option<(Instant, SystemTime)>,
 ) -> Option<Outcome> {
+    let body = request.body;
     let started_at = SystemTime::now();
     let start = Instant::now();
     let measured_from = intended.map_or(start, |(at, _)| at);
@@ -46,8 +80,9 @@ pub async fn exchange(
         row.intended_at = timestamp(at);
     }
     row.bytes_sent = body.bytes.len() as u64;
+    row.hints = request.hints.len() as u32;
     let outcome = tokio::select! {
-        outcome = send(user, cell, body, row, measured_from) => outcome,
+        outcome = send(user, cell, request, row, measured_from) => outcome,
         () = killed() => return None,
     };
     record_in_goose(user, &outcome.row).await;
@@ -57,16 +92,17 @@ pub async fn exchange(
 async fn send(
     user: &mut GooseUser,
     cell: &CellContext,
-    body: &RequestBody,
+    request: Request<'_>,
     mut row: Row,
     measured_from: Instant,
 ) -> Outcome {
+    let body = request.body;
     let elapsed_ms = || round_ms(measured_from.elapsed().as_secs_f64() * 1000.0);
     let builder = match user.get_request_builder(&GooseMethod::Post, cell.url.as_str()) {
         Ok(b) => b,
         Err(e) => {
             row.error = wire::shorten(&format!("request error: {e}"));
-            return Outcome { row, image: None };
+            return Outcome::failed(row);
         }
     };
     let mut builder = builder.timeout(cell.timeout).body(body.bytes.clone());
@@ -76,16 +112,19 @@ async fn send(
     if let Some(token) = &cell.token {
         builder = builder.header(reqwest::header::AUTHORIZATION, token.header_value().clone());
     }
-    let request = GooseRequest::builder()
+    if !request.hints.is_empty() {
+        builder = builder.header(header::HINTS, boxes::render(request.hints));
+    }
+    let goose_request = GooseRequest::builder()
         .name(REQUEST_NAME)
         .set_request_builder(builder)
         .build();
-    let response = match user.request(request).await {
+    let response = match user.request(goose_request).await {
         Ok(goose) => goose.response,
         Err(e) => {
             row.rtt_ms = elapsed_ms();
             row.error = wire::shorten(&format!("request error: {e}"));
-            return Outcome { row, image: None };
+            return Outcome::failed(row);
         }
     };
     let response = match response {
@@ -93,7 +132,7 @@ async fn send(
         Err(e) => {
             row.rtt_ms = elapsed_ms();
             row.error = transport_error(&e, cell.timeout);
-            return Outcome { row, image: None };
+            return Outcome::failed(row);
         }
     };
     let status = response.status();
@@ -105,13 +144,13 @@ async fn send(
         Ok(b) => b,
         Err(e) => {
             row.error = transport_error(&e, cell.timeout);
-            return Outcome { row, image: None };
+            return Outcome::failed(row);
         }
     };
     row.bytes_received = bytes.len() as u64;
     if !status.is_success() {
         row.error = wire::error_text(status, &headers, &bytes);
-        return Outcome { row, image: None };
+        return Outcome::failed(row);
     }
     match wire::parse_reply(cell.wire, &headers, &bytes) {
         Ok(reply) => {
@@ -119,17 +158,21 @@ async fn send(
             row.ml_ms = reply.ml_ms.map(round_ms);
             row.queue_ms = reply.queue_ms.map(round_ms);
             row.faces = reply.faces;
+            row.masked = reply.masked;
+            row.masked_area = masked_area(&reply, &cell.workload.info);
             row.cold = reply.cold;
+            let detected = reply.detected().to_vec();
             row.instance = reply.instance.unwrap_or_default();
             row.ok = true;
             Outcome {
                 row,
                 image: reply.image,
+                detected,
             }
         }
         Err(text) => {
             row.error = text;
-            Outcome { row, image: None }
+            Outcome::failed(row)
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`plan`]: cells, budgets, worker shares, time slots, arrival times;
 //! - [`exchange`]: one request, its row and its goose custom metrics;
 //! - [`users`]: the closed-loop video user and the open-loop arrival taker;
+//! - [`smooth`]: a user's memory of the faces it was sent back, for `--smooth`;
 //! - [`rundir`]: a run's folder (run.json, cells.csv, resume);
 //! - [`drive`]: a plan end to end, for `run`, `load` and `sweep` alike;
 //! - [`merge`]: distributed workers' folders into one.
@@ -15,6 +16,7 @@ pub mod exchange;
 pub mod merge;
 pub mod plan;
 pub mod rundir;
+pub mod smooth;
 pub mod users;
 
 use std::collections::BTreeSet;
@@ -41,6 +43,7 @@ use slblur_protocol::Wire;
 pub use exchange::Outcome;
 pub use plan::Ramp;
 use plan::{ALL_AT_ONCE, Budget, Cell, Load, Share};
+pub use smooth::Smoothing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RigError {
@@ -85,6 +88,8 @@ pub struct Rig {
     pub reports_dir: Option<PathBuf>,
     /// Keep the images user 0 gets back on its first pass (`run --save-video`).
     pub keep_images: bool,
+    /// Closed-loop users send the faces of their last replies as hints.
+    pub smooth: Smoothing,
     pub show_progress: bool,
     /// Sent as `Authorization` on every request (`--token-file`).
     pub token: Option<Token>,
@@ -102,6 +107,7 @@ pub struct CellContext {
     pub budget: Budget,
     pub share: Share,
     pub keep_images: bool,
+    pub smooth: Smoothing,
     pub max_outstanding: u32,
     /// Open loop: this worker's arrivals (global number, offset from the cell's start).
     pub arrivals: Vec<(u64, Duration)>,
@@ -132,6 +138,7 @@ impl CellContext {
             budget: rig.budget,
             share: rig.share,
             keep_images: rig.keep_images,
+            smooth: rig.smooth,
             max_outstanding: rig.max_outstanding,
             arrivals,
             next_arrival: AtomicUsize::new(0),
@@ -148,6 +155,7 @@ impl CellContext {
             target: self.target.clone(),
             worker: self.share.index,
             rate_per_s: self.load.rate_per_s(),
+            smooth: self.smooth.frames,
             ..Row::pending(
                 &self.run_id,
                 self.load.users(),

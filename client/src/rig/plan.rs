@@ -44,6 +44,8 @@ pub struct Plan {
     pub show_progress: bool,
     /// Keep the images the first pass gets back (`run --save-video`).
     pub keep_images: bool,
+    /// Closed-loop users send the faces of their last replies as hints (`--smooth`).
+    pub smooth: super::Smoothing,
 }
 
 /// Where a plan's rows go.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::record::{self, CsvSink, RecordError, Row};
 use crate::summary::{CellSummary, Dist};
 
+use super::Smoothing;
 use super::plan::{Budget, Load, Share};
 
 pub const RESULTS: &str = "results.csv";
@@ -76,6 +77,9 @@ pub struct RunManifest {
     pub video_frames: u64,
     pub budget: Budget,
     pub timeout_s: f64,
+    /// `--smooth`: the faces of each user's last replies sent as hints.
+    #[serde(default)]
+    pub smooth: Smoothing,
     /// The cells' load points, in run order (targets alternate within each).
     pub loads: Vec<Load>,
     /// Users started per second (`--ramp-rate`, or users / `--ramp-up`).
@@ -134,6 +138,7 @@ impl RunManifest {
             "frame budget",
             self.budget == other.budget && self.video_frames == other.video_frames,
         )?;
+        check("smoothing (--smooth)", self.smooth == other.smooth)?;
         check("worker share", self.share == other.share)
     }
 }

@@ -1,7 +1,8 @@
 //! What a goose user does in a cell.
 //!
 //! - Closed loop ([`video_user`]): like the original client, sleep the think time before every
-//!   frame, send the video's frames in order, one pass (or the budget), then stay finished.
+//!   frame, send the video's frames in order, one pass (or the budget), then stay finished;
+//!   with `--smooth`, each frame carries the faces of the user's last replies as hints.
 //! - Open loop ([`arrival_taker`]): goose users are closed-loop, so an open cell runs a pool of
 //!   `--max-outstanding` users that take the pre-drawn Poisson arrivals in turn, wait for each
 //!   one's intended time and send it. Latency counts from the intended time, so a late send is
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use goose::prelude::*;
 
 use super::CellContext;
-use super::exchange::{exchange, pause};
+use super::exchange::{Outcome, Request, exchange, pause};
+use super::smooth::Memory;
 use crate::record::timestamp;
 
 /// An arrival taken this much after it was due found every outstanding slot busy. Larger than
@@ -28,6 +30,7 @@ pub async fn video_user(user: &mut GooseUser, cell: &CellContext) {
     let think = Duration::from_secs_f64(cell.load.think_s());
     let frames = cell.workload.frames();
     let started = Instant::now();
+    let mut memory = Memory::new(cell.smooth);
     let mut sent: u64 = 0;
     while frames > 0 && cell.budget.requests.is_none_or(|b| sent < b) {
         // Like client.py: the think time comes before every request, the first one too.
@@ -38,11 +41,18 @@ pub async fn video_user(user: &mut GooseUser, cell: &CellContext) {
             break;
         }
         let (frame, iteration) = (sent % frames, sent / frames);
+        if frame == 0 {
+            memory.forget();
+        }
         let row = cell.row(user_id, frame, iteration);
-        let body = &cell.workload.bodies[frame as usize];
-        let Some(mut outcome) = exchange(user, cell, body, row, None).await else {
+        let request = Request {
+            body: &cell.workload.bodies[frame as usize],
+            hints: &memory.hints(),
+        };
+        let Some(mut outcome) = exchange(user, cell, request, row, None).await else {
             break;
         };
+        memory.remember(std::mem::take(&mut outcome.detected));
         if !(cell.keep_images && user_id == 0 && iteration == 0) {
             outcome.image = None;
         }
@@ -78,8 +88,7 @@ pub async fn arrival_taker(user: &mut GooseUser, cell: &CellContext) {
                 "not sent: all {} outstanding requests were busy when it was due (--max-outstanding)",
                 cell.max_outstanding
             );
-            let outcome = super::Outcome { row, image: None };
-            if !cell.report(outcome) {
+            if !cell.report(Outcome::failed(row)) {
                 break;
             }
             continue;
@@ -87,8 +96,11 @@ pub async fn arrival_taker(user: &mut GooseUser, cell: &CellContext) {
         if !pause(due.saturating_duration_since(now)).await {
             break;
         }
-        let body = &cell.workload.bodies[frame as usize];
-        let Some(outcome) = exchange(user, cell, body, row, Some((due, due_wall))).await else {
+        let request = Request {
+            body: &cell.workload.bodies[frame as usize],
+            hints: &[],
+        };
+        let Some(outcome) = exchange(user, cell, request, row, Some((due, due_wall))).await else {
             break;
         };
         if !cell.report(outcome) {

@@ -299,8 +299,8 @@ fn foreign_and_garbled_files_name_file_and_line() {
     );
 
     let garbled = dir.path().join("garbled.csv");
-    let good = "r,1,0,0,0,0,2025-01-01T00:00:00.000Z,10,8,5,1,200,10,10,false,true,,a,,,0,,";
-    let bad = "r,1,0,0,1,0,2025-01-01T00:00:01.000Z,fast,8,5,1,200,10,10,false,true,,a,,,0,,";
+    let good = "r,1,0,0,0,0,2025-01-01T00:00:00.000Z,10,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,";
+    let bad = "r,1,0,0,1,0,2025-01-01T00:00:01.000Z,fast,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,";
     fs::write(&garbled, format!("{}\n{good}\n{bad}\n", HEADER.join(","))).expect("write");
     let text = report_into(&dir.path().join("out"), vec![garbled])
         .expect_err("garbled")
@@ -344,7 +344,7 @@ fn foreign_and_garbled_files_name_file_and_line() {
 fn legacy_files_and_torn_rows_are_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let legacy = dir.path().join("legacy.csv");
-    let mut text = HEADER[..LEGACY_COLUMNS].join(",") + "\n";
+    let mut text = HEADER[..LEGACY_COLUMNS[0]].join(",") + "\n";
     for (i, rtt) in [120.0, 130.0, 125.0, 140.0].iter().enumerate() {
         text += &format!(
             "r,1,0,0,{i},0,2025-01-01T00:00:0{i}.000Z,{rtt},100,60,1,200,10,10,false,true,\n"
@@ -371,7 +371,7 @@ fn legacy_files_and_torn_rows_are_read() {
             .lines()
             .nth(1)
             .expect("row")
-            .starts_with("default,1,0.0,,4,4,0,1.0,"),
+            .starts_with("default,1,0.0,,0,4,4,0,1.0,"),
         "{summary}"
     );
 }

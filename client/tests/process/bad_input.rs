@@ -164,6 +164,17 @@ fn bad_options_are_explained() {
         2,
         "give --slot",
     );
+    fails_with(
+        &["sweep", "--video", v, "--rate", "2", "--smooth", "2"],
+        2,
+        "--smooth needs closed-loop users",
+    );
+    fails_with(
+        &["run", "--video", v, "--wire", "seed", "--smooth", "1"],
+        2,
+        "the seed format has none",
+    );
+    fails_with(&["run", "--video", v, "--smooth", "x"], 2, "invalid value");
 }
 
 #[test]

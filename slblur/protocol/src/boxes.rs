@@ -94,6 +94,42 @@ pub fn iou(a: BoxPx, b: BoxPx) -> f32 {
     if union > 0.0 { inter / union } else { 0.0 }
 }
 
+/// The share (0–1) of a `width`×`height` frame that the union of `boxes` covers, each box
+/// clipped to the frame; overlaps count once.
+pub fn union_share(boxes: &[BoxPx], width: u32, height: u32) -> f64 {
+    let inside: Vec<BoxPx> = boxes
+        .iter()
+        .filter_map(|&b| within(b, width, height))
+        .collect();
+    let frame = f64::from(width) * f64::from(height);
+    if inside.is_empty() || frame == 0.0 {
+        return 0.0;
+    }
+    // Sweep the vertical slabs between box edges; in each, merge the covering y-intervals.
+    let mut xs: Vec<f32> = inside.iter().flat_map(|b| [b[0], b[2]]).collect();
+    xs.sort_by(f32::total_cmp);
+    xs.dedup();
+    let mut area = 0.0f64;
+    for slab in xs.windows(2) {
+        let mut spans: Vec<(f32, f32)> = inside
+            .iter()
+            .filter(|b| b[0] <= slab[0] && b[2] >= slab[1])
+            .map(|b| (b[1], b[3]))
+            .collect();
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut covered, mut reach) = (0.0f64, f32::NEG_INFINITY);
+        for (y1, y2) in spans {
+            let from = y1.max(reach);
+            if y2 > from {
+                covered += f64::from(y2 - from);
+                reach = y2;
+            }
+        }
+        area += covered * f64::from(slab[1] - slab[0]);
+    }
+    area / frame
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +174,22 @@ mod tests {
         assert_eq!(within([50.0, 10.0, 60.0, 20.0], 40, 100), None);
         assert!((iou([0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 3.0, 2.0]) - 1.0 / 3.0).abs() < 1e-6);
         assert_eq!(iou([0.0, 0.0, 1.0, 1.0], [2.0, 2.0, 3.0, 3.0]), 0.0);
+    }
+
+    #[test]
+    fn the_union_counts_overlaps_once_and_only_inside_the_frame() {
+        assert_eq!(union_share(&[], 10, 10), 0.0);
+        assert_eq!(union_share(&[[0.0, 0.0, 5.0, 10.0]], 10, 10), 0.5);
+        // Two 4×4 boxes overlapping in a 2×2 square: 28 of 100 pixels.
+        let two = [[0.0, 0.0, 4.0, 4.0], [2.0, 2.0, 6.0, 6.0]];
+        assert!((union_share(&two, 10, 10) - 0.28).abs() < 1e-9);
+        // A nested box adds nothing; the part outside the frame is not counted.
+        let nested = [
+            [0.0, 0.0, 4.0, 4.0],
+            [1.0, 1.0, 2.0, 2.0],
+            [8.0, 8.0, 20.0, 20.0],
+        ];
+        assert!((union_share(&nested, 10, 10) - 0.20).abs() < 1e-9);
+        assert_eq!(union_share(&[[-5.0, -5.0, 50.0, 50.0]], 10, 10), 1.0);
     }
 }
