@@ -9,11 +9,13 @@
 //!   [`wire`] (the function's formats), [`token`] (the optional bearer token) and [`progress`].
 //! - The data: [`record`] (the CSV every tool shares) and [`summary`] (per-cell statistics);
 //!   [`jtl`] turns JMeter's results into the same rows.
-//! - The analysis: [`report`] (tables, plots, a page) and [`model`] (the queueing model).
+//! - The analysis: [`report`] (tables, plots, a page), [`model`] (the queueing model) and
+//!   [`leaks`] (faces an anonymised video left unmasked).
 
 pub mod cli;
 pub mod commands;
 pub mod jtl;
+pub mod leaks;
 pub mod model;
 pub mod progress;
 pub mod record;

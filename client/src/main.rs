@@ -14,7 +14,8 @@ fn main() -> ExitCode {
         Ok(Finish::Completed) => ExitCode::SUCCESS,
         // 128 + SIGINT, as shells report a Ctrl-C'd program.
         Ok(Finish::Interrupted) => ExitCode::from(130),
-        Ok(Finish::ThresholdsFailed) => ExitCode::from(3),
+        // A check failed: a threshold rule, or a face left unmasked.
+        Ok(Finish::ThresholdsFailed | Finish::LeaksFound) => ExitCode::from(3),
         Err(e) => match e.downcast_ref::<UsageError>() {
             Some(usage) => usage_error(name, usage),
             None => {
@@ -33,6 +34,7 @@ fn run(command: Command) -> anyhow::Result<Finish> {
         Command::Run(args) => commands::runtime()?.block_on(commands::run::run(&args)),
         Command::Load(args) => commands::runtime()?.block_on(load::run(&args, &load::LOAD)),
         Command::Sweep(args) => commands::runtime()?.block_on(load::run(&args, &load::SWEEP)),
+        Command::Leaks(args) => commands::runtime()?.block_on(commands::leaks::run(&args)),
         Command::Merge(args) => done(commands::merge::run(&args)),
         Command::ImportJtl(args) => done(commands::import_jtl::run(&args)),
         Command::Report(args) => done(commands::report::run(&args)),

@@ -67,6 +67,11 @@ impl Progress {
         }
     }
 
+    /// Counts one step of work that is not a request row.
+    pub fn step(&self) {
+        self.bar.inc(1);
+    }
+
     /// Prints a line above the bar (or plainly to stderr when the bar is hidden).
     pub fn println(&self, line: &str) {
         if self.visible {

@@ -20,6 +20,7 @@ use crate::commands;
         slblur-client frames --video samples/astronaut.mp4 --out-dir /tmp/frames\n  \
         slblur-client run --video samples/astronaut.mp4 --think 1 --out results.csv\n  \
         slblur-client run --video samples/astronaut.mp4 --save-video blurred.mp4\n  \
+        slblur-client leaks blurred.mp4 samples/astronaut.mp4\n  \
         slblur-client sweep --video samples/astronaut.mp4 --users 1,2,4 --think 0,1,5 --out results/grid\n  \
         slblur-client sweep --video samples/astronaut.mp4 --rate 2,5 --target a=http://h:8080/ --target b=http://h:9000/"
 )]
@@ -38,6 +39,8 @@ pub enum Command {
     Load(commands::load::Args),
     /// Run every target × users × think (or × rate) cell, one after another, with goose.
     Sweep(commands::load::Args),
+    /// Count the frames of an anonymised video that leave a face unmasked, with their numbers.
+    Leaks(commands::leaks::Args),
     /// Combine the run folders of distributed workers into one dataset and summary.
     Merge(commands::merge::Args),
     /// Convert a JMeter results file (JTL) from jmeter/*.jmx into the results dataset.
@@ -56,6 +59,7 @@ impl Command {
             Command::Run(_) => "run",
             Command::Load(_) => "load",
             Command::Sweep(_) => "sweep",
+            Command::Leaks(_) => "leaks",
             Command::Merge(_) => "merge",
             Command::ImportJtl(_) => "import-jtl",
             Command::Report(_) => "report",
@@ -90,6 +94,7 @@ mod tests {
             let args: Vec<&str> = match *name {
                 "frames" => vec!["--video", "v.mp4", "--out-dir", "d"],
                 "merge" => vec!["d", "--out", "o"],
+                "leaks" => vec!["out.mp4", "in.mp4"],
                 "import-jtl" => vec!["f.jtl", "--out", "o"],
                 "report" => vec!["d"],
                 "model" => vec!["--users", "1", "--service-ms", "1"],

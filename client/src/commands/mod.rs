@@ -5,6 +5,7 @@
 
 pub mod frames;
 pub mod import_jtl;
+pub mod leaks;
 pub mod load;
 pub mod merge;
 pub mod model;

@@ -27,6 +27,8 @@ pub enum Finish {
     Interrupted,
     /// Every cell ran, but a `--threshold` rule failed.
     ThresholdsFailed,
+    /// `leaks` found a face left unmasked.
+    LeaksFound,
 }
 
 /// A plan that has run: what the command prints, and what `run --save-video` needs.

@@ -9,7 +9,7 @@ use std::sync::Once;
 
 use ffmpeg_next as ffmpeg;
 
-pub use read::{for_each_frame_parallel, read_frames, scaled_size};
+pub use read::{for_each_frame_parallel, probe, read_frames, scaled_size};
 pub use write::{VideoWriter, count_frames};
 
 /// The cause under a frame or write failure: FFmpeg's, the system's or a frame encoder's.

@@ -26,6 +26,12 @@ pub fn scaled_size(width: u32, height: u32, target: Option<u32>) -> (u32, u32) {
     ((w & !1).max(2), (h & !1).max(2))
 }
 
+/// What the container says of a video, without decoding it (`frames` is 0).
+pub fn probe(path: &Path) -> Result<VideoInfo, VideoError> {
+    init();
+    Source::open(path, None).map(|source| source.info)
+}
+
 /// Decodes `path` and calls `on_frame(index, frame)` for every frame, in order.
 pub fn read_frames<F>(
     path: &Path,

@@ -175,6 +175,11 @@ fn bad_options_are_explained() {
         "the seed format has none",
     );
     fails_with(&["run", "--video", v, "--smooth", "x"], 2, "invalid value");
+    fails_with(
+        &["leaks", v, v, "--kept-above", "1.5"],
+        2,
+        "not a share between 0 (excluded) and 1",
+    );
 }
 
 #[test]

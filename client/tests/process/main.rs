@@ -16,6 +16,7 @@ mod model;
 mod open_loop;
 mod resume;
 mod save_video;
+mod smoothing;
 mod sweep;
 mod think_time;
 mod thresholds;
