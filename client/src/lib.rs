@@ -11,6 +11,8 @@
 //!   [`jtl`] turns JMeter's results into the same rows.
 //! - The analysis: [`report`] (tables, plots, a page), [`model`] (the queueing model) and
 //!   [`leaks`] (faces an anonymised video left unmasked).
+//! - [`standin`]: a stand-in for OpenFaaS's asynchronous path, to try and test asynchronous
+//!   targets without a cluster.
 
 pub mod cli;
 pub mod commands;
@@ -21,6 +23,7 @@ pub mod progress;
 pub mod record;
 pub mod report;
 pub mod rig;
+pub mod standin;
 pub mod summary;
 pub mod token;
 pub mod video;

@@ -35,6 +35,9 @@ fn run(command: Command) -> anyhow::Result<Finish> {
         Command::Load(args) => commands::runtime()?.block_on(load::run(&args, &load::LOAD)),
         Command::Sweep(args) => commands::runtime()?.block_on(load::run(&args, &load::SWEEP)),
         Command::Leaks(args) => commands::runtime()?.block_on(commands::leaks::run(&args)),
+        Command::AsyncStandin(args) => {
+            commands::runtime()?.block_on(commands::async_standin::run(&args))
+        }
         Command::Merge(args) => done(commands::merge::run(&args)),
         Command::ImportJtl(args) => done(commands::import_jtl::run(&args)),
         Command::Report(args) => done(commands::report::run(&args)),

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// Column names, in file order. Must match the fields of [`Row`].
-pub const HEADER: [&str; 27] = [
+pub const HEADER: [&str; 31] = [
     "run_id",
     "users",
     "think_s",
@@ -41,11 +41,15 @@ pub const HEADER: [&str; 27] = [
     "hints",
     "masked",
     "masked_area",
+    "invocation",
+    "accepted_ms",
+    "call_id",
+    "async_queue_ms",
 ];
 
 /// Earlier schemas: the first columns, as files written before the later ones existed have
 /// them (17: up to `error`; 23: up to `rate_per_s`). Readers accept such files; the missing
-/// columns read as unknown (`smooth` and `hints` as 0).
+/// columns read as unknown (`smooth` and `hints` as 0, `invocation` as sync).
 pub const LEGACY_COLUMNS: [usize; 2] = [17, 23];
 
 /// One request. `None` fields are written as empty cells ("unknown").
@@ -102,6 +106,44 @@ pub struct Row {
     /// The masked boxes' union as a share of the frame (0–1); empty if unknown.
     #[serde(default)]
     pub masked_area: Option<f64>,
+    /// How the function was called: directly, or through OpenFaaS's asynchronous path (then
+    /// `rtt_ms` runs to the callback).
+    #[serde(default)]
+    pub invocation: Invocation,
+    /// Asynchronous calls: the round trip of the `202 Accepted`.
+    #[serde(default)]
+    pub accepted_ms: Option<f64>,
+    /// Asynchronous calls: OpenFaaS's `X-Call-Id`, to find the call in the gateway's and queue
+    /// worker's logs.
+    #[serde(default)]
+    pub call_id: String,
+    /// Asynchronous calls: `rtt_ms` minus the queue worker's `X-Duration-Seconds`, the time
+    /// spent before the queue worker took the call (the accept, the queue, the callback's
+    /// trip back).
+    #[serde(default)]
+    pub async_queue_ms: Option<f64>,
+}
+
+/// How a request reached the function.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Invocation {
+    /// The response is the function's answer.
+    #[default]
+    Sync,
+    /// `202 Accepted` now, the function's answer later at the callback URL.
+    Async,
+}
+
+impl Invocation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Invocation::Sync => "sync",
+            Invocation::Async => "async",
+        }
+    }
 }
 
 impl Row {
@@ -142,6 +184,10 @@ impl Row {
             hints: 0,
             masked: None,
             masked_area: None,
+            invocation: Invocation::Sync,
+            accepted_ms: None,
+            call_id: String::new(),
+            async_queue_ms: None,
         }
     }
 }
@@ -366,6 +412,10 @@ mod tests {
             hints: if ok { 1 } else { 0 },
             masked: ok.then_some(3),
             masked_area: ok.then_some(0.0125),
+            invocation: Invocation::Async,
+            accepted_ms: Some(1.5),
+            call_id: "c-1".into(),
+            async_queue_ms: ok.then_some(4.25),
         }
     }
 
@@ -447,8 +497,8 @@ mod tests {
         assert_eq!((r.frame, r.ml_ms, r.ok), (3, Some(8.25), true));
         assert_eq!((r.target.as_str(), r.queue_ms, r.worker), ("", None, 0));
         assert_eq!(
-            (r.smooth, r.hints, r.masked, r.masked_area),
-            (0, 0, None, None)
+            (r.smooth, r.hints, r.masked, r.masked_area, r.invocation),
+            (0, 0, None, None, Invocation::Sync)
         );
         // Appending new rows to a legacy file would mix two schemas: refused.
         assert!(matches!(

@@ -41,6 +41,10 @@ pub enum Command {
     Sweep(commands::load::Args),
     /// Count the frames of an anonymised video that leave a face unmasked, with their numbers.
     Leaks(commands::leaks::Args),
+    /// A stand-in for OpenFaaS's asynchronous path (202, queue, callbacks) in front of a
+    /// function, to try --async without a cluster; it can inject lost, duplicate, late and
+    /// failed callbacks.
+    AsyncStandin(commands::async_standin::Args),
     /// Combine the run folders of distributed workers into one dataset and summary.
     Merge(commands::merge::Args),
     /// Convert a JMeter results file (JTL) from jmeter/*.jmx into the results dataset.
@@ -60,6 +64,7 @@ impl Command {
             Command::Load(_) => "load",
             Command::Sweep(_) => "sweep",
             Command::Leaks(_) => "leaks",
+            Command::AsyncStandin(_) => "async-standin",
             Command::Merge(_) => "merge",
             Command::ImportJtl(_) => "import-jtl",
             Command::Report(_) => "report",
@@ -95,6 +100,7 @@ mod tests {
                 "frames" => vec!["--video", "v.mp4", "--out-dir", "d"],
                 "merge" => vec!["d", "--out", "o"],
                 "leaks" => vec!["out.mp4", "in.mp4"],
+                "async-standin" => vec!["--function", "http://127.0.0.1:1/"],
                 "import-jtl" => vec!["f.jtl", "--out", "o"],
                 "report" => vec!["d"],
                 "model" => vec!["--users", "1", "--service-ms", "1"],

@@ -9,6 +9,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use reqwest::Url;
 use slblur_protocol::{ImageKind, Wire};
 
+use crate::record::Invocation;
 use crate::report::ServersSpec;
 use crate::rig::plan::TargetSpec;
 
@@ -97,6 +98,15 @@ pub fn parse_users(s: &str) -> Result<UserList, String> {
 
 /// `NAME=URL`: a name of letters, digits, `-`, `_` or `.`, and an http(s) URL.
 pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
+    target(s, Invocation::Sync)
+}
+
+/// `NAME=URL` of an asynchronous target (OpenFaaS's `/async-function/NAME`).
+pub fn parse_async_target(s: &str) -> Result<TargetSpec, String> {
+    target(s, Invocation::Async)
+}
+
+fn target(s: &str, invocation: Invocation) -> Result<TargetSpec, String> {
     let (name, url) = s.split_once('=').ok_or_else(|| {
         format!("'{s}' is not NAME=URL (e.g. serverless=http://127.0.0.1:8080/function/slblur)")
     })?;
@@ -115,6 +125,7 @@ pub fn parse_target(s: &str) -> Result<TargetSpec, String> {
     Ok(TargetSpec {
         name: name.to_string(),
         url: parse_url(url)?,
+        invocation,
     })
 }
 

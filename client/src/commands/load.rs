@@ -164,6 +164,7 @@ pub fn plan(args: &Args, grid: &Grid) -> Result<Plan, UsageError> {
         show_progress: !send.no_progress,
         keep_images: false,
         // Measuring: hints change the work per request, so they are asked for explicitly.
+        callback: send.callback()?,
         smooth: send.smoothing(Smoothing::OFF),
     };
     plan.slot = plan.time_slot().map_err(UsageError)?;

@@ -3,6 +3,7 @@
 //! and `sweep` one checked [`crate::rig::plan::Plan`], before any request — calls them and
 //! prints the outcome. Errors carry their causes; `main` prints the chain.
 
+pub mod async_standin;
 pub mod frames;
 pub mod import_jtl;
 pub mod leaks;

@@ -8,11 +8,12 @@ use slblur_protocol::{ImageKind, Wire};
 
 use super::UsageError;
 use crate::cli::values::{
-    DEFAULT_URL, image_kind_parser, parse_count, parse_duration, parse_target, parse_url,
-    parse_width, wire_parser,
+    DEFAULT_URL, image_kind_parser, parse_async_target, parse_count, parse_duration, parse_target,
+    parse_url, parse_width, wire_parser,
 };
+use crate::record::Invocation;
 use crate::rig::Smoothing;
-use crate::rig::plan::{FrameSource, Limits, TargetSpec};
+use crate::rig::plan::{CallbackSpec, FrameSource, Limits, TargetSpec};
 
 /// The target name `--url` stands for.
 pub const DEFAULT_TARGET: &str = "default";
@@ -27,6 +28,25 @@ pub struct SendArgs {
     /// (e.g. --target serverless=http://gw:8080/function/slblur --target serverful=http://svc/).
     #[arg(long = "target", value_name = "NAME=URL", value_parser = parse_target)]
     pub targets: Vec<TargetSpec>,
+    /// A named deployment called asynchronously, NAME=URL with OpenFaaS's
+    /// /async-function/NAME: each request gets 202 Accepted at once and the function's answer
+    /// later at a callback this client receives (--callback-listen); its round trip runs to
+    /// the callback. Repeat it, and mix it with --target, to compare sync, async and
+    /// serverful in one run.
+    #[arg(long = "async-target", value_name = "NAME=URL", value_parser = parse_async_target, conflicts_with = "url")]
+    pub async_targets: Vec<TargetSpec>,
+    /// Call --url asynchronously (give OpenFaaS's http://GATEWAY:8080/async-function/NAME).
+    #[arg(long = "async", requires = "url")]
+    pub call_async: bool,
+    /// Where to receive asynchronous targets' callbacks [default: 127.0.0.1 on a port the
+    /// system gives]. For a cluster, listen on an address its pods reach (e.g. 0.0.0.0:9000)
+    /// and give --callback-url.
+    #[arg(long, value_name = "ADDR")]
+    pub callback_listen: Option<std::net::SocketAddr>,
+    /// The URL the platform posts callbacks to, when it reaches this machine by another name
+    /// than --callback-listen (e.g. http://10.0.0.5:9000/ from inside a cluster).
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub callback_url: Option<Url>,
     /// Video whose frames are sent (any format FFmpeg reads).
     #[arg(long, value_name = "PATH")]
     pub video: PathBuf,
@@ -74,10 +94,16 @@ pub struct SendArgs {
 }
 
 impl SendArgs {
-    /// The targets to load: `--target`s, or `--url` (or the local default) named `default`.
+    /// The targets to load: `--target`s and `--async-target`s, or `--url` (or the local
+    /// default) named `default`.
     pub fn target_list(&self) -> Vec<TargetSpec> {
-        if !self.targets.is_empty() {
-            return self.targets.clone();
+        if !self.targets.is_empty() || !self.async_targets.is_empty() {
+            return self
+                .targets
+                .iter()
+                .chain(&self.async_targets)
+                .cloned()
+                .collect();
         }
         let url = self
             .url
@@ -86,7 +112,43 @@ impl SendArgs {
         vec![TargetSpec {
             name: DEFAULT_TARGET.to_string(),
             url,
+            invocation: if self.call_async {
+                Invocation::Async
+            } else {
+                Invocation::Sync
+            },
         }]
+    }
+
+    /// Where callbacks are received, when a target is asynchronous.
+    pub fn callback(&self) -> Result<Option<CallbackSpec>, UsageError> {
+        let any_async = self
+            .target_list()
+            .iter()
+            .any(|t| t.invocation == Invocation::Async);
+        if !any_async {
+            if self.callback_listen.is_some() || self.callback_url.is_some() {
+                return Err(UsageError(
+                    "--callback-listen and --callback-url need an asynchronous target (--async-target or --async)"
+                        .into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let listen = self
+            .callback_listen
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        if listen.ip().is_unspecified() && self.callback_url.is_none() {
+            return Err(UsageError(format!(
+                "--callback-listen {listen} needs --callback-url: the platform cannot post to {}; give the URL it reaches this machine by (e.g. http://HOST:{}/)",
+                listen.ip(),
+                listen.port()
+            )));
+        }
+        Ok(Some(CallbackSpec {
+            listen,
+            url: self.callback_url.clone(),
+        }))
     }
 
     /// The frames to send: the video, encoded for the wire in `--format` (the wire's default
@@ -124,6 +186,17 @@ impl SendArgs {
     pub fn check(&self) -> Result<(), UsageError> {
         if self.timeout.is_zero() {
             return Err(UsageError("--timeout must be more than 0".into()));
+        }
+        let targets = self.target_list();
+        if let Some(t) = targets
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| targets[..i].iter().any(|u| u.name == t.name).then_some(t))
+        {
+            return Err(UsageError(format!(
+                "two targets are named '{}': give each its own name",
+                t.name
+            )));
         }
         if self.smooth.is_some_and(|n| n > 0) && self.wire == Wire::Seed {
             return Err(UsageError(

@@ -78,6 +78,10 @@ pub struct Sample {
     pub total_ms: Option<f64>,
     pub ml_ms: Option<f64>,
     pub queue_ms: Option<f64>,
+    /// Asynchronous calls: the time before the queue worker took the call (`async_queue_ms`).
+    pub async_queue_ms: Option<f64>,
+    /// Asynchronous calls: the round trip of the `202 Accepted`.
+    pub accepted_ms: Option<f64>,
     pub ok: bool,
     pub cold: bool,
     /// Index into the dataset's instance names.
@@ -88,8 +92,10 @@ pub struct Sample {
 /// that report both handler and ML time.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Breakdown {
-    /// rtt − total: client, network and gateway.
+    /// rtt − total − async queue: client, network and gateway.
     pub network_ms: f64,
+    /// Asynchronous calls: before the queue worker took the call (0 for synchronous ones).
+    pub async_queue_ms: f64,
     pub queue_ms: f64,
     /// total − ml − queue: decoding, blurring, encoding.
     pub handler_other_ms: f64,
@@ -115,6 +121,8 @@ pub struct CellStats {
     pub warm_rtt_mean_ms: Option<f64>,
     pub cold_rtt_mean_ms: Option<f64>,
     pub breakdown: Option<Breakdown>,
+    /// Asynchronous cells: the mean round trip of the `202 Accepted`.
+    pub accepted_mean_ms: Option<f64>,
     /// Requests per instance name index.
     pub per_instance: BTreeMap<u32, u64>,
 }
@@ -165,6 +173,7 @@ impl CellStats {
             warm_rtt_mean_ms: mean(&warm),
             cold_rtt_mean_ms: mean(&cold),
             breakdown: breakdown(&ok),
+            accepted_mean_ms: mean(&values(|s| s.accepted_ms)),
             per_instance,
         }
     }
@@ -193,8 +202,10 @@ fn breakdown(ok: &[&Sample]) -> Option<Breakdown> {
         .filter_map(|s| {
             let (total, ml) = (s.total_ms?, s.ml_ms?);
             let queue = s.queue_ms.unwrap_or(0.0);
+            let waited = s.async_queue_ms.unwrap_or(0.0);
             Some(Breakdown {
-                network_ms: s.rtt_ms - total,
+                network_ms: s.rtt_ms - total - waited,
+                async_queue_ms: waited,
                 queue_ms: queue,
                 handler_other_ms: total - ml - queue,
                 ml_ms: ml,
@@ -204,6 +215,7 @@ fn breakdown(ok: &[&Sample]) -> Option<Breakdown> {
     let n = parts.len() as f64;
     (!parts.is_empty()).then(|| Breakdown {
         network_ms: parts.iter().map(|p| p.network_ms).sum::<f64>() / n,
+        async_queue_ms: parts.iter().map(|p| p.async_queue_ms).sum::<f64>() / n,
         queue_ms: parts.iter().map(|p| p.queue_ms).sum::<f64>() / n,
         handler_other_ms: parts.iter().map(|p| p.handler_other_ms).sum::<f64>() / n,
         ml_ms: parts.iter().map(|p| p.ml_ms).sum::<f64>() / n,
@@ -253,6 +265,8 @@ mod tests {
             total_ms: ok.then_some(rtt_ms - 10.0),
             ml_ms: ok.then_some(rtt_ms - 40.0),
             queue_ms: ok.then_some(5.0),
+            async_queue_ms: None,
+            accepted_ms: None,
             ok,
             cold,
             instance: Some(0),

@@ -148,6 +148,8 @@ mod tests {
             total_ms,
             ml_ms: None,
             queue_ms: None,
+            async_queue_ms: None,
+            accepted_ms: None,
             ok: true,
             cold,
             instance: None,

@@ -67,7 +67,7 @@ pub fn page(analysis: &Analysis, plots: &[Plot]) -> String {
     h.push_str("</tr>\n");
     for cell in &analysis.cells {
         h.push_str("<tr>");
-        for text in table_cells(cell) {
+        for text in table_cells(cell, analysis.invocation(&cell.key.target)) {
             let _ = write!(h, "<td>{}</td>", escape(&text));
         }
         h.push_str("</tr>\n");

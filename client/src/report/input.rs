@@ -2,13 +2,13 @@
 //! perhaps `run.json`). Every row becomes a compact [`Sample`] in its cell; a foreign or
 //! garbled file fails with its path and line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use crate::record::{HEADER, Row, is_known_header};
+use crate::record::{HEADER, Invocation, Row, is_known_header};
 
 use super::ReportError;
 use super::cells::{CellKey, Sample};
@@ -28,6 +28,8 @@ pub struct Dataset {
     /// Servers per target from `run.json` (`servers`: a number for all, or `{target: n}`).
     pub servers_from_runs: BTreeMap<String, u32>,
     pub servers_for_all: Option<u32>,
+    /// Targets called through OpenFaaS's asynchronous path.
+    pub async_targets: BTreeSet<String>,
     pub rows: u64,
     /// Rows cut short (a client killed mid-row), skipped with a warning.
     pub torn_rows: Vec<String>,
@@ -186,12 +188,11 @@ fn sample_of(row: &Row, data: &mut Dataset) -> Result<(CellKey, Sample), String>
     if !row.rtt_ms.is_finite() || row.rtt_ms < 0.0 {
         return Err(format!("rtt_ms {} is not a duration", row.rtt_ms));
     }
+    if row.invocation == Invocation::Async {
+        data.async_targets.insert(target_name(row));
+    }
     let key = CellKey {
-        target: if row.target.is_empty() {
-            "default".to_string()
-        } else {
-            row.target.clone()
-        },
+        target: target_name(row),
         users: row.users,
         think_s: row.think_s,
         rate_per_s: row.rate_per_s,
@@ -206,11 +207,22 @@ fn sample_of(row: &Row, data: &mut Dataset) -> Result<(CellKey, Sample), String>
         total_ms: row.total_ms,
         ml_ms: row.ml_ms,
         queue_ms: row.queue_ms,
+        async_queue_ms: row.async_queue_ms,
+        accepted_ms: row.accepted_ms,
         ok: row.ok,
         cold: row.cold == Some(true),
         instance,
     };
     Ok((key, sample))
+}
+
+/// The row's target; rows from before targets existed went to `default`.
+fn target_name(row: &Row) -> String {
+    if row.target.is_empty() {
+        "default".to_string()
+    } else {
+        row.target.clone()
+    }
 }
 
 /// The index of `name` in `list`, added if new (instances and runs are few).

@@ -26,6 +26,8 @@ use cells::{CellKey, CellStats};
 use fit::{Fit, Prediction};
 use input::Dataset;
 
+use crate::record::Invocation;
+
 /// One `--servers` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServersSpec {
@@ -170,6 +172,17 @@ pub fn write(
     })
 }
 
+impl Analysis {
+    /// How the target was called.
+    pub fn invocation(&self, target: &str) -> Invocation {
+        if self.data.async_targets.contains(target) {
+            Invocation::Async
+        } else {
+            Invocation::Sync
+        }
+    }
+}
+
 /// Statistics, fits, predictions and ratios for a dataset.
 pub fn analyse(data: Dataset, servers: &[ServersSpec]) -> Analysis {
     let cli_named: BTreeMap<String, u32> = servers
@@ -195,6 +208,12 @@ pub fn analyse(data: Dataset, servers: &[ServersSpec]) -> Analysis {
             &data.servers_from_runs,
             data.servers_for_all,
         );
+        // The asynchronous path is one queue whose worker makes a fixed number of calls at a
+        // time, whatever the replicas behind it.
+        let servers = servers.or(data.async_targets.contains(target).then_some((
+            1,
+            "the queue worker's calls at a time (OpenFaaS CE: 1; --servers NAME=C)",
+        )));
         if let Some(f) = fit::fit_target(of_target(), servers, instances.len()) {
             fits.insert(target.clone(), f);
         }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::record::round_ms;
+use crate::record::{Invocation, round_ms};
 use crate::summary::Dist;
 
 use super::fit::error_pct;
@@ -18,6 +18,9 @@ use super::{Analysis, CellReport, ReportError};
 #[derive(Debug, Serialize)]
 pub struct SummaryRow {
     pub target: String,
+    /// `async` for a target called through OpenFaaS's asynchronous path (its round trip runs
+    /// to the callback).
+    pub invocation: &'static str,
     pub users: u32,
     pub think_s: f64,
     pub rate_per_s: Option<f64>,
@@ -48,6 +51,11 @@ pub struct SummaryRow {
     pub network_mean_ms: Option<f64>,
     pub queue_mean_ms: Option<f64>,
     pub handler_other_mean_ms: Option<f64>,
+    /// Asynchronous cells: the mean `202 Accepted` round trip, the mean time before the queue
+    /// worker took a call, and that time's share of the mean round trip.
+    pub accepted_mean_ms: Option<f64>,
+    pub async_queue_mean_ms: Option<f64>,
+    pub async_queue_share: Option<f64>,
     pub instances: usize,
     pub predicted_rtt_ms: Option<f64>,
     pub predicted_throughput_rps: Option<f64>,
@@ -73,12 +81,14 @@ fn round4(v: f64) -> f64 {
 }
 
 impl SummaryRow {
-    pub fn of(cell: &CellReport) -> SummaryRow {
+    pub fn of(cell: &CellReport, invocation: Invocation) -> SummaryRow {
         let s = &cell.stats;
         let part = |f: fn(&Dist) -> f64, d: Option<Dist>| d.as_ref().map(f);
         let ms = |v: Option<f64>| v.map(round_ms);
+        let asynchronous = invocation == Invocation::Async;
         SummaryRow {
             target: cell.key.target.clone(),
+            invocation: invocation.name(),
             users: cell.key.users,
             think_s: cell.key.think_s,
             rate_per_s: cell.key.rate_per_s,
@@ -109,6 +119,16 @@ impl SummaryRow {
             network_mean_ms: ms(s.breakdown.map(|b| b.network_ms)),
             queue_mean_ms: ms(s.breakdown.map(|b| b.queue_ms)),
             handler_other_mean_ms: ms(s.breakdown.map(|b| b.handler_other_ms)),
+            accepted_mean_ms: ms(s.accepted_mean_ms),
+            async_queue_mean_ms: asynchronous
+                .then(|| ms(s.breakdown.map(|b| b.async_queue_ms)))
+                .flatten(),
+            async_queue_share: asynchronous
+                .then(|| {
+                    let (b, rtt) = (s.breakdown?, s.rtt?.mean);
+                    (rtt > 0.0).then(|| round4(b.async_queue_ms / rtt))
+                })
+                .flatten(),
             instances: s.per_instance.len(),
             predicted_rtt_ms: ms(cell.prediction.and_then(|p| p.rtt_ms)),
             predicted_throughput_rps: ms(cell.prediction.map(|p| p.throughput_rps)),
@@ -132,7 +152,7 @@ pub fn write(analysis: &Analysis, out: &Path) -> Result<Vec<PathBuf>, ReportErro
         .map_err(|e| write_err(&csv_path, std::io::Error::other(e)))?;
     for cell in &analysis.cells {
         writer
-            .serialize(SummaryRow::of(cell))
+            .serialize(SummaryRow::of(cell, analysis.invocation(&cell.key.target)))
             .map_err(|e| write_err(&csv_path, std::io::Error::other(e)))?;
     }
     writer.flush().map_err(|e| write_err(&csv_path, e))?;
@@ -175,8 +195,8 @@ pub const TABLE_NOTE: &str = "Load: `Nu Zs` = N closed-loop users thinking Z sec
     compared with the warm requests' mean.";
 
 /// One cell's row of that table, as text.
-pub fn table_cells(cell: &CellReport) -> [String; 16] {
-    let row = SummaryRow::of(cell);
+pub fn table_cells(cell: &CellReport, invocation: Invocation) -> [String; 16] {
+    let row = SummaryRow::of(cell, invocation);
     let ci = match (row.rtt_ci95_low_ms, row.rtt_ci95_high_ms) {
         (Some(lo), Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),
         _ => String::new(),
@@ -185,8 +205,12 @@ pub fn table_cells(cell: &CellReport) -> [String; 16] {
         (Some(base), Some(r)) => format!("{r:.2}× {base}"),
         _ => "–".to_string(),
     };
+    let target = match invocation {
+        Invocation::Sync => row.target,
+        Invocation::Async => format!("{} (async)", row.target),
+    };
     [
-        row.target,
+        target,
         cell.key.load_label(),
         row.requests.to_string(),
         format!("{:.1} %", row.success_rate * 100.0),
@@ -219,7 +243,8 @@ pub fn markdown(analysis: &Analysis) -> String {
     let _ = writeln!(md, "\n| {} |", TABLE_HEADER.join(" | "));
     let _ = writeln!(md, "|---|---|{}", "--:|".repeat(TABLE_HEADER.len() - 2));
     for cell in &analysis.cells {
-        let _ = writeln!(md, "| {} |", table_cells(cell).join(" | "));
+        let invocation = analysis.invocation(&cell.key.target);
+        let _ = writeln!(md, "| {} |", table_cells(cell, invocation).join(" | "));
     }
     let _ = writeln!(md, "\n{TABLE_NOTE}");
     md
@@ -234,8 +259,17 @@ pub fn fit_text(analysis: &Analysis) -> String {
                 let _ = writeln!(
                     text,
                     "- **{target}**: service S = {:.1} ms, network + gateway D = {:.1} ms, \
-                     c = {} server(s) ({}), from {} warm single-user requests.",
-                    f.service_ms, f.delay_ms, f.servers, f.servers_source, f.samples
+                     c = {} server(s) ({}), from {} warm single-user requests.{}",
+                    f.service_ms,
+                    f.delay_ms,
+                    f.servers,
+                    f.servers_source,
+                    f.samples,
+                    match analysis.invocation(target) {
+                        Invocation::Sync => "",
+                        Invocation::Async =>
+                            " Called asynchronously: one queue in front of the replicas, its worker the c servers; D also holds the accept and the callback.",
+                    }
                 );
             }
             None => {

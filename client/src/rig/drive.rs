@@ -14,8 +14,9 @@ use crate::video::DecodeOptions;
 use crate::wire::ReplyImage;
 use crate::workload::Workload;
 
+use super::callback::Receiver;
 use super::exchange::pause;
-use super::plan::{self, Budget, Cell, Output, Plan};
+use super::plan::{self, Budget, CallbackSpec, Cell, Output, Plan};
 use super::rundir::{self, CellRecord, RunDir, RunManifest, TargetRecord};
 use super::{Rig, RigError, run_cell};
 
@@ -56,6 +57,10 @@ pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
     // Refuse a foreign results file before spending time on the video.
     record::check_header(&results)?;
     let workload = Arc::new(prepare_workload(plan).await?);
+    let receiver = match &plan.callback {
+        Some(spec) => Some(start_receiver(spec, &workload).await?),
+        None => None,
+    };
     let mut manifest = manifest(plan, &run_id, &workload, token.is_some());
     if let (Some(dir), Some(previous)) = (&dir, previous) {
         resume(dir, previous, &mut manifest)?;
@@ -79,6 +84,7 @@ pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
         smooth: plan.smooth,
         show_progress: plan.show_progress,
         token,
+        callbacks: receiver.as_ref().map(|r| Arc::clone(&r.callbacks)),
     };
     let mut sink = CsvSink::open(&results)?;
     let cells = plan.cells();
@@ -116,6 +122,36 @@ pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
         reports: dir.as_ref().map(RunDir::reports),
         rows: sink.rows(),
     })
+}
+
+/// The largest message OpenFaaS's queue (NATS) takes by default.
+const QUEUE_MESSAGE_LIMIT: usize = 1 << 20;
+
+/// Starts the callback receiver, and warns when frames are too large for the platform's queue.
+async fn start_receiver(spec: &CallbackSpec, workload: &Workload) -> Result<Receiver, RigError> {
+    let receiver = Receiver::start(spec.listen, spec.url.clone()).await?;
+    eprintln!(
+        "callbacks: listening on {}, posted to {}",
+        receiver.local_addr,
+        receiver.callbacks.url_for("ID")
+    );
+    // The gateway queues the body base64-encoded inside a JSON message.
+    let largest = workload
+        .bodies
+        .iter()
+        .map(|b| b.bytes.len())
+        .max()
+        .unwrap_or(0);
+    let queued = largest.div_ceil(3) * 4 + 2048;
+    if queued > QUEUE_MESSAGE_LIMIT {
+        eprintln!(
+            "warning: the largest frame is {} KB, about {} KB once queued: OpenFaaS's queue (NATS) takes about {} KB per message by default, so asynchronous calls of it will fail; shrink the frames with --format jpeg, a lower --quality or --width",
+            largest / 1024,
+            queued / 1024,
+            QUEUE_MESSAGE_LIMIT / 1024
+        );
+    }
+    Ok(receiver)
 }
 
 /// The run folder (if the plan has one), the manifest of the run it already holds (only when
@@ -201,6 +237,7 @@ fn manifest(plan: &Plan, run_id: &str, workload: &Workload, token: bool) -> RunM
             .map(|t| TargetRecord {
                 name: t.name.clone(),
                 url: t.url.to_string(),
+                invocation: t.invocation,
             })
             .collect(),
         wire: plan.frames.wire.name().into(),
@@ -305,6 +342,18 @@ impl Cells<'_> {
         for failed in &outcome.thresholds_failed {
             eprintln!("threshold failed in {}: {failed}", cell.label());
         }
+        if let Some(c) = outcome.callbacks.filter(|c| c.refused() > 0) {
+            eprintln!(
+                "callbacks in {}: {} matched; refused {} duplicate, {} late, {} unknown, {} oversized, {} malformed",
+                cell.label(),
+                c.matched,
+                c.duplicate,
+                c.late,
+                c.unknown,
+                c.oversized,
+                c.malformed
+            );
+        }
         let wall_s = outcome.summary.wall_s;
         self.manifest.interrupted = outcome.interrupted;
         self.manifest.record(CellRecord {
@@ -316,6 +365,7 @@ impl Cells<'_> {
             summary: outcome.summary,
             instances: outcome.instances,
             thresholds_failed: outcome.thresholds_failed,
+            callbacks: outcome.callbacks,
         });
         if let Some(dir) = self.dir {
             dir.save(self.manifest)?;

@@ -5,12 +5,14 @@
 //!
 //! - [`plan`]: cells, budgets, worker shares, time slots, arrival times;
 //! - [`exchange`]: one request, its row and its goose custom metrics;
+//! - [`callback`]: the receiver of asynchronous targets' callbacks;
 //! - [`users`]: the closed-loop video user and the open-loop arrival taker;
 //! - [`smooth`]: a user's memory of the faces it was sent back, for `--smooth`;
 //! - [`rundir`]: a run's folder (run.json, cells.csv, resume);
 //! - [`drive`]: a plan end to end, for `run`, `load` and `sweep` alike;
 //! - [`merge`]: distributed workers' folders into one.
 
+pub mod callback;
 pub mod drive;
 pub mod exchange;
 pub mod merge;
@@ -30,7 +32,7 @@ use reqwest::Url;
 use tokio::sync::mpsc;
 
 use crate::progress::Progress;
-use crate::record::{CsvSink, RecordError, Row};
+use crate::record::{CsvSink, Invocation, RecordError, Row};
 use crate::summary::{CellSummary, CellTally};
 use crate::token::Token;
 use crate::token::TokenError;
@@ -40,6 +42,7 @@ use crate::workload::Workload;
 use rundir::RunDirError;
 use slblur_protocol::Wire;
 
+use callback::{CallbackCounts, Callbacks};
 pub use exchange::Outcome;
 pub use plan::Ramp;
 use plan::{ALL_AT_ONCE, Budget, Cell, Load, Share};
@@ -55,6 +58,8 @@ pub enum RigError {
     Video(#[from] VideoError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error(transparent)]
+    Callbacks(#[from] callback::ListenError),
     #[error("goose could not run cell {cell}")]
     Goose {
         cell: String,
@@ -93,6 +98,8 @@ pub struct Rig {
     pub show_progress: bool,
     /// Sent as `Authorization` on every request (`--token-file`).
     pub token: Option<Token>,
+    /// The receiver of asynchronous targets' callbacks (when the plan has such a target).
+    pub callbacks: Option<Arc<Callbacks>>,
 }
 
 /// What one cell's goose users share.
@@ -117,6 +124,9 @@ pub struct CellContext {
     /// from goose's own start-up.
     pub first_user: OnceLock<Instant>,
     pub token: Option<Token>,
+    pub invocation: Invocation,
+    /// Asynchronous targets only: where their callbacks arrive.
+    pub callbacks: Option<Arc<Callbacks>>,
     tx: mpsc::UnboundedSender<Outcome>,
 }
 
@@ -145,6 +155,11 @@ impl CellContext {
             open_start: OnceLock::new(),
             first_user: OnceLock::new(),
             token: rig.token.clone(),
+            invocation: cell.target.invocation,
+            callbacks: match cell.target.invocation {
+                Invocation::Sync => None,
+                Invocation::Async => rig.callbacks.clone(),
+            },
             tx,
         }
     }
@@ -171,6 +186,12 @@ impl CellContext {
     pub fn report(&self, outcome: Outcome) -> bool {
         self.tx.send(outcome).is_ok()
     }
+
+    /// The cell's writer, for rows that come after their request finished (a duplicate
+    /// callback).
+    pub fn writer(&self) -> &mpsc::UnboundedSender<Outcome> {
+        &self.tx
+    }
 }
 
 /// How a cell ended.
@@ -181,6 +202,8 @@ pub struct CellOutcome {
     /// Threshold rules that failed, with what was observed.
     pub thresholds_failed: Vec<String>,
     pub instances: BTreeSet<String>,
+    /// Asynchronous cells: the callbacks taken and refused during the cell.
+    pub callbacks: Option<CallbackCounts>,
 }
 
 /// Runs one cell to its end (or Ctrl-C), writing every row to `sink` as it arrives. Returned
@@ -204,6 +227,10 @@ pub async fn run_cell(
         instances: BTreeSet::new(),
         started: Instant::now(),
         last_end: None,
+        callbacks: match cell.target.invocation {
+            Invocation::Sync => None,
+            Invocation::Async => rig.callbacks.as_ref().map(|c| (Arc::clone(c), c.counts())),
+        },
     };
     if local_users == 0 {
         // This worker has no share of the cell (fewer users than workers).
@@ -274,6 +301,8 @@ struct Collector<'a> {
     instances: BTreeSet<String>,
     started: Instant,
     last_end: Option<Instant>,
+    /// Asynchronous cells: the receiver, and its counts when the cell began.
+    callbacks: Option<(Arc<Callbacks>, CallbackCounts)>,
 }
 
 impl Collector<'_> {
@@ -335,6 +364,9 @@ impl Collector<'_> {
             interrupted,
             thresholds_failed,
             instances: self.instances,
+            callbacks: self
+                .callbacks
+                .map(|(callbacks, before)| callbacks.counts().since(before)),
         }
     }
 }

@@ -46,6 +46,16 @@ pub struct Plan {
     pub keep_images: bool,
     /// Closed-loop users send the faces of their last replies as hints (`--smooth`).
     pub smooth: super::Smoothing,
+    /// Where asynchronous targets' callbacks are received (`--callback-listen`) and the URL
+    /// the platform posts them to (`--callback-url`); set when the plan has such a target.
+    pub callback: Option<CallbackSpec>,
+}
+
+/// `--callback-listen` and `--callback-url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallbackSpec {
+    pub listen: std::net::SocketAddr,
+    pub url: Option<reqwest::Url>,
 }
 
 /// Where a plan's rows go.
@@ -149,11 +159,14 @@ impl Ramp {
     }
 }
 
-/// A deployment to load: `NAME=URL` (`--target`, or `--url` as the target `default`).
+/// A deployment to load: `NAME=URL` (`--target`, `--async-target`, or `--url` as the target
+/// `default`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
     pub name: String,
     pub url: reqwest::Url,
+    /// Called directly, or through OpenFaaS's asynchronous path (`--async-target`, `--async`).
+    pub invocation: crate::record::Invocation,
 }
 
 /// How a cell loads its target.
@@ -392,6 +405,7 @@ mod tests {
         TargetSpec {
             name: name.into(),
             url: Url::parse("http://127.0.0.1:1/").expect("test url"),
+            invocation: crate::record::Invocation::Sync,
         }
     }
 

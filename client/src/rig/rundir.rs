@@ -15,7 +15,9 @@ use crate::record::{self, CsvSink, RecordError, Row};
 use crate::summary::{CellSummary, Dist};
 
 use super::Smoothing;
+use super::callback::CallbackCounts;
 use super::plan::{Budget, Load, Share};
+use crate::record::Invocation;
 
 pub const RESULTS: &str = "results.csv";
 pub const CELLS: &str = "cells.csv";
@@ -45,6 +47,9 @@ pub enum RunDirError {
 pub struct TargetRecord {
     pub name: String,
     pub url: String,
+    /// `async` for an asynchronous target (`--async-target`, `--async`).
+    #[serde(default)]
+    pub invocation: Invocation,
 }
 
 /// One cell as run.json records it.
@@ -59,6 +64,9 @@ pub struct CellRecord {
     /// Replicas that answered in this cell (`X-Slblur-Instance`).
     pub instances: BTreeSet<String>,
     pub thresholds_failed: Vec<String>,
+    /// Asynchronous cells: the callbacks the receiver took and refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callbacks: Option<CallbackCounts>,
 }
 
 /// run.json: what was run, by which tool, where, and how far it got.

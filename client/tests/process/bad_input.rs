@@ -176,6 +176,51 @@ fn bad_options_are_explained() {
     );
     fails_with(&["run", "--video", v, "--smooth", "x"], 2, "invalid value");
     fails_with(
+        &[
+            "run",
+            "--video",
+            v,
+            "--async-target",
+            "a=http://127.0.0.1:1/",
+            "--url",
+            "http://127.0.0.1:2/",
+        ],
+        2,
+        "cannot be used with",
+    );
+    fails_with(&["run", "--video", v, "--async"], 2, "--url <URL>");
+    fails_with(
+        &[
+            "sweep",
+            "--video",
+            v,
+            "--async-target",
+            "a=http://127.0.0.1:1/",
+            "--callback-listen",
+            "0.0.0.0:9000",
+        ],
+        2,
+        "needs --callback-url",
+    );
+    fails_with(
+        &[
+            "sweep",
+            "--video",
+            v,
+            "--target",
+            "a=http://127.0.0.1:1/",
+            "--async-target",
+            "a=http://127.0.0.1:2/",
+        ],
+        2,
+        "two targets are named 'a'",
+    );
+    fails_with(
+        &["run", "--video", v, "--callback-url", "http://127.0.0.1:9/"],
+        2,
+        "need an asynchronous target",
+    );
+    fails_with(
         &["leaks", v, v, "--kept-above", "1.5"],
         2,
         "not a share between 0 (excluded) and 1",

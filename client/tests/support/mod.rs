@@ -121,6 +121,54 @@ fn http_get_status(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
+/// `slblur-client async-standin` in front of `function`, with `extra` options (faults); killed
+/// when dropped.
+pub struct Standin {
+    /// `http://127.0.0.1:PORT`: add `/async-function/slblur` or `/function/slblur`.
+    pub base: String,
+    child: Child,
+}
+
+impl Standin {
+    pub fn start(function: &str, extra: &[&str]) -> Standin {
+        let mut child = Command::new(BIN)
+            .args(["async-standin", "--function", function])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn async-standin");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while stdout.read(&mut byte).expect("read the stand-in's address") == 1 && byte[0] != b'\n'
+        {
+            line.push(byte[0]);
+        }
+        let base = String::from_utf8(line).expect("UTF-8 address");
+        assert!(
+            base.starts_with("http://"),
+            "no address from async-standin: {base:?}"
+        );
+        Standin { base, child }
+    }
+
+    pub fn async_url(&self) -> String {
+        format!("{}/async-function/slblur", self.base)
+    }
+
+    pub fn sync_url(&self) -> String {
+        format!("{}/function/slblur", self.base)
+    }
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A loopback port where every connection is refused: bound but never listening, and held for
 /// the test's life, so no other socket (another test's server, an outgoing connection) can take
 /// it meanwhile, as a port bound and then released could be.

@@ -110,11 +110,12 @@ fn bar_panel<'a, 'b>(
 type BarChart<'a, 'b> = Chart<'a, 'b, SegmentedCoord<RangedCoordusize>, RangedCoordf64>;
 
 /// The parts of the breakdown, bottom to top.
-const PARTS: [(&str, RGBColor); 4] = [
+const PARTS: [(&str, RGBColor); 5] = [
     ("ML", RGBColor(44, 160, 44)),
     ("other handler work", RGBColor(31, 119, 180)),
     ("queue", RGBColor(255, 127, 14)),
     ("network + gateway", RGBColor(150, 150, 150)),
+    ("async queue + callback", RGBColor(148, 103, 189)),
 ];
 
 fn breakdown(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
@@ -123,7 +124,13 @@ fn breakdown(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
             .cells
             .iter()
             .filter_map(|c| c.stats.breakdown)
-            .map(|b| b.network_ms.max(0.0) + b.queue_ms + b.handler_other_ms.max(0.0) + b.ml_ms)
+            .map(|b| {
+                b.network_ms.max(0.0)
+                    + b.async_queue_ms
+                    + b.queue_ms
+                    + b.handler_other_ms.max(0.0)
+                    + b.ml_ms
+            })
             .fold(0.0, f64::max),
     );
     for (target, area) in target_panels(root, &analysis.targets) {
@@ -146,6 +153,7 @@ fn breakdown(analysis: &Analysis, root: &Area<'_>) -> DrawResult {
                 b.handler_other_ms.max(0.0),
                 b.queue_ms,
                 b.network_ms.max(0.0),
+                b.async_queue_ms,
             ];
             let mut bottom = 0.0;
             for (height, (_, col)) in heights.iter().zip(PARTS) {

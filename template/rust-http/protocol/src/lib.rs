@@ -31,6 +31,18 @@ pub mod header {
     pub const SERVER_TIMING: &str = "server-timing";
     /// Seconds to wait before retrying a 429 or 503.
     pub const RETRY_AFTER: &str = "retry-after";
+
+    /// OpenFaaS's asynchronous path (`POST /async-function/NAME` answers 202 with
+    /// [`CALL_ID`]; the queue worker later calls the function and posts its answer, with the
+    /// function's own headers, to the caller's [`CALLBACK_URL`]).
+    pub const CALLBACK_URL: &str = "x-callback-url";
+    /// On the callback: the function's HTTP status (503 when the queue worker could not reach it).
+    pub const FUNCTION_STATUS: &str = "x-function-status";
+    /// On the callback: the function's name.
+    pub const FUNCTION_NAME: &str = "x-function-name";
+    /// Seconds the call took: from the watchdog on a function's answer, from the queue worker
+    /// (taking the message to reading the function's answer) on a callback.
+    pub const DURATION_SECONDS: &str = "x-duration-seconds";
 }
 
 /// Stage names the server adds around the handler's own in `Server-Timing`.
