@@ -19,7 +19,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use slblur_client::record::CsvSink;
 use slblur_client::rig::plan::TargetSpec;
-use slblur_client::rig::plan::{Budget, Cell, Load, Share};
+use slblur_client::rig::plan::{Budget, Cell, Limits, Load, Share};
 use slblur_client::rig::{Ramp, Rig, run_cell};
 use slblur_client::summary::Dist;
 use slblur_client::video::VideoInfo;
@@ -193,12 +193,20 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
         smooth: slblur_client::rig::Smoothing::OFF,
         show_progress: false,
         token: None,
+        callbacks: None,
+        limits: Limits {
+            frames: Some(per_user),
+            looping: true,
+            duration: None,
+        },
+        trace: None,
     };
     let cell = Cell {
         index: 0,
         target: TargetSpec {
             name: "bench".into(),
             url: format!("http://{addr}/").parse().expect("url"),
+            invocation: slblur_client::record::Invocation::Sync,
         },
         load: Load::Closed {
             users,

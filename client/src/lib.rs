@@ -8,7 +8,8 @@
 //!   workers' folders) over [`workload`] (a video's frames as request bodies, from [`video`]),
 //!   [`wire`] (the function's formats), [`token`] (the optional bearer token) and [`progress`].
 //! - The data: [`record`] (the CSV every tool shares) and [`summary`] (per-cell statistics);
-//!   [`jtl`] turns JMeter's results into the same rows.
+//!   [`jtl`] turns JMeter's results into the same rows; [`trace`] reads function invocation
+//!   traces to replay.
 //! - The analysis: [`report`] (tables, plots, a page), [`model`] (the queueing model) and
 //!   [`leaks`] (faces an anonymised video left unmasked).
 //! - [`standin`]: a stand-in for OpenFaaS's asynchronous path, to try and test asynchronous
@@ -26,6 +27,7 @@ pub mod rig;
 pub mod standin;
 pub mod summary;
 pub mod token;
+pub mod trace;
 pub mod video;
 pub mod wire;
 pub mod workload;

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 /// Column names, in file order. Must match the fields of [`Row`].
-pub const HEADER: [&str; 31] = [
+pub const HEADER: [&str; 33] = [
     "run_id",
     "users",
     "think_s",
@@ -45,6 +45,8 @@ pub const HEADER: [&str; 31] = [
     "accepted_ms",
     "call_id",
     "async_queue_ms",
+    "arrival",
+    "late_ms",
 ];
 
 /// Earlier schemas: the first columns, as files written before the later ones existed have
@@ -122,6 +124,14 @@ pub struct Row {
     /// trip back).
     #[serde(default)]
     pub async_queue_ms: Option<f64>,
+    /// Open-loop cells: how the requests arrived (`poisson`, `burst:…`, `ramp:…`, `trace`; the
+    /// option syntax); empty for closed loops.
+    #[serde(default)]
+    pub arrival: String,
+    /// Open-loop cells: how long after its intended time the request was sent (the load
+    /// generator's lateness, already part of `rtt_ms`).
+    #[serde(default)]
+    pub late_ms: Option<f64>,
 }
 
 /// How a request reached the function.
@@ -188,6 +198,8 @@ impl Row {
             accepted_ms: None,
             call_id: String::new(),
             async_queue_ms: None,
+            arrival: String::new(),
+            late_ms: None,
         }
     }
 }
@@ -416,6 +428,8 @@ mod tests {
             accepted_ms: Some(1.5),
             call_id: "c-1".into(),
             async_queue_ms: ok.then_some(4.25),
+            arrival: "burst:20:2:1:4".into(),
+            late_ms: Some(0.25),
         }
     }
 

@@ -56,8 +56,11 @@ pub struct CellSummary {
     /// 0 for an open-loop cell.
     pub users: u32,
     pub think_s: f64,
-    /// Open-loop cells: the offered rate.
+    /// Open-loop cells: the offered rate (the mean, for bursts, ramps and traces).
     pub rate_per_s: Option<f64>,
+    /// Open-loop cells: the load's label (`2.5/s`, `burst 20/1 5s/15s`, …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub load: String,
     pub requests: u64,
     pub ok: u64,
     pub failed: u64,
@@ -82,6 +85,7 @@ pub struct CellTally {
     users: u32,
     think_s: f64,
     rate_per_s: Option<f64>,
+    load: String,
     requests: u64,
     ok: u64,
     cold: u64,
@@ -100,10 +104,13 @@ impl CellTally {
         }
     }
 
-    /// The cell's target and, for an open-loop cell, its rate.
-    pub fn for_target(mut self, target: &str, rate_per_s: Option<f64>) -> Self {
+    /// The cell's target and, for an open-loop cell, its rate and label.
+    pub fn for_target(mut self, target: &str, open: Option<(f64, String)>) -> Self {
         self.target = target.to_string();
-        self.rate_per_s = rate_per_s;
+        if let Some((rate, label)) = open {
+            self.rate_per_s = Some(rate);
+            self.load = label;
+        }
         self
     }
 
@@ -147,6 +154,7 @@ impl CellTally {
             users: self.users,
             think_s: self.think_s,
             rate_per_s: self.rate_per_s,
+            load: self.load.clone(),
             requests: self.requests,
             ok: self.ok,
             failed: self.requests - self.ok,
@@ -210,6 +218,7 @@ pub fn table(cells: &[CellSummary]) -> String {
     let blank_head = " ".repeat(target_width + 39);
     for c in cells {
         let load = match c.rate_per_s {
+            Some(_) if !c.load.is_empty() => c.load.clone(),
             Some(rate) => format!("{rate}/s"),
             None => format!("{}u {}s", c.users, c.think_s),
         };

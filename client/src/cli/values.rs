@@ -129,6 +129,28 @@ fn target(s: &str, invocation: Invocation) -> Result<TargetSpec, String> {
     })
 }
 
+/// A positive factor up to 1,000,000 (`--trace-scale`, `--trace-speedup`).
+pub fn parse_factor(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f <= 1_000_000.0 => Ok(f),
+        _ => Err(format!("'{s}' is not a factor above 0 (at most 1000000)")),
+    }
+}
+
+/// `A-B`: minutes of a trace, 1-based and inclusive.
+pub fn parse_minutes(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}' is not a range of minutes A-B (e.g. 1-60)");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b) = (
+        a.trim().parse::<usize>().map_err(|_| bad())?,
+        b.trim().parse::<usize>().map_err(|_| bad())?,
+    );
+    if a == 0 || a > b {
+        return Err(format!("'{s}': minutes start at 1 and A is at most B"));
+    }
+    Ok((a, b))
+}
+
 /// A positive, finite rate (users or requests per second).
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {

@@ -6,12 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use super::{Finish, SendArgs, UsageError};
 use crate::cli::values::{
-    RateList, ThinkList, UserList, parse_duration, parse_rate, parse_rate_list, parse_run_id,
-    parse_start_at, parse_think_list, parse_threshold, parse_users,
+    RateList, ThinkList, UserList, parse_duration, parse_factor, parse_minutes, parse_rate,
+    parse_rate_list, parse_run_id, parse_start_at, parse_think_list, parse_threshold, parse_users,
 };
 use crate::record;
+use crate::rig::arrivals::{Process, Spread, TraceReplay, parse_burst, parse_ramp};
 use crate::rig::plan::{self, Load, Output, Plan, Ramp, Share};
 use crate::rig::{Smoothing, drive};
+use crate::trace::{Selection, Trace, TraceError};
 
 /// What tells `load` and `sweep` apart: the name, the default grid, and whether one cell is
 /// all that may run.
@@ -43,21 +45,54 @@ pub const SWEEP: Grid = Grid {
 
 /// `load` (one cell per target) and `sweep` (a grid of cells per target).
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("open").multiple(true)))]
 pub struct Args {
     #[command(flatten)]
     pub send: SendArgs,
     /// Concurrent users per cell: a comma list, ranges allowed (1,2,4 or 1-9)
     /// [default: sweep 1,2,4; load 1].
-    #[arg(long, value_name = "LIST", value_parser = parse_users, conflicts_with = "rates")]
+    #[arg(long, value_name = "LIST", value_parser = parse_users, conflicts_with = "open")]
     pub users: Option<UserList>,
     /// Think times per cell: a comma list of durations (0,1,5 or 0,500ms,2s)
     /// [default: sweep 0,1,5; load 0].
-    #[arg(long, value_name = "LIST", value_parser = parse_think_list, conflicts_with = "rates")]
+    #[arg(long, value_name = "LIST", value_parser = parse_think_list, conflicts_with = "open")]
     pub think: Option<ThinkList>,
     /// Open loop instead of users: Poisson arrivals at these rates (requests per second,
     /// a comma list such as 2,5,10), frames taken from the video in turn.
-    #[arg(long = "rate", value_name = "LIST", value_parser = parse_rate_list)]
+    #[arg(long = "rate", value_name = "LIST", value_parser = parse_rate_list, group = "open")]
     pub rates: Option<RateList>,
+    /// Open loop, in bursts: Poisson arrivals at ON requests/s for on periods of MEAN_ON
+    /// seconds on average, then at OFF requests/s for MEAN_OFF seconds (exponential periods: a
+    /// two-state Markov-modulated Poisson process), e.g. 20:1:5:15. Repeat for more cells;
+    /// bound each with --frames or --duration.
+    #[arg(long = "burst", value_name = "ON:OFF:MEAN_ON:MEAN_OFF", value_parser = parse_burst, group = "open")]
+    pub bursts: Vec<Process>,
+    /// Open loop, a ramp: Poisson arrivals whose rate goes linearly from FROM to TO requests/s
+    /// over SECONDS, e.g. 1:20:60 (not the users' --ramp-up). Repeat for more cells.
+    #[arg(long = "ramp", value_name = "FROM:TO:SECONDS", value_parser = parse_ramp, group = "open")]
+    pub ramps: Vec<Process>,
+    /// Open loop, replaying a function trace in the Azure Functions 2019 invocation-count
+    /// format (HashOwner,HashApp,HashFunction,Trigger,1,…,1440: invocations per minute), e.g.
+    /// samples/traces/azure-sample.csv. Each minute's invocations are spread within it.
+    #[arg(long, value_name = "FILE", group = "open")]
+    pub trace: Option<PathBuf>,
+    /// Trace: the functions to replay, by (a prefix of) HashFunction, comma-separated
+    /// [default: every function, summed].
+    #[arg(long, value_name = "HASH,…", value_delimiter = ',', requires = "trace")]
+    pub trace_function: Vec<String>,
+    /// Trace: the minutes to replay, A-B (1-based, inclusive) [default: all].
+    #[arg(long, value_name = "A-B", value_parser = parse_minutes, requires = "trace")]
+    pub trace_minutes: Option<(usize, usize)>,
+    /// Trace: multiply every minute's invocations by this (the fraction drawn, seeded).
+    #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = parse_factor, requires = "trace")]
+    pub trace_scale: f64,
+    /// Trace: time compression, trace minutes per minute of the run (60 replays a minute of
+    /// the trace in a second).
+    #[arg(long, default_value_t = 1.0, value_name = "F", value_parser = parse_factor, requires = "trace")]
+    pub trace_speedup: f64,
+    /// Trace: how a minute's invocations are placed within it.
+    #[arg(long, value_enum, default_value_t = Spread::Poisson, requires = "trace")]
+    pub trace_spread: Spread,
     /// Open loop: at most this many requests outstanding; an arrival that finds them all busy
     /// becomes a failed row instead of a silent slowdown.
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -119,10 +154,11 @@ pub async fn run(args: &Args, grid: &Grid) -> anyhow::Result<Finish> {
 pub fn plan(args: &Args, grid: &Grid) -> Result<Plan, UsageError> {
     let send = &args.send;
     send.check()?;
-    let loads = loads(args, grid)?;
-    if args.rates.is_some() && send.smooth.is_some_and(|n| n > 0) {
+    let trace = trace(args)?;
+    let loads = loads(args, grid, trace.as_ref())?;
+    if loads.iter().any(|l| l.process().is_some()) && send.smooth.is_some_and(|n| n > 0) {
         return Err(UsageError(
-            "--smooth needs closed-loop users (each sends its frames in order); --rate has none"
+            "--smooth needs closed-loop users (each sends its frames in order); an open loop (--rate, --burst, --ramp, --trace) has none"
                 .into(),
         ));
     }
@@ -166,23 +202,67 @@ pub fn plan(args: &Args, grid: &Grid) -> Result<Plan, UsageError> {
         // Measuring: hints change the work per request, so they are asked for explicitly.
         callback: send.callback()?,
         smooth: send.smoothing(Smoothing::OFF),
+        trace,
     };
     plan.slot = plan.time_slot().map_err(UsageError)?;
     Ok(plan)
 }
 
+/// The trace to replay (`--trace` and its options), read and checked.
+fn trace(args: &Args) -> Result<Option<TraceReplay>, UsageError> {
+    let Some(path) = &args.trace else {
+        return Ok(None);
+    };
+    // The message with its causes, as the binary prints every error.
+    let explain = |e: TraceError| UsageError(format!("{:#}", anyhow::Error::from(e)));
+    let file = Trace::read(path).map_err(explain)?;
+    let selection = Selection {
+        functions: args.trace_function.clone(),
+        minutes: args.trace_minutes,
+        scale: args.trace_scale,
+    };
+    let per_minute = file.select(&selection).map_err(explain)?;
+    let minutes = args.trace_minutes.unwrap_or((1, file.minutes));
+    let functions = if args.trace_function.is_empty() {
+        format!("all {} functions", file.functions.len())
+    } else {
+        args.trace_function.join(",")
+    };
+    Ok(Some(TraceReplay {
+        source: format!(
+            "{} ({functions}, minutes {}-{})",
+            path.display(),
+            minutes.0,
+            minutes.1
+        ),
+        per_minute,
+        scale: args.trace_scale,
+        speedup: args.trace_speedup,
+        spread: args.trace_spread,
+    }))
+}
+
 /// The load points the options ask for, with the command's defaults.
-fn loads(args: &Args, grid: &Grid) -> Result<Vec<Load>, UsageError> {
-    let loads = match &args.rates {
-        Some(RateList(rates)) => rates
-            .iter()
-            .map(|&rate_per_s| Load::Open { rate_per_s })
-            .collect(),
-        None => plan::closed_loads(
+fn loads(args: &Args, grid: &Grid, trace: Option<&TraceReplay>) -> Result<Vec<Load>, UsageError> {
+    let open = |process: Process, rate: f64| Load::Open {
+        rate_per_s: process.mean_rate(rate),
+        process,
+    };
+    let mut loads: Vec<Load> = args
+        .rates
+        .iter()
+        .flat_map(|RateList(rates)| rates.iter().map(|&r| open(Process::Poisson, r)))
+        .chain(args.bursts.iter().chain(&args.ramps).map(|&p| open(p, 0.0)))
+        .collect();
+    if let Some(replay) = trace {
+        loads.push(open(Process::Trace, replay.mean_rate()));
+    }
+    if loads.is_empty() {
+        loads = plan::closed_loads(
             args.users.as_ref().map_or(grid.users, |UserList(u)| u),
             args.think.as_ref().map_or(grid.think, |ThinkList(t)| t),
-        ),
-    };
+        );
+    }
     if grid.one_cell && loads.len() != 1 {
         return Err(UsageError(format!(
             "load runs one cell, but the options ask for {} (users × think or rates); use sweep",

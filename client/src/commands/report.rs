@@ -1,9 +1,10 @@
 //! `slblur-client report`: results into tables, plots and a page ([`crate::report`]).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::cli::values::parse_servers;
-use crate::report::ServersSpec;
+use crate::cli::values::{parse_duration, parse_servers};
+use crate::report::{ServersSpec, Settings};
 
 #[derive(Debug, clap::Args, Clone)]
 pub struct Args {
@@ -17,10 +18,18 @@ pub struct Args {
     /// repeatable. Default: run.json's `servers`, else the instances seen × 1 worker.
     #[arg(long, value_name = "[NAME=]C", value_parser = parse_servers)]
     pub servers: Vec<ServersSpec>,
+    /// Bursts, ramps and traces: the model's time windows [default: one trace minute of the
+    /// run's replay, else 10 s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub window: Option<Duration>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let output = crate::report::write(&args.inputs, &args.servers, &args.out)?;
+    let settings = Settings {
+        servers: args.servers.clone(),
+        window: args.window,
+    };
+    let output = crate::report::write(&args.inputs, &settings, &args.out)?;
     print!("{}", output.describe());
     Ok(())
 }

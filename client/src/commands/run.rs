@@ -66,6 +66,7 @@ pub fn plan(args: &Args) -> Result<Plan, UsageError> {
         show_progress: !send.no_progress,
         keep_images: args.save_video.is_some(),
         callback: send.callback()?,
+        trace: None,
         smooth: send.smoothing(match args.save_video {
             // Anonymising a video: a face missed in a frame or two stays masked.
             Some(_) if send.wire != slblur_protocol::Wire::Seed => Smoothing::VIDEO,

@@ -1,11 +1,15 @@
 //! Cells and their statistics: a cell is (target, users, think time) for closed-loop users or
-//! (target, offered rate) for open-loop ones; its requests become counts, success rate,
-//! throughput, latency distributions, a confidence interval and the round-trip breakdown.
+//! (target, arrival process and mean rate) for open-loop ones; its requests become counts,
+//! success rate, throughput, latency distributions, confidence intervals (of the mean, the
+//! median, p95 and p99) and the round-trip breakdown.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use crate::rig::arrivals::Process;
 use crate::summary::Dist;
+
+use super::quantiles;
 
 /// Which cell a request belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +22,8 @@ pub struct CellKey {
     pub rate_per_s: Option<f64>,
     /// `--smooth N` (hints change the work per request, so they make another cell).
     pub smooth: u32,
+    /// Open-loop cells: the arrival process (the `arrival` column; `poisson` when empty).
+    pub arrival: Process,
 }
 
 impl CellKey {
@@ -25,12 +31,13 @@ impl CellKey {
         self.rate_per_s.is_some()
     }
 
-    /// Short label for axes and tables: `4u 1s` (4 users thinking 1 s) or `2.5/s`, with
-    /// ` smooth N` when the users sent hints.
+    /// Short label for axes and tables: `4u 1s` (4 users thinking 1 s), `2.5/s` (Poisson),
+    /// `burst 20/1 5s/15s`, `ramp 1-20/s 60s` or `trace 3.40/s`, with ` smooth N` when the
+    /// users sent hints.
     pub fn load_label(&self) -> String {
         let load = match self.rate_per_s {
-            Some(rate) => format!("{rate}/s"),
             None => format!("{}u {}s", self.users, self.think_s),
+            Some(rate) => self.arrival.label(rate),
         };
         match self.smooth {
             0 => load,
@@ -54,6 +61,7 @@ impl Ord for CellKey {
                     .total_cmp(&other.rate_per_s.unwrap_or(0.0)),
             )
             .then(self.smooth.cmp(&other.smooth))
+            .then(self.arrival.key().cmp(&other.arrival.key()))
     }
 }
 
@@ -82,6 +90,8 @@ pub struct Sample {
     pub async_queue_ms: Option<f64>,
     /// Asynchronous calls: the round trip of the `202 Accepted`.
     pub accepted_ms: Option<f64>,
+    /// Open-loop cells: how late the request was sent.
+    pub late_ms: Option<f64>,
     pub ok: bool,
     pub cold: bool,
     /// Index into the dataset's instance names.
@@ -117,6 +127,11 @@ pub struct CellStats {
     pub ml: Option<Dist>,
     /// 95 % confidence interval of the mean round trip (Student's t).
     pub rtt_ci95: Option<(f64, f64)>,
+    /// 95 % confidence intervals of the round trip's median, p95 and p99 ([`quantiles`]);
+    /// `None` where the cell has too few requests for one.
+    pub rtt_quantile_ci95: [Option<(f64, f64)>; 3],
+    /// Open-loop cells: how late the requests were sent.
+    pub late: Option<Dist>,
     pub cold: u64,
     pub warm_rtt_mean_ms: Option<f64>,
     pub cold_rtt_mean_ms: Option<f64>,
@@ -133,6 +148,7 @@ impl CellStats {
         let values =
             |f: fn(&Sample) -> Option<f64>| ok.iter().filter_map(|s| f(s)).collect::<Vec<f64>>();
         let rtt = values(|s| Some(s.rtt_ms));
+        let rtt_sorted = sorted(&rtt);
         let warm = ok
             .iter()
             .filter(|s| !s.cold)
@@ -169,6 +185,8 @@ impl CellStats {
             total: Dist::of(&values(|s| s.total_ms)),
             ml: Dist::of(&values(|s| s.ml_ms)),
             rtt_ci95: confidence_interval(&rtt),
+            rtt_quantile_ci95: QUANTILES.map(|q| quantiles::quantile_ci95(&rtt_sorted, q)),
+            late: Dist::of(&samples.iter().filter_map(|s| s.late_ms).collect::<Vec<_>>()),
             cold: samples.iter().filter(|s| s.cold).count() as u64,
             warm_rtt_mean_ms: mean(&warm),
             cold_rtt_mean_ms: mean(&cold),
@@ -177,6 +195,15 @@ impl CellStats {
             per_instance,
         }
     }
+}
+
+/// The percentiles given confidence intervals: median, p95, p99.
+pub const QUANTILES: [f64; 3] = [0.5, 0.95, 0.99];
+
+fn sorted(values: &[f64]) -> Vec<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v
 }
 
 pub fn mean(values: &[f64]) -> Option<f64> {
@@ -267,6 +294,7 @@ mod tests {
             queue_ms: ok.then_some(5.0),
             async_queue_ms: None,
             accepted_ms: None,
+            late_ms: None,
             ok,
             cold,
             instance: Some(0),

@@ -7,6 +7,11 @@
 //! fall back to S = mean round trip, D = 0. The number of servers c comes from `--servers`,
 //! else the run's `run.json`, else the distinct instances seen × 1 worker (the function's
 //! `SLBLUR_WORKERS` default).
+//!
+//! A target with no single-user cell (an open-loop-only run: a trace, bursts) is fitted from
+//! all its successful requests instead: S = mean (`total_ms` − `queue_ms`), the handler's time
+//! without its wait for a worker, and D = the 10th percentile of (`rtt_ms` − `total_ms`), the
+//! delay when nothing waits outside the function.
 
 use std::collections::BTreeMap;
 
@@ -22,8 +27,10 @@ pub struct Fit {
     pub servers: u32,
     /// Where `servers` came from, for the report's text.
     pub servers_source: &'static str,
-    /// Warm requests the fit used.
+    /// Requests the fit used.
     pub samples: usize,
+    /// Which requests: the warm single-user ones, or every successful one.
+    pub basis: &'static str,
 }
 
 /// A cell's prediction and how far the measurement is from it.
@@ -34,19 +41,23 @@ pub struct Prediction {
     pub throughput_rps: f64,
 }
 
-/// Fits one target from its cells; `None` without successful warm single-user requests.
+/// Fits one target from its cells; `None` without successful requests with timings.
 pub fn fit_target<'a>(
     cells: impl Iterator<Item = (&'a CellKey, &'a Vec<Sample>)>,
     servers: Option<(u32, &'static str)>,
     instances_seen: usize,
 ) -> Option<Fit> {
+    let cells: Vec<(&CellKey, &Vec<Sample>)> = cells.collect();
     let warm: Vec<&Sample> = cells
+        .iter()
         .filter(|(k, _)| k.users == 1 && !k.is_open())
         .flat_map(|(_, samples)| samples.iter())
         .filter(|s| s.ok && !s.cold)
         .collect();
+    let (servers, servers_source) =
+        servers.unwrap_or((instances_seen.max(1) as u32, "instances seen × 1 worker"));
     if warm.is_empty() {
-        return None;
+        return fit_without_single_user(&cells, servers, servers_source);
     }
     let with_total: Vec<(f64, f64)> = warm
         .iter()
@@ -62,14 +73,39 @@ pub fn fit_target<'a>(
         let gaps: Vec<f64> = with_total.iter().map(|(r, t)| (r - t).max(0.0)).collect();
         (mean(&totals)?, mean(&gaps)?)
     };
-    let (servers, servers_source) =
-        servers.unwrap_or((instances_seen.max(1) as u32, "instances seen × 1 worker"));
     Some(Fit {
         service_ms,
         delay_ms,
         servers,
         servers_source,
         samples: warm.len(),
+        basis: "warm single-user requests",
+    })
+}
+
+/// The fit from every successful request with handler timings, when no single-user cell ran.
+fn fit_without_single_user(
+    cells: &[(&CellKey, &Vec<Sample>)],
+    servers: u32,
+    servers_source: &'static str,
+) -> Option<Fit> {
+    let timed: Vec<(f64, f64, f64)> = cells
+        .iter()
+        .flat_map(|(_, samples)| samples.iter())
+        .filter(|s| s.ok)
+        .filter_map(|s| Some((s.rtt_ms, s.total_ms?, s.queue_ms.unwrap_or(0.0))))
+        .collect();
+    let busy: Vec<f64> = timed.iter().map(|(_, t, q)| (t - q).max(0.0)).collect();
+    let mut gaps: Vec<f64> = timed.iter().map(|(r, t, _)| (r - t).max(0.0)).collect();
+    gaps.sort_by(f64::total_cmp);
+    let delay_ms = *gaps.get(gaps.len() / 10)?;
+    Some(Fit {
+        service_ms: mean(&busy)?,
+        delay_ms,
+        servers,
+        servers_source,
+        samples: timed.len(),
+        basis: "successful requests (no single-user cell: S without the queue wait)",
     })
 }
 
@@ -135,6 +171,7 @@ mod tests {
             think_s,
             rate_per_s: None,
             smooth: 0,
+            arrival: Default::default(),
         }
     }
 
@@ -150,6 +187,7 @@ mod tests {
             queue_ms: None,
             async_queue_ms: None,
             accepted_ms: None,
+            late_ms: None,
             ok: true,
             cold,
             instance: None,

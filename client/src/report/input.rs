@@ -30,6 +30,8 @@ pub struct Dataset {
     pub servers_for_all: Option<u32>,
     /// Targets called through OpenFaaS's asynchronous path.
     pub async_targets: BTreeSet<String>,
+    /// Seconds of the run one trace minute took, from `run.json` (`trace.speedup`).
+    pub trace_minute_s: Option<f64>,
     pub rows: u64,
     /// Rows cut short (a client killed mid-row), skipped with a warning.
     pub torn_rows: Vec<String>,
@@ -197,6 +199,7 @@ fn sample_of(row: &Row, data: &mut Dataset) -> Result<(CellKey, Sample), String>
         think_s: row.think_s,
         rate_per_s: row.rate_per_s,
         smooth: row.smooth,
+        arrival: row.arrival.parse().map_err(|e| format!("arrival: {e}"))?,
     };
     let sample = Sample {
         run: intern(&mut data.runs, &row.run_id),
@@ -209,6 +212,7 @@ fn sample_of(row: &Row, data: &mut Dataset) -> Result<(CellKey, Sample), String>
         queue_ms: row.queue_ms,
         async_queue_ms: row.async_queue_ms,
         accepted_ms: row.accepted_ms,
+        late_ms: row.late_ms,
         ok: row.ok,
         cold: row.cold == Some(true),
         instance,
@@ -256,6 +260,13 @@ fn read_run_json(path: &Path, data: &mut Dataset) -> Result<(), ReportError> {
     };
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("not JSON ({e})")))?;
+    if let Some(speedup) = value
+        .pointer("/trace/speedup")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|s| *s > 0.0)
+    {
+        data.trace_minute_s = Some(60.0 / speedup);
+    }
     match value.get("servers") {
         None | Some(serde_json::Value::Null) => {}
         Some(serde_json::Value::Number(n)) => {

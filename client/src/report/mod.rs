@@ -4,7 +4,9 @@
 //!
 //! - [`input`] — files and folders to samples grouped by cell; errors name file and line.
 //! - [`cells`] — per-cell statistics (success, throughput, distributions, CI, breakdown).
+//! - [`quantiles`] — distribution-free confidence intervals of percentiles.
 //! - [`fit`] — the model's parameters per target and its prediction per cell.
+//! - [`windows`] — the model per time window of bursts, ramps and traces.
 //! - [`tables`] — `summary.csv` and `summary.md`.
 //! - [`plots`] — the PNG files, drawn with an embedded font.
 //! - [`html`] — `index.html`.
@@ -14,7 +16,9 @@ pub mod fit;
 pub mod html;
 pub mod input;
 pub mod plots;
+pub mod quantiles;
 pub mod tables;
+pub mod windows;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,6 +31,19 @@ use fit::{Fit, Prediction};
 use input::Dataset;
 
 use crate::record::Invocation;
+
+/// What the analysis takes besides the data (`report`'s options).
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// `--servers`: the servers the model assumes.
+    pub servers: Vec<ServersSpec>,
+    /// `--window`: the model's time windows for bursts, ramps and traces [default: one trace
+    /// minute of the run's replay, else 10 s].
+    pub window: Option<std::time::Duration>,
+}
+
+/// Windows when neither `--window` nor a trace replay says how long.
+const DEFAULT_WINDOW_S: f64 = 10.0;
 
 /// One `--servers` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +98,8 @@ pub struct Analysis {
     pub cells: Vec<CellReport>,
     pub fits: BTreeMap<String, Fit>,
     pub targets: Vec<String>,
+    /// Bursts, ramps and traces: the model per time window.
+    pub windows: Vec<windows::CellWindows>,
 }
 
 /// What `run` wrote.
@@ -95,6 +114,8 @@ pub struct ReportOutput {
     pub fits: Vec<(String, Fit)>,
     /// Mean absolute prediction error of the mean round trip over the closed cells, per target.
     pub mean_abs_rtt_error_pct: Vec<(String, f64)>,
+    /// The model per time window: one line per burst, ramp and trace cell.
+    pub window_lines: Vec<String>,
 }
 
 impl ReportOutput {
@@ -124,20 +145,22 @@ impl ReportOutput {
                 "model {target}: mean |error| of the predicted mean round trip {err:.1} %"
             );
         }
+        for line in &self.window_lines {
+            let _ = writeln!(text, "{line}");
+        }
         let _ = writeln!(text, "open {}", self.index.display());
         text
     }
 }
 
-/// Reads the inputs (results CSVs or run folders) and writes the whole report into `out`;
-/// `servers` overrides the servers the model assumes (`--servers`).
+/// Reads the inputs (results CSVs or run folders) and writes the whole report into `out`.
 pub fn write(
     inputs: &[PathBuf],
-    servers: &[ServersSpec],
+    settings: &Settings,
     out: &Path,
 ) -> Result<ReportOutput, ReportError> {
     let data = input::read_inputs(inputs)?;
-    let analysis = analyse(data, servers);
+    let analysis = analyse(data, settings);
     fs::create_dir_all(out).map_err(|source| ReportError::Write {
         path: out.to_path_buf(),
         source,
@@ -161,6 +184,22 @@ pub fn write(
             cells::mean(&errors).map(|e| (t.clone(), e))
         })
         .collect();
+    let window_lines = analysis
+        .windows
+        .iter()
+        .map(|cell| {
+            let unstable = cell.windows.iter().filter(|w| w.unstable).count();
+            format!(
+                "model per window, {} {}: mean |error| {} over {} windows of {} s ({unstable} past capacity)",
+                cell.key.target,
+                cell.key.load_label(),
+                cell.mean_abs_error_pct()
+                    .map_or("–".to_string(), |e| format!("{e:.1} %")),
+                cell.windows.len(),
+                cell.width_s
+            )
+        })
+        .collect();
     Ok(ReportOutput {
         index,
         files,
@@ -169,6 +208,7 @@ pub fn write(
         warnings: analysis.data.torn_rows.clone(),
         fits: analysis.fits.into_iter().collect(),
         mean_abs_rtt_error_pct,
+        window_lines,
     })
 }
 
@@ -183,8 +223,9 @@ impl Analysis {
     }
 }
 
-/// Statistics, fits, predictions and ratios for a dataset.
-pub fn analyse(data: Dataset, servers: &[ServersSpec]) -> Analysis {
+/// Statistics, fits, predictions, ratios and windows for a dataset.
+pub fn analyse(data: Dataset, settings: &Settings) -> Analysis {
+    let servers = &settings.servers;
     let cli_named: BTreeMap<String, u32> = servers
         .iter()
         .filter_map(|s| Some((s.target.clone()?, s.servers)))
@@ -229,11 +270,18 @@ pub fn analyse(data: Dataset, servers: &[ServersSpec]) -> Analysis {
         })
         .collect();
     add_ratios(&mut cells, &targets);
+    let width_s = settings
+        .window
+        .map(|w| w.as_secs_f64())
+        .or(data.trace_minute_s)
+        .unwrap_or(DEFAULT_WINDOW_S);
+    let windows = windows::of_cells(&data.cells, &fits, width_s);
     Analysis {
         data,
         cells,
         fits,
         targets,
+        windows,
     }
 }
 
@@ -266,6 +314,7 @@ fn add_ratios(cells: &mut [CellReport], targets: &[String]) {
                 && k.think_s == cell.key.think_s
                 && k.rate_per_s == cell.key.rate_per_s
                 && k.smooth == cell.key.smooth
+                && k.arrival == cell.key.arrival
         };
         if let Some((_, base_rtt, base_x)) = base.iter().find(|(k, _, _)| same_load(k)) {
             let rtt = match (cell.stats.rtt, base_rtt) {

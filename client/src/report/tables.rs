@@ -11,6 +11,7 @@ use crate::record::{Invocation, round_ms};
 use crate::summary::Dist;
 
 use super::fit::error_pct;
+use super::quantiles;
 use super::{Analysis, CellReport, ReportError};
 
 /// One line of `summary.csv`. Names follow the load rig's summary (`users`, `think_s`,
@@ -24,6 +25,8 @@ pub struct SummaryRow {
     pub users: u32,
     pub think_s: f64,
     pub rate_per_s: Option<f64>,
+    /// Open-loop cells: the arrival process (`poisson`, `burst:…`, `ramp:…`, `trace`).
+    pub arrival: Option<String>,
     pub smooth: u32,
     pub requests: u64,
     pub ok: u64,
@@ -38,6 +41,14 @@ pub struct SummaryRow {
     pub rtt_p99_ms: Option<f64>,
     pub rtt_ci95_low_ms: Option<f64>,
     pub rtt_ci95_high_ms: Option<f64>,
+    /// 95 % intervals of the median, p95 and p99 (order statistics); empty where the cell has
+    /// too few requests (fewer than 6, 72 and 368).
+    pub rtt_median_ci95_low_ms: Option<f64>,
+    pub rtt_median_ci95_high_ms: Option<f64>,
+    pub rtt_p95_ci95_low_ms: Option<f64>,
+    pub rtt_p95_ci95_high_ms: Option<f64>,
+    pub rtt_p99_ci95_low_ms: Option<f64>,
+    pub rtt_p99_ci95_high_ms: Option<f64>,
     pub warm_rtt_mean_ms: Option<f64>,
     pub cold_rtt_mean_ms: Option<f64>,
     pub total_mean_ms: Option<f64>,
@@ -56,6 +67,9 @@ pub struct SummaryRow {
     pub accepted_mean_ms: Option<f64>,
     pub async_queue_mean_ms: Option<f64>,
     pub async_queue_share: Option<f64>,
+    /// Open-loop cells: how late the load generator sent requests (median, p99).
+    pub late_p50_ms: Option<f64>,
+    pub late_p99_ms: Option<f64>,
     pub instances: usize,
     pub predicted_rtt_ms: Option<f64>,
     pub predicted_throughput_rps: Option<f64>,
@@ -92,6 +106,7 @@ impl SummaryRow {
             users: cell.key.users,
             think_s: cell.key.think_s,
             rate_per_s: cell.key.rate_per_s,
+            arrival: cell.key.is_open().then(|| cell.key.arrival.to_string()),
             smooth: cell.key.smooth,
             requests: s.requests,
             ok: s.ok,
@@ -106,6 +121,12 @@ impl SummaryRow {
             rtt_p99_ms: part(|d| d.p99, s.rtt),
             rtt_ci95_low_ms: ms(s.rtt_ci95.map(|c| c.0)),
             rtt_ci95_high_ms: ms(s.rtt_ci95.map(|c| c.1)),
+            rtt_median_ci95_low_ms: ms(s.rtt_quantile_ci95[0].map(|c| c.0)),
+            rtt_median_ci95_high_ms: ms(s.rtt_quantile_ci95[0].map(|c| c.1)),
+            rtt_p95_ci95_low_ms: ms(s.rtt_quantile_ci95[1].map(|c| c.0)),
+            rtt_p95_ci95_high_ms: ms(s.rtt_quantile_ci95[1].map(|c| c.1)),
+            rtt_p99_ci95_low_ms: ms(s.rtt_quantile_ci95[2].map(|c| c.0)),
+            rtt_p99_ci95_high_ms: ms(s.rtt_quantile_ci95[2].map(|c| c.1)),
             warm_rtt_mean_ms: ms(s.warm_rtt_mean_ms),
             cold_rtt_mean_ms: ms(s.cold_rtt_mean_ms),
             total_mean_ms: part(|d| d.mean, s.total),
@@ -129,6 +150,8 @@ impl SummaryRow {
                     (rtt > 0.0).then(|| round4(b.async_queue_ms / rtt))
                 })
                 .flatten(),
+            late_p50_ms: part(|d| d.median, s.late),
+            late_p99_ms: part(|d| d.p99, s.late),
             instances: s.per_instance.len(),
             predicted_rtt_ms: ms(cell.prediction.and_then(|p| p.rtt_ms)),
             predicted_throughput_rps: ms(cell.prediction.map(|p| p.throughput_rps)),
@@ -158,11 +181,107 @@ pub fn write(analysis: &Analysis, out: &Path) -> Result<Vec<PathBuf>, ReportErro
     writer.flush().map_err(|e| write_err(&csv_path, e))?;
     let md_path = out.join("summary.md");
     fs::write(&md_path, markdown(analysis)).map_err(|e| write_err(&md_path, e))?;
-    Ok(vec![csv_path, md_path])
+    let mut files = vec![csv_path, md_path];
+    if !analysis.windows.is_empty() {
+        files.push(write_windows(analysis, out)?);
+    }
+    Ok(files)
+}
+
+/// One line of `windows.csv`: the cell, then the window.
+#[derive(Debug, Serialize)]
+struct WindowRow<'a> {
+    target: &'a str,
+    load: String,
+    width_s: f64,
+    start_s: f64,
+    arrivals: u64,
+    rate_per_s: f64,
+    ok: u64,
+    measured_rtt_ms: Option<f64>,
+    predicted_rtt_ms: Option<f64>,
+    unstable: bool,
+    error_pct: Option<f64>,
+}
+
+/// `windows.csv`: the model per time window of every burst, ramp and trace cell.
+fn write_windows(analysis: &Analysis, out: &Path) -> Result<PathBuf, ReportError> {
+    let path = out.join("windows.csv");
+    let err = |e: csv::Error| ReportError::Write {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    };
+    let mut writer = csv::Writer::from_path(&path).map_err(err)?;
+    for cell in &analysis.windows {
+        for window in &cell.windows {
+            let row = WindowRow {
+                target: &cell.key.target,
+                load: cell.key.load_label(),
+                width_s: cell.width_s,
+                start_s: window.start_s,
+                arrivals: window.arrivals,
+                rate_per_s: window.rate_per_s,
+                ok: window.ok,
+                measured_rtt_ms: window.measured_rtt_ms,
+                predicted_rtt_ms: window.predicted_rtt_ms,
+                unstable: window.unstable,
+                error_pct: window.error_pct,
+            };
+            writer.serialize(row).map_err(err)?;
+        }
+    }
+    writer.flush().map_err(|source| ReportError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// The Markdown section on the model per window: one line per windowed cell.
+fn windows_text(analysis: &Analysis) -> String {
+    let mut text = String::new();
+    if analysis.windows.is_empty() {
+        return text;
+    }
+    let _ = writeln!(
+        text,
+        "\n## The model per time window\n\nEach window's rate predicts its mean round trip (M/M/c); `windows.csv` has every window.\n"
+    );
+    for cell in &analysis.windows {
+        let predicted = cell
+            .windows
+            .iter()
+            .filter(|w| w.error_pct.is_some())
+            .count();
+        let unstable = cell.windows.iter().filter(|w| w.unstable).count();
+        let _ = writeln!(
+            text,
+            "- **{}** {}: {} windows of {} s; mean |error| {} over the {predicted} predicted; {unstable} past capacity (no steady state).",
+            cell.key.target,
+            cell.key.load_label(),
+            cell.windows.len(),
+            cell.width_s,
+            cell.mean_abs_error_pct()
+                .map_or("–".to_string(), |e| format!("{e:.1} %")),
+        );
+    }
+    text
 }
 
 fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or("–".to_string(), |v| format!("{v:.decimals$}"))
+}
+
+/// A percentile and its interval, `120.3 (110–131)`, or `120.3 (n<72)` when the cell has
+/// too few requests for one.
+fn with_interval(value: Option<f64>, interval: Option<(f64, f64)>, q: f64) -> String {
+    let Some(value) = value else {
+        return "–".to_string();
+    };
+    match interval {
+        Some((lo, hi)) => format!("{value:.1} ({lo:.0}–{hi:.0})"),
+        None => format!("{value:.1} (n<{})", quantiles::min_values(q)),
+    }
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -170,15 +289,16 @@ fn pct(v: Option<f64>) -> String {
 }
 
 /// Column titles of the table people read (`summary.md`, `index.html`).
-pub const TABLE_HEADER: [&str; 16] = [
+pub const TABLE_HEADER: [&str; 17] = [
     "target",
     "load",
     "requests",
     "success",
     "req/s",
     "rtt mean (95 % CI)",
-    "median",
-    "p95",
+    "median (95 % CI)",
+    "p95 (95 % CI)",
+    "p99 (95 % CI)",
     "total mean",
     "ML mean",
     "cold",
@@ -191,11 +311,14 @@ pub const TABLE_HEADER: [&str; 16] = [
 
 /// What the table's load labels and errors mean.
 pub const TABLE_NOTE: &str = "Load: `Nu Zs` = N closed-loop users thinking Z seconds; `R/s` = \
-    open-loop rate; `smooth N` = users sent the faces of their last N replies as hints. Model errors are (predicted − measured) / measured; the round trip is \
-    compared with the warm requests' mean.";
+    open-loop Poisson rate; `burst`, `ramp` and `trace` = the other open-loop arrivals (mean \
+    rate for traces); `smooth N` = users sent the faces of their last N replies as hints. \
+    Percentile intervals are distribution-free (order statistics); `n<72` means the cell has \
+    too few requests for one. Model errors are (predicted − measured) / measured; the round \
+    trip is compared with the warm requests' mean.";
 
 /// One cell's row of that table, as text.
-pub fn table_cells(cell: &CellReport, invocation: Invocation) -> [String; 16] {
+pub fn table_cells(cell: &CellReport, invocation: Invocation) -> [String; 17] {
     let row = SummaryRow::of(cell, invocation);
     let ci = match (row.rtt_ci95_low_ms, row.rtt_ci95_high_ms) {
         (Some(lo), Some(hi)) => format!(" ({lo:.0}–{hi:.0})"),
@@ -216,8 +339,9 @@ pub fn table_cells(cell: &CellReport, invocation: Invocation) -> [String; 16] {
         format!("{:.1} %", row.success_rate * 100.0),
         format!("{:.2}", row.throughput_rps),
         opt(row.rtt_mean_ms, 1) + &ci,
-        opt(row.rtt_median_ms, 1),
-        opt(row.rtt_p95_ms, 1),
+        with_interval(row.rtt_median_ms, cell.stats.rtt_quantile_ci95[0], 0.5),
+        with_interval(row.rtt_p95_ms, cell.stats.rtt_quantile_ci95[1], 0.95),
+        with_interval(row.rtt_p99_ms, cell.stats.rtt_quantile_ci95[2], 0.99),
         opt(row.total_mean_ms, 1),
         opt(row.ml_mean_ms, 1),
         row.cold.to_string(),
@@ -247,6 +371,7 @@ pub fn markdown(analysis: &Analysis) -> String {
         let _ = writeln!(md, "| {} |", table_cells(cell, invocation).join(" | "));
     }
     let _ = writeln!(md, "\n{TABLE_NOTE}");
+    md.push_str(&windows_text(analysis));
     md
 }
 
@@ -259,12 +384,13 @@ pub fn fit_text(analysis: &Analysis) -> String {
                 let _ = writeln!(
                     text,
                     "- **{target}**: service S = {:.1} ms, network + gateway D = {:.1} ms, \
-                     c = {} server(s) ({}), from {} warm single-user requests.{}",
+                     c = {} server(s) ({}), from {} {}.{}",
                     f.service_ms,
                     f.delay_ms,
                     f.servers,
                     f.servers_source,
                     f.samples,
+                    f.basis,
                     match analysis.invocation(target) {
                         Invocation::Sync => "",
                         Invocation::Async =>

@@ -18,7 +18,7 @@ use super::callback::Receiver;
 use super::exchange::pause;
 use super::plan::{self, Budget, CallbackSpec, Cell, Output, Plan};
 use super::rundir::{self, CellRecord, RunDir, RunManifest, TargetRecord};
-use super::{Rig, RigError, run_cell};
+use super::{Rig, RigError, arrivals, run_cell};
 
 /// How a run ended, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,10 @@ pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
         show_progress: plan.show_progress,
         token,
         callbacks: receiver.as_ref().map(|r| Arc::clone(&r.callbacks)),
+        limits: plan.limits,
+        trace: plan.trace.clone(),
     };
+    check_schedules(&rig, &plan.cells())?;
     let mut sink = CsvSink::open(&results)?;
     let cells = plan.cells();
     announce(plan, &rig.run_id, cells.len());
@@ -122,6 +125,38 @@ pub async fn drive(plan: &Plan) -> Result<Driven, RigError> {
         reports: dir.as_ref().map(RunDir::reports),
         rows: sink.rows(),
     })
+}
+
+/// Refuses, before any request, open-loop cells whose schedule is empty or busier than the
+/// rig drives on this machine.
+fn check_schedules(rig: &Rig, cells: &[Cell]) -> Result<(), RigError> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let most = arrivals::MAX_RATE_PER_CORE * cores as f64;
+    for cell in cells.iter().filter(|c| c.load.process().is_some()) {
+        let schedule = super::schedule_of(rig, cell);
+        let unrunnable = |why: String| RigError::Unrunnable {
+            cell: cell.label(),
+            why,
+        };
+        if schedule.is_empty() {
+            return Err(unrunnable("its schedule has no arrivals".into()));
+        }
+        if schedule.len() >= arrivals::MAX_ARRIVALS {
+            return Err(unrunnable(format!(
+                "its schedule reaches the limit of {} arrivals: cut it with --frames, --duration or --trace-minutes",
+                arrivals::MAX_ARRIVALS
+            )));
+        }
+        let (peak, at) = arrivals::busiest_second(&schedule);
+        if peak as f64 > most {
+            return Err(unrunnable(format!(
+                "its schedule sends {peak} requests in the second from {:.1} s, more than the {most:.0}/s this {cores}-core machine drives ({:.0} per core); lower the rate or --trace-scale, or spread the load over --workers",
+                at.as_secs_f64(),
+                arrivals::MAX_RATE_PER_CORE
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The largest message OpenFaaS's queue (NATS) takes by default.
@@ -252,6 +287,7 @@ fn manifest(plan: &Plan, run_id: &str, workload: &Workload, token: bool) -> RunM
         ),
         timeout_s: plan.timeout.as_secs_f64(),
         smooth: plan.smooth,
+        trace: plan.trace.clone(),
         loads: plan.loads.clone(),
         ramp: plan.ramp.describe(),
         max_outstanding: plan.max_outstanding,

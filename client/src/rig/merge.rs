@@ -119,7 +119,7 @@ fn merge_cell(
         planned.load.users(),
         Duration::from_secs_f64(planned.load.think_s()),
     )
-    .for_target(&planned.target, planned.load.rate_per_s());
+    .for_target(&planned.target, planned.load.open_label());
     let mut rows: Vec<&Row> = workers
         .iter()
         .flat_map(|(_, rows)| rows.iter())

@@ -3,7 +3,9 @@
 //! becomes one CSV row, written and flushed as it finishes by the single writer here, and goose
 //! keeps its own reports of the same requests.
 //!
-//! - [`plan`]: cells, budgets, worker shares, time slots, arrival times;
+//! - [`plan`]: cells, budgets, worker shares, time slots;
+//! - [`arrivals`]: open-loop arrival processes (Poisson, bursts, ramps, traces) and their
+//!   schedules;
 //! - [`exchange`]: one request, its row and its goose custom metrics;
 //! - [`callback`]: the receiver of asynchronous targets' callbacks;
 //! - [`users`]: the closed-loop video user and the open-loop arrival taker;
@@ -12,6 +14,7 @@
 //! - [`drive`]: a plan end to end, for `run`, `load` and `sweep` alike;
 //! - [`merge`]: distributed workers' folders into one.
 
+pub mod arrivals;
 pub mod callback;
 pub mod drive;
 pub mod exchange;
@@ -66,6 +69,8 @@ pub enum RigError {
         #[source]
         source: goose::GooseError,
     },
+    #[error("cannot run cell {cell}: {why}")]
+    Unrunnable { cell: String, why: String },
     #[error("{0} already holds a run; add --resume to continue it, or choose another --out")]
     Occupied(PathBuf),
     #[error("cannot resume {path}: {why} from this command's")]
@@ -100,6 +105,10 @@ pub struct Rig {
     pub token: Option<Token>,
     /// The receiver of asynchronous targets' callbacks (when the plan has such a target).
     pub callbacks: Option<Arc<Callbacks>>,
+    /// `--frames`, `--loop`, `--duration` as given (a ramp or a trace is cut only by them).
+    pub limits: plan::Limits,
+    /// The trace trace cells replay.
+    pub trace: Option<arrivals::TraceReplay>,
 }
 
 /// What one cell's goose users share.
@@ -170,6 +179,7 @@ impl CellContext {
             target: self.target.clone(),
             worker: self.share.index,
             rate_per_s: self.load.rate_per_s(),
+            arrival: self.load.process().map_or(String::new(), |p| p.to_string()),
             smooth: self.smooth.frames,
             ..Row::pending(
                 &self.run_id,
@@ -220,7 +230,7 @@ pub async fn run_cell(
             cell.load.users(),
             Duration::from_secs_f64(cell.load.think_s()),
         )
-        .for_target(&cell.target.name, cell.load.rate_per_s()),
+        .for_target(&cell.target.name, cell.load.open_label()),
         progress: Progress::new(rig.show_progress, &cell.label(), expected),
         sink,
         images,
@@ -265,20 +275,46 @@ fn share_of(rig: &Rig, cell: &Cell) -> (Vec<(u64, Duration)>, usize, Option<u64>
             let n = rig.share.users(users).len();
             (Vec::new(), n, rig.budget.requests.map(|r| r * n as u64))
         }
-        Load::Open { rate_per_s } => {
-            let seed = rig.seed ^ plan::seed_from(&cell.key());
-            let arrivals: Vec<(u64, Duration)> =
-                plan::arrivals(seed, rate_per_s, rig.budget.requests, rig.budget.duration)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, at)| (k as u64, at))
-                    .filter(|&(k, _)| rig.share.owns(k))
-                    .collect();
+        Load::Open { .. } => {
+            let arrivals: Vec<(u64, Duration)> = schedule_of(rig, cell)
+                .into_iter()
+                .enumerate()
+                .map(|(k, at)| (k as u64, at))
+                .filter(|&(k, _)| rig.share.owns(k))
+                .collect();
             let users = arrivals.len().min(rig.max_outstanding as usize);
             let expected = Some(arrivals.len() as u64);
             (arrivals, users, expected)
         }
     }
+}
+
+/// The whole schedule of an open-loop cell (every worker's arrivals), from the run's seed:
+/// `--frames` arrivals (the video wraps around) and none after `--duration`; without either,
+/// a ramp or a trace runs to its end, a Poisson or bursty cell to one pass over the video.
+pub fn schedule_of(rig: &Rig, cell: &Cell) -> Vec<Duration> {
+    let Load::Open {
+        rate_per_s,
+        process,
+    } = cell.load
+    else {
+        return Vec::new();
+    };
+    let seed = rig.seed ^ plan::seed_from(&cell.key());
+    let count = match (rig.limits.frames, rig.limits.duration) {
+        (Some(n), _) => Some(n),
+        (None, Some(_)) => None,
+        (None, None) if process.ends() => None,
+        (None, None) => rig.budget.requests,
+    };
+    arrivals::schedule(
+        seed,
+        rate_per_s,
+        process,
+        rig.trace.as_ref(),
+        count,
+        rig.budget.duration,
+    )
 }
 
 /// Worker i of W starts its users i/r seconds in, at r/W: together they start as one process

@@ -1,13 +1,15 @@
 //! What a run will do, decided before any load starts: the [`Plan`] the `run`, `load` and
 //! `sweep` commands build from their options, the cells in order (targets alternating within
-//! each load point), each user's request budget, which users or arrivals belong to this worker,
-//! when each cell may start, and the Poisson arrival times of open-loop cells.
+//! each load point), each user's request budget, which users or arrivals belong to this worker
+//! and when each cell may start. Open-loop arrival times are [`super::arrivals`]'.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use slblur_protocol::{ImageKind, Wire};
+
+use super::arrivals::{Process, TraceReplay};
 
 /// goose's increase rate that starts every user of a cell at once.
 pub const ALL_AT_ONCE: f64 = 10_000.0;
@@ -49,6 +51,8 @@ pub struct Plan {
     /// Where asynchronous targets' callbacks are received (`--callback-listen`) and the URL
     /// the platform posts them to (`--callback-url`); set when the plan has such a target.
     pub callback: Option<CallbackSpec>,
+    /// The trace replayed by trace cells (`--trace`).
+    pub trace: Option<TraceReplay>,
 }
 
 /// `--callback-listen` and `--callback-url`.
@@ -175,8 +179,12 @@ pub struct TargetSpec {
 pub enum Load {
     /// Closed loop: this many users, each sleeping `think_s` before every frame.
     Closed { users: u32, think_s: f64 },
-    /// Open loop: Poisson arrivals at this many requests per second.
-    Open { rate_per_s: f64 },
+    /// Open loop: arrivals at a mean of this many requests per second, by `process`.
+    Open {
+        rate_per_s: f64,
+        #[serde(default)]
+        process: Process,
+    },
 }
 
 impl Load {
@@ -198,7 +206,10 @@ impl Load {
     /// The load a row was sent under, from its columns.
     pub fn of_row(row: &crate::record::Row) -> Load {
         match row.rate_per_s {
-            Some(rate_per_s) => Load::Open { rate_per_s },
+            Some(rate_per_s) => Load::Open {
+                rate_per_s,
+                process: row.arrival.parse().unwrap_or_default(),
+            },
             None => Load::Closed {
                 users: row.users,
                 think_s: row.think_s,
@@ -206,10 +217,29 @@ impl Load {
         }
     }
 
+    /// Open-loop cells: the mean rate and the load's label, for the cell's summary.
+    pub fn open_label(self) -> Option<(f64, String)> {
+        match self {
+            Load::Closed { .. } => None,
+            Load::Open {
+                rate_per_s,
+                process,
+            } => Some((rate_per_s, process.label(rate_per_s))),
+        }
+    }
+
     pub fn rate_per_s(self) -> Option<f64> {
         match self {
             Load::Closed { .. } => None,
-            Load::Open { rate_per_s } => Some(rate_per_s),
+            Load::Open { rate_per_s, .. } => Some(rate_per_s),
+        }
+    }
+
+    /// How an open-loop cell's requests arrive (`None` for closed loops).
+    pub fn process(self) -> Option<Process> {
+        match self {
+            Load::Closed { .. } => None,
+            Load::Open { process, .. } => Some(process),
         }
     }
 }
@@ -228,7 +258,11 @@ impl Cell {
     pub fn key(&self) -> String {
         let load = match self.load {
             Load::Closed { users, think_s } => format!("u{users}-z{think_s}"),
-            Load::Open { rate_per_s } => format!("r{rate_per_s}"),
+            Load::Open {
+                rate_per_s,
+                process: Process::Poisson,
+            } => format!("r{rate_per_s}"),
+            Load::Open { process, .. } => process.key(),
         };
         format!("{}-{load}", self.target.name)
     }
@@ -239,7 +273,14 @@ impl Cell {
             Load::Closed { users, think_s } => {
                 format!("{} users={users} think={think_s}s", self.target.name)
             }
-            Load::Open { rate_per_s } => format!("{} rate={rate_per_s}/s", self.target.name),
+            Load::Open {
+                rate_per_s,
+                process: Process::Poisson,
+            } => format!("{} rate={rate_per_s}/s", self.target.name),
+            Load::Open {
+                rate_per_s,
+                process,
+            } => format!("{} {process} (mean {rate_per_s:.3}/s)", self.target.name),
         }
     }
 }
@@ -347,47 +388,6 @@ pub fn slot_start(
     })
 }
 
-/// Arrival offsets of an open-loop cell: a Poisson process at `rate` per second (exponential
-/// gaps from a seeded generator), until `count` arrivals or past `duration`.
-pub fn arrivals(
-    seed: u64,
-    rate: f64,
-    count: Option<u64>,
-    duration: Option<Duration>,
-) -> Vec<Duration> {
-    let mut rng = SplitMix64(seed);
-    let mut at = 0.0f64;
-    let mut out = Vec::new();
-    loop {
-        if count.is_some_and(|n| out.len() as u64 >= n) {
-            break;
-        }
-        // Uniform in (0, 1]: never ln(0).
-        let u = ((rng.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        at += -u.ln() / rate;
-        let offset = Duration::from_secs_f64(at);
-        if duration.is_some_and(|d| offset > d) || (count.is_none() && duration.is_none()) {
-            break;
-        }
-        out.push(offset);
-    }
-    out
-}
-
-/// A small, well-known generator (Steele et al.'s SplitMix64): enough for arrival times, and
-/// the same sequence on every worker and every machine.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// A seed from text (the run id), so every worker of a run draws the same arrivals.
 pub fn seed_from(text: &str) -> u64 {
     // FNV-1a: stable across processes and machines (unlike the std hasher).
@@ -454,30 +454,6 @@ mod tests {
         for n in 0..10 {
             assert_eq!(shares.iter().filter(|s| s.owns(n)).count(), 1);
         }
-    }
-
-    #[test]
-    fn poisson_arrivals_are_seeded_and_have_the_rate() {
-        let a = arrivals(7, 50.0, Some(20_000), None);
-        assert_eq!(
-            a,
-            arrivals(7, 50.0, Some(20_000), None),
-            "same seed, same times"
-        );
-        assert_ne!(a[..10], arrivals(8, 50.0, Some(10), None)[..]);
-        assert_eq!(a.len(), 20_000);
-        assert!(a.windows(2).all(|w| w[0] <= w[1]));
-        let mean_gap = a[a.len() - 1].as_secs_f64() / a.len() as f64;
-        assert!((mean_gap - 0.02).abs() < 0.001, "mean gap {mean_gap}");
-        // Exponential gaps: the coefficient of variation is 1.
-        let gaps: Vec<f64> = std::iter::once(a[0].as_secs_f64())
-            .chain(a.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()))
-            .collect();
-        let var = gaps.iter().map(|g| (g - mean_gap).powi(2)).sum::<f64>() / gaps.len() as f64;
-        assert!((var.sqrt() / mean_gap - 1.0).abs() < 0.05);
-        let bounded = arrivals(7, 50.0, None, Some(Duration::from_secs(2)));
-        assert!(bounded.iter().all(|t| *t <= Duration::from_secs(2)));
-        assert!((80..=120).contains(&bounded.len()), "{}", bounded.len());
     }
 
     #[test]

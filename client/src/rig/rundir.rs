@@ -15,6 +15,7 @@ use crate::record::{self, CsvSink, RecordError, Row};
 use crate::summary::{CellSummary, Dist};
 
 use super::Smoothing;
+use super::arrivals::TraceReplay;
 use super::callback::CallbackCounts;
 use super::plan::{Budget, Load, Share};
 use crate::record::Invocation;
@@ -88,6 +89,9 @@ pub struct RunManifest {
     /// `--smooth`: the faces of each user's last replies sent as hints.
     #[serde(default)]
     pub smooth: Smoothing,
+    /// The trace trace cells replay (`--trace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceReplay>,
     /// The cells' load points, in run order (targets alternate within each).
     pub loads: Vec<Load>,
     /// Users started per second (`--ramp-rate`, or users / `--ramp-up`).
@@ -147,6 +151,7 @@ impl RunManifest {
             self.budget == other.budget && self.video_frames == other.video_frames,
         )?;
         check("smoothing (--smooth)", self.smooth == other.smooth)?;
+        check("trace (--trace and its options)", self.trace == other.trace)?;
         check("worker share", self.share == other.share)
     }
 }

@@ -17,7 +17,7 @@ use goose::prelude::*;
 use super::CellContext;
 use super::exchange::{Outcome, Request, exchange, pause};
 use super::smooth::Memory;
-use crate::record::timestamp;
+use crate::record::{round_ms, timestamp};
 
 /// An arrival taken this much after it was due found every outstanding slot busy. Larger than
 /// the scheduling jitter of a busy 2-core machine, far smaller than a request.
@@ -96,6 +96,9 @@ pub async fn arrival_taker(user: &mut GooseUser, cell: &CellContext) {
         if !pause(due.saturating_duration_since(now)).await {
             break;
         }
+        row.late_ms = Some(round_ms(
+            Instant::now().saturating_duration_since(due).as_secs_f64() * 1000.0,
+        ));
         let request = Request {
             body: &cell.workload.bodies[frame as usize],
             hints: &[],

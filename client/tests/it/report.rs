@@ -15,7 +15,7 @@ fn sample_dir() -> PathBuf {
 }
 
 fn report_into(out: &Path, inputs: Vec<PathBuf>) -> Result<report::ReportOutput, ReportError> {
-    report::write(&inputs, &[], out)
+    report::write(&inputs, &Default::default(), out)
 }
 
 fn sample_report() -> (tempfile::TempDir, report::ReportOutput) {
@@ -299,9 +299,8 @@ fn foreign_and_garbled_files_name_file_and_line() {
     );
 
     let garbled = dir.path().join("garbled.csv");
-    let good =
-        "r,1,0,0,0,0,2025-01-01T00:00:00.000Z,10,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,";
-    let bad = "r,1,0,0,1,0,2025-01-01T00:00:01.000Z,fast,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,";
+    let good = "r,1,0,0,0,0,2025-01-01T00:00:00.000Z,10,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,,,";
+    let bad = "r,1,0,0,1,0,2025-01-01T00:00:01.000Z,fast,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,,,";
     fs::write(&garbled, format!("{}\n{good}\n{bad}\n", HEADER.join(","))).expect("write");
     let text = report_into(&dir.path().join("out"), vec![garbled])
         .expect_err("garbled")
@@ -372,7 +371,7 @@ fn legacy_files_and_torn_rows_are_read() {
             .lines()
             .nth(1)
             .expect("row")
-            .starts_with("default,sync,1,0.0,,0,4,4,0,1.0,"),
+            .starts_with("default,sync,1,0.0,,,0,4,4,0,1.0,"),
         "{summary}"
     );
 }

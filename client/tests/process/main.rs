@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod arrivals;
 mod async_calls;
 mod bad_input;
 mod distributed;

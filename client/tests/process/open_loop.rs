@@ -8,6 +8,7 @@ use crate::support::{
     FakeServer, Results, assert_real_ok_row, client, grid_args, run_folder, start_function,
     summary_of,
 };
+use slblur_client::rig::arrivals::{self, Process};
 use slblur_client::rig::plan;
 
 fn at(text: &str) -> SystemTime {
@@ -33,12 +34,17 @@ fn arrivals_follow_the_seeded_schedule() {
     for (k, row) in rows.iter().enumerate() {
         assert_real_ok_row(row, true);
         assert_eq!((row.user_id, row.frame, row.users), (k as u32, k as u64, 0));
-        assert_eq!(row.rate_per_s, Some(8.0));
+        assert_eq!(
+            (row.rate_per_s, row.arrival.as_str()),
+            (Some(8.0), "poisson")
+        );
+        assert!(row.late_ms.is_some_and(|l| l >= 0.0), "{row:?}");
         // Latency counts from the intended time, which is never after the actual send.
         assert!(at(&row.intended_at) <= at(&row.started_at) + Duration::from_millis(1));
     }
     let key = run.manifest["cells"][0]["key"].as_str().expect("key");
-    let expected = plan::arrivals(42 ^ plan::seed_from(key), 8.0, Some(10), None);
+    let seed = 42 ^ plan::seed_from(key);
+    let expected = arrivals::schedule(seed, 8.0, Process::Poisson, None, Some(10), None);
     let t0 = at(&rows[0].intended_at);
     for (row, offset) in rows.iter().zip(&expected) {
         let measured = at(&row.intended_at).duration_since(t0).expect("ordered");

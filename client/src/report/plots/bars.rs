@@ -12,7 +12,7 @@ use plotters::prelude::*;
 
 use super::{
     Area, Chart, DrawResult, GRID_LINE, Plot, axis_number, cells_of, colour, draw_legend, font,
-    panel_chart, render, target_panels, upper,
+    most_cells, panel_chart, render, target_panels, upper,
 };
 use crate::report::cells::{Sample, mean};
 use crate::report::{Analysis, CellReport, ReportError};
@@ -21,12 +21,7 @@ const HEIGHT: u32 = 420;
 
 pub fn draw(analysis: &Analysis, out: &Path) -> Result<Vec<Plot>, ReportError> {
     let panels = analysis.targets.len().max(1) as u32;
-    let most_cells = analysis
-        .targets
-        .iter()
-        .map(|t| cells_of(analysis, t).count())
-        .max()
-        .unwrap_or(1) as u32;
+    let most_cells = most_cells(analysis);
     let mut plots = Vec::new();
     if analysis.cells.iter().any(|c| c.stats.breakdown.is_some()) {
         let plot = Plot {

@@ -8,6 +8,8 @@ mod bars;
 mod cdf;
 mod curves;
 mod grid;
+mod tails;
+mod timeline;
 
 use std::error::Error;
 use std::path::Path;
@@ -51,7 +53,9 @@ pub fn draw_all(analysis: &Analysis, out: &Path) -> Result<Vec<Plot>, ReportErro
     plots.extend(curves::draw(analysis, out)?);
     plots.extend(grid::draw(analysis, out)?);
     plots.extend(cdf::draw(analysis, out)?);
+    plots.extend(tails::draw(analysis, out)?);
     plots.extend(bars::draw(analysis, out)?);
+    plots.extend(timeline::draw(analysis, out)?);
     Ok(plots)
 }
 
@@ -122,6 +126,16 @@ fn cells_of<'a>(analysis: &'a Analysis, target: &str) -> impl Iterator<Item = &'
         .cells
         .iter()
         .filter(move |c| c.key.target == target)
+}
+
+/// The most cells any one target has (for a panel's width).
+fn most_cells(analysis: &Analysis) -> u32 {
+    analysis
+        .targets
+        .iter()
+        .map(|t| cells_of(analysis, t).count())
+        .max()
+        .unwrap_or(1) as u32
 }
 
 /// Think times of the closed-loop cells, ascending.
