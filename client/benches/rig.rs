@@ -3,7 +3,11 @@
 //! with a Server-Timing header). The reference is a raw hyper client on the same endpoint in
 //! the same run: the rig's median round trip minus hyper's is what the rig adds.
 //!
-//! Run: `cargo bench -p slblur-client --bench rig` (prints a table; goals: ≥ 5,000 requests/s
+//! Then open-loop Poisson cells at rising rates against the same endpoint: how late the
+//! generator sends each arrival (send time − intended time, from the rows' `late_ms`) and the
+//! share answered, which shows the highest rate the rig holds on this machine.
+//!
+//! Run: `cargo bench -p slblur-client --bench rig` (prints tables; goals: ≥ 5,000 requests/s
 //! on 2 cores, < 1 ms added).
 
 use std::convert::Infallible;
@@ -18,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use slblur_client::record::CsvSink;
+use slblur_client::rig::arrivals::Process;
 use slblur_client::rig::plan::TargetSpec;
 use slblur_client::rig::plan::{Budget, Cell, Limits, Load, Share};
 use slblur_client::rig::{Ramp, Rig, run_cell};
@@ -45,6 +50,10 @@ const RAW_REQUESTS: usize = 3_000;
 const THROUGHPUT_USERS: u32 = 16;
 const THROUGHPUT_REQUESTS_PER_USER: u64 = 1_500;
 const LATENCY_REQUESTS: u64 = 3_000;
+/// Open-loop rates tried, each for this long with this many requests outstanding at most.
+const OPEN_RATES: [f64; 4] = [500.0, 1_000.0, 2_000.0, 4_000.0];
+const OPEN_SECONDS: f64 = 3.0;
+const OPEN_OUTSTANDING: u32 = 256;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -90,6 +99,17 @@ fn main() {
             1000.0 / single.1,
             1000.0 / raw.1
         );
+        println!(
+            "open loop (Poisson, {OPEN_SECONDS} s each, ≤ {OPEN_OUTSTANDING} outstanding): lateness = send time − intended time"
+        );
+        println!("{:>10} {:>14} {:>14} {:>10}", "rate /s", "late p50 ms", "late p99 ms", "answered");
+        for rate in OPEN_RATES {
+            let (p50, p99, answered) = open_cell(addr, rate).await;
+            println!(
+                "{rate:>10.0} {p50:>14.3} {p99:>14.3} {:>9.1}%",
+                answered * 100.0
+            );
+        }
     });
 }
 
@@ -152,8 +172,47 @@ async fn raw_hyper_latency(addr: SocketAddr) -> (f64, f64) {
 
 /// One goose cell of `users` with no think time: median round trip (from the rows) and rate.
 async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
+    let load = Load::Closed {
+        users,
+        think_s: 0.0,
+    };
+    let (summary, _) = cell(addr, load, per_user, 1).await;
+    assert_eq!(
+        summary.ok,
+        u64::from(users) * per_user,
+        "every request succeeded"
+    );
+    let median = summary.rtt_ms.expect("round trips").median;
+    (median, summary.ok as f64 / summary.wall_s)
+}
+
+/// An open-loop Poisson cell at `rate` for `OPEN_SECONDS`: the generator's lateness (intended
+/// time to send, p50 and p99, from the rows' `late_ms`) and the share of arrivals answered.
+async fn open_cell(addr: SocketAddr, rate: f64) -> (f64, f64, f64) {
+    let load = Load::Open {
+        rate_per_s: rate,
+        process: Process::Poisson,
+    };
+    let arrivals = (rate * OPEN_SECONDS) as u64;
+    let (summary, rows) = cell(addr, load, arrivals, OPEN_OUTSTANDING).await;
+    let late: Vec<f64> = rows.iter().filter_map(|r| r.late_ms).collect();
+    let late = Dist::of(&late).expect("arrivals were sent");
+    (late.median, late.p99, summary.ok as f64 / arrivals as f64)
+}
+
+/// One cell against the endpoint: its summary and its rows.
+async fn cell(
+    addr: SocketAddr,
+    load: Load,
+    requests: u64,
+    max_outstanding: u32,
+) -> (
+    slblur_client::summary::CellSummary,
+    Vec<slblur_client::record::Row>,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut sink = CsvSink::open(&dir.path().join("results.csv")).expect("csv");
+    let csv = dir.path().join("results.csv");
+    let mut sink = CsvSink::open(&csv).expect("csv");
     let workload = Workload {
         wire: Wire::Binary,
         format: ImageKind::Jpeg,
@@ -180,12 +239,12 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
         timeout: Duration::from_secs(10),
         workload: Arc::new(workload),
         budget: Budget {
-            requests: Some(per_user),
+            requests: Some(requests),
             duration: None,
         },
         share: Share::WHOLE,
         ramp: Ramp::Over(Duration::ZERO),
-        max_outstanding: 1,
+        max_outstanding,
         seed: 0,
         thresholds: Vec::new(),
         reports_dir: None,
@@ -195,7 +254,7 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
         token: None,
         callbacks: None,
         limits: Limits {
-            frames: Some(per_user),
+            frames: Some(requests),
             looping: true,
             duration: None,
         },
@@ -208,20 +267,12 @@ async fn rig_cell(addr: SocketAddr, users: u32, per_user: u64) -> (f64, f64) {
             url: format!("http://{addr}/").parse().expect("url"),
             invocation: slblur_client::record::Invocation::Sync,
         },
-        load: Load::Closed {
-            users,
-            think_s: 0.0,
-        },
+        load,
     };
     let outcome = run_cell(&rig, &cell, &mut sink, &mut [])
         .await
         .expect("cell");
-    let summary = outcome.summary;
-    assert_eq!(
-        summary.ok,
-        u64::from(users) * per_user,
-        "every request succeeded"
-    );
-    let median = summary.rtt_ms.expect("round trips").median;
-    (median, summary.ok as f64 / summary.wall_s)
+    drop(sink);
+    let rows = slblur_client::record::read_rows(&csv).expect("rows");
+    (outcome.summary, rows)
 }
