@@ -98,6 +98,29 @@ pub struct Sample {
     pub instance: Option<u32>,
 }
 
+#[cfg(test)]
+impl Sample {
+    /// A successful warm request of the first run, with only its start and round trip known.
+    pub fn at(start_ms: f64, rtt_ms: f64) -> Sample {
+        Sample {
+            run: 0,
+            user: (0, 0),
+            seq: 0,
+            start_ms,
+            rtt_ms,
+            total_ms: None,
+            ml_ms: None,
+            queue_ms: None,
+            async_queue_ms: None,
+            accepted_ms: None,
+            late_ms: None,
+            ok: true,
+            cold: false,
+            instance: None,
+        }
+    }
+}
+
 /// Mean parts of a successful round trip; they add up to the mean round trip of the requests
 /// that report both handler and ML time.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -285,19 +308,13 @@ mod tests {
     fn sample(run: u32, start_ms: f64, rtt_ms: f64, ok: bool, cold: bool) -> Sample {
         Sample {
             run,
-            user: (0, 0),
-            seq: 0,
-            start_ms,
-            rtt_ms,
             total_ms: ok.then_some(rtt_ms - 10.0),
             ml_ms: ok.then_some(rtt_ms - 40.0),
             queue_ms: ok.then_some(5.0),
-            async_queue_ms: None,
-            accepted_ms: None,
-            late_ms: None,
             ok,
             cold,
             instance: Some(0),
+            ..Sample::at(start_ms, rtt_ms)
         }
     }
 

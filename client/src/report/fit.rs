@@ -177,20 +177,9 @@ mod tests {
 
     fn sample(rtt_ms: f64, total_ms: Option<f64>, cold: bool) -> Sample {
         Sample {
-            run: 0,
-            user: (0, 0),
-            seq: 0,
-            start_ms: 0.0,
-            rtt_ms,
             total_ms,
-            ml_ms: None,
-            queue_ms: None,
-            async_queue_ms: None,
-            accepted_ms: None,
-            late_ms: None,
-            ok: true,
             cold,
-            instance: None,
+            ..Sample::at(0.0, rtt_ms)
         }
     }
 

@@ -129,25 +129,6 @@ fn of_cell(
 mod tests {
     use super::*;
 
-    fn sample(start_ms: f64, rtt_ms: f64) -> Sample {
-        Sample {
-            run: 0,
-            user: (0, 0),
-            seq: 0,
-            start_ms,
-            rtt_ms,
-            total_ms: None,
-            ml_ms: None,
-            queue_ms: None,
-            async_queue_ms: None,
-            accepted_ms: None,
-            late_ms: None,
-            ok: true,
-            cold: false,
-            instance: None,
-        }
-    }
-
     #[test]
     fn each_window_is_predicted_from_its_own_rate() {
         let key = CellKey {
@@ -159,8 +140,8 @@ mod tests {
             arrival: Process::Trace,
         };
         // 2 arrivals in the first 10 s window, 30 in the second (past c/S = 2.5/s).
-        let mut samples = vec![sample(1000.0, 110.0), sample(5000.0, 130.0)];
-        samples.extend((0..30).map(|i| sample(11_500.0 + f64::from(i) * 300.0, 900.0)));
+        let mut samples = vec![Sample::at(1000.0, 110.0), Sample::at(5000.0, 130.0)];
+        samples.extend((0..30).map(|i| Sample::at(11_500.0 + f64::from(i) * 300.0, 900.0)));
         let fit = Fit {
             service_ms: 400.0,
             delay_ms: 10.0,
