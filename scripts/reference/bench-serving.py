@@ -34,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import resource
 import socket
 import statistics
 import subprocess
@@ -368,6 +369,38 @@ def cpu_line(f: dict) -> str:
             f"{f['cpu.max']}; {' '.join(f['isa'])}")
 
 
+class OtherLoad:
+    """CPU time the machine spent outside this benchmark and its children while it ran (and
+    time stolen by the hypervisor), from /proc/stat and getrusage: what to read the numbers
+    against, since every contender shares the CPUs with it."""
+
+    def __init__(self):
+        self.start = (self.machine(), self.own(), time.monotonic())
+
+    @staticmethod
+    def machine():
+        """Busy and stolen CPU seconds since boot."""
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+        hz = os.sysconf("SC_CLK_TCK")
+        return (user + nice + system + irq + softirq) / hz, steal / hz
+
+    @staticmethod
+    def own():
+        usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                     resource.RUSAGE_CHILDREN)]
+        return sum(u.ru_utime + u.ru_stime for u in usage)
+
+    def report(self, cores: int) -> str:
+        (busy0, steal0), own0, t0 = self.start
+        (busy1, steal1), own1 = self.machine(), self.own()
+        available = (time.monotonic() - t0) * cores
+        other = max(busy1 - busy0 - (own1 - own0), 0.0)
+        return (f"CPU time used outside this benchmark while it ran: {other:.1f} s of "
+                f"{available:.0f} s ({100 * other / available:.1f} %); stolen by the "
+                f"hypervisor: {steal1 - steal0:.1f} s")
+
+
 def int8_fidelity(models: dict) -> str:
     """Heatmap mean |int8 - fp32| and the largest peak-score difference over the fixtures."""
     fp32 = ort_models.session(models["onnxruntime fp32"], 1)
@@ -412,6 +445,7 @@ def main() -> None:
     jpegs = {k: p.read_bytes() for k, p in FRAMES.items()}
     kernels_env = {"SLBLUR_KERNELS": args.kernels}
     onnxruntime.set_default_logger_severity(3)
+    other_load = OtherLoad()
 
     models, calibration = reference_models()
     cpu = cpu_facts()
@@ -595,6 +629,7 @@ def main() -> None:
     print(f"| start-up to ready (median of {len(starts)}) | {median(starts):.2f} s | ≤ 0.5 s |")
     print(f"| peak RSS under load (VmHWM; VmRSS at end {rss:.0f} MB) | {peak_rss:.0f} MB "
           f"| ≤ 200 MB |")
+    print(f"\n{other_load.report(cores)}.")
 
 
 def isa_usable(isa: str, cpu: dict) -> bool:
