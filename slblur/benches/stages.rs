@@ -1,19 +1,28 @@
 //! Per-stage benchmark: decode, resize, tensor, inference, NMS, anonymize, encode and the whole
-//! pipeline, on a real frame with faces at 640×360 and 1280×720. Prints medians (ms), the
-//! median share of a frame's handler time that is not ML (decode + anonymize + encode), and the
-//! inference again, side by side, with only slblur's depthwise op instead of its fused blocks
-//! and with tract's own ops throughout, each with the default's time over its own.
+//! pipeline, on a real frame with faces at 640×360 and 1280×720. Prints the kernels each op
+//! runs on, medians (ms), the median share of a frame's handler time that is not ML (decode +
+//! anonymize + encode), and the inference again, side by side, with slblur's kernels on each
+//! narrower vector width this CPU has (as `SLBLUR_KERNELS` forces them), with only slblur's
+//! depthwise op instead of its fused blocks and with tract's own ops throughout, each with its
+//! time over the default's.
 //!
 //! `cargo bench -p slblur --bench stages` (env: `BENCH_ITERS`, default 15; `SLBLUR_ML_THREADS`;
-//! `SLBLUR_MODEL`).
+//! `SLBLUR_KERNELS`; `SLBLUR_MODEL`).
+//!
+//! With `--inference-blocks` it times the inference alone instead, in blocks that
+//! `scripts/bench-serving` asks for on stdin, so that they alternate with onnxruntime's: it
+//! prints one line, `kernels: …`, then for each line `N` it reads runs one untimed inference
+//! at 640×384 (the astronaut fixture) and N timed ones, and prints their times in ms on one line.
 
-use std::path::PathBuf;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use slblur::anonymize::anonymize;
 use slblur::codec::{self, Frame};
 use slblur::detect::input::{InputShape, resize, to_tensor};
-use slblur::detect::{Detector, OwnOps, postprocess::postprocess};
+use slblur::detect::ops::Kernels;
+use slblur::detect::{Detector, OwnOps, Size, postprocess::postprocess};
 use slblur::options::ImageKind;
 use slblur::pipeline::{Input, process};
 
@@ -27,12 +36,31 @@ fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
     let config = slblur::Config::from_env()?;
-    let detector = Detector::load(&model, config.ml_threads)?;
-    let others = [OwnOps::Depthwise, OwnOps::None].map(|ops| {
-        Detector::load(&model, config.ml_threads).map(|detector| detector.with_own_ops(ops))
-    });
-    let [depthwise_only, tract_only] = others;
-    let (depthwise_only, tract_only) = (depthwise_only?, tract_only?);
+    if std::env::args().any(|arg| arg == "--inference-blocks") {
+        return inference_blocks(&model, &root, &config);
+    }
+    let load = |ops, kernels| {
+        Detector::load(&model, config.ml_threads)
+            .map(|detector| detector.with_own_ops(ops).with_kernels(kernels))
+    };
+    let detector = load(OwnOps::Blocks, config.kernels)?;
+    // The default's kernels on each narrower vector width this CPU has, then fewer own ops.
+    let mut others: Vec<(String, Detector)> = Vec::new();
+    for kernels in Kernels::available() {
+        if kernels.isa() < config.kernels.isa() || kernels == config.kernels {
+            continue;
+        }
+        let label = format!("inference, {kernels} kernels");
+        others.push((label, load(OwnOps::Blocks, kernels)?));
+    }
+    others.push((
+        "inference, depthwise op only".into(),
+        load(OwnOps::Depthwise, config.kernels)?,
+    ));
+    others.push((
+        "inference, tract's ops".into(),
+        load(OwnOps::None, config.kernels)?,
+    ));
     let source = std::fs::read(root.join("tests/fixtures/group_1280x720.jpg"))?;
     let (big, _) = codec::decode(&source, u64::MAX)?;
     println!(
@@ -40,9 +68,21 @@ fn main() -> anyhow::Result<()> {
         config.ml_threads
     );
     println!(
-        "| case | decode | resize | tensor | inference | nms | anonymize | encode | total | non-ML share | inference, depthwise op only | inference, tract's ops |"
+        "{}\n",
+        detector.kernels_in_plan(Size {
+            width: 640,
+            height: 384
+        })?
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let other_labels: Vec<&str> = others.iter().map(|(label, _)| label.as_str()).collect();
+    println!(
+        "| case | decode | resize | tensor | inference | nms | anonymize | encode | total | non-ML share | {} |",
+        other_labels.join(" | ")
+    );
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|{}",
+        "---|".repeat(others.len())
+    );
     for (label, width, height, inference_width) in [
         ("640x360", 640, 360, 640),
         ("1280x720 (inference 640, default)", 1280, 720, 640),
@@ -55,8 +95,9 @@ fn main() -> anyhow::Result<()> {
         let shape =
             InputShape::for_frame(width, height, inference_width, options.max_inference_pixels);
         detector.plan(shape.net)?;
-        depthwise_only.plan(shape.net)?;
-        tract_only.plan(shape.net)?;
+        for (_, other) in &others {
+            other.plan(shape.net)?;
+        }
         let faces = detector
             .detect(
                 &frame,
@@ -73,10 +114,12 @@ fn main() -> anyhow::Result<()> {
         let tensor_t = stage(&mut || drop(to_tensor(&resized, shape.net)));
         let infer_t =
             stage(&mut || drop(detector.infer(to_tensor(&resized, shape.net), shape.net)));
-        let depthwise_infer_t =
-            stage(&mut || drop(depthwise_only.infer(to_tensor(&resized, shape.net), shape.net)));
-        let tract_infer_t =
-            stage(&mut || drop(tract_only.infer(to_tensor(&resized, shape.net), shape.net)));
+        let others_t: Vec<Duration> = others
+            .iter()
+            .map(|(_, other)| {
+                stage(&mut || drop(other.infer(to_tensor(&resized, shape.net), shape.net)))
+            })
+            .collect();
         let outputs = detector.infer(to_tensor(&resized, shape.net), shape.net)?;
         let nms_t = stage(&mut || drop(postprocess(&outputs, shape, options.threshold)));
         let anon_t = stage(&mut || {
@@ -104,8 +147,12 @@ fn main() -> anyhow::Result<()> {
             .get(non_ml_shares.len() / 2)
             .copied()
             .unwrap_or(f64::NAN);
+        let others_cells: Vec<String> = others_t
+            .iter()
+            .map(|&t| format!("{:.1} ({:.2}×)", ms(t), ms(t) / ms(infer_t)))
+            .collect();
         println!(
-            "| {label} ({} faces) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} % | {:.1} ({:.2}×) | {:.1} ({:.2}×) |",
+            "| {label} ({} faces) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} % | {} |",
             faces.len(),
             ms(decode_t),
             ms(resize_t),
@@ -116,11 +163,35 @@ fn main() -> anyhow::Result<()> {
             ms(encode_t),
             ms(total_t),
             100.0 * non_ml_share,
-            ms(depthwise_infer_t),
-            ms(depthwise_infer_t) / ms(infer_t),
-            ms(tract_infer_t),
-            ms(tract_infer_t) / ms(infer_t),
+            others_cells.join(" | "),
         );
+    }
+    Ok(())
+}
+
+/// The inference alone at 640×384, in blocks asked for on stdin (see the module's comment).
+fn inference_blocks(model: &Path, root: &Path, config: &slblur::Config) -> anyhow::Result<()> {
+    let detector = Detector::load(model, config.ml_threads)?.with_kernels(config.kernels);
+    let source = std::fs::read(root.join("tests/fixtures/astronaut_640x360.jpg"))?;
+    let (frame, _) = codec::decode(&source, u64::MAX)?;
+    let shape = InputShape::for_frame(frame.width, frame.height, 640, u64::MAX);
+    let resized = resize(&frame, shape.net).into_owned();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", detector.kernels_in_plan(shape.net)?)?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        let n: usize = line?.trim().parse()?;
+        detector.infer(to_tensor(&resized, shape.net), shape.net)?;
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            // As onnxruntime's times start from a tensor made, so do these.
+            let input = to_tensor(&resized, shape.net);
+            let t = Instant::now();
+            detector.infer(input, shape.net)?;
+            times.push(format!("{:.3}", ms(t.elapsed())));
+        }
+        writeln!(out, "{}", times.join(" "))?;
+        out.flush()?;
     }
     Ok(())
 }

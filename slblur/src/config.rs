@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use faas_server::Variable;
 use faas_server::settings::{Env, SettingError, Settings, positive};
 
+use crate::detect::ops::Kernels;
 use crate::options::{
     DEFAULT_MAX_INFERENCE_PIXELS, FrameOptions, MaskShape, Mode, parse_inference_pixels,
     parse_inference_width, parse_mask_scale, parse_quality, parse_threshold,
@@ -39,6 +40,9 @@ pub struct Config {
     pub jpeg_quality: u8,
     /// Threads one inference may use (`SLBLUR_ML_THREADS`).
     pub ml_threads: usize,
+    /// The vectors of slblur's own inference kernels (`SLBLUR_KERNELS`): the widest this CPU
+    /// has unless told otherwise, e.g. AVX2 on an AVX-512 CPU to measure what AVX2-only CPUs get.
+    pub kernels: Kernels,
 }
 
 /// The function's name: the prefix of its variables and metrics.
@@ -62,6 +66,7 @@ impl Default for Config {
             mask_scale: 1.3,
             jpeg_quality: 90,
             ml_threads: cores,
+            kernels: Kernels::best(),
         }
     }
 }
@@ -99,6 +104,7 @@ pub mod var {
         MODEL = "assets/centerface.onnx beside the binary if present, else models/centerface.onnx",
             "CenterFace ONNX file";
         ML_THREADS = "all cores", "threads per inference";
+        KERNELS = "auto", "auto | avx512 | avx2 | portable: vectors of slblur's own kernels";
         INFERENCE_WIDTH = "640", "detection width, 0 = full resolution";
         MAX_INFERENCE_PIXELS = "942080 = 1280x736", "largest network input area";
         THRESHOLD = "0.2", "detection score threshold";
@@ -144,6 +150,7 @@ impl Config {
             mask_scale: env.get(&named(var::MASK_SCALE), parse_mask_scale, d.mask_scale)?,
             jpeg_quality: env.get(&named(var::JPEG_QUALITY), parse_quality, d.jpeg_quality)?,
             ml_threads: env.get(&named(var::ML_THREADS), positive, d.ml_threads)?,
+            kernels: env.get(&named(var::KERNELS), str::parse, d.kernels)?,
         })
     }
 }
@@ -226,10 +233,31 @@ mod tests {
             ("SLBLUR_MAX_INFERENCE_PIXELS", "1000"),
             ("SLBLUR_TIMEOUT", "-1"),
             ("SLBLUR_JPEG_QUALITY", "101"),
+            ("SLBLUR_KERNELS", "sse2"),
         ] {
             let err = from(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var);
             assert!(err.to_string().contains(value), "{err}");
+        }
+    }
+
+    #[test]
+    fn kernels_are_the_widest_unless_told_and_a_choice_this_cpu_lacks_is_refused() {
+        assert_eq!(from(&[]).expect("defaults").kernels, Kernels::best());
+        let portable = from(&[("SLBLUR_KERNELS", "portable")]).expect("portable");
+        assert_eq!(portable.kernels.isa(), crate::detect::ops::Isa::Portable);
+        for name in ["avx512", "avx2"] {
+            match name.parse::<Kernels>() {
+                Ok(kernels) => assert_eq!(
+                    from(&[("SLBLUR_KERNELS", name)]).expect(name).kernels,
+                    kernels
+                ),
+                Err(_) => {
+                    let err = from(&[("SLBLUR_KERNELS", name)]).expect_err(name);
+                    assert_eq!(err.var, "SLBLUR_KERNELS");
+                    assert!(err.to_string().contains("this CPU has no"), "{err}");
+                }
+            }
         }
     }
 

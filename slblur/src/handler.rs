@@ -26,7 +26,8 @@ impl Slblur {
     /// Loads the model, prepares and runs the plan for a typical frame (16:9 at the configured
     /// inference width) so the first request is not slow, and registers `slblur_faces_total`.
     pub fn start(config: Config, registry: &mut Registry) -> Result<Slblur, ModelError> {
-        let detector = Detector::load(&config.model, config.ml_threads)?;
+        let detector =
+            Detector::load(&config.model, config.ml_threads)?.with_kernels(config.kernels);
         if detector.sha256() != CENTERFACE_SHA256 {
             faas_server::tracing::warn!(
                 sha256 = detector.sha256(),
@@ -47,6 +48,15 @@ impl Slblur {
             ml_threads_pinned = crate::runtime::threads::pins(config.ml_threads),
             inference = format!("{}x{}", shape.net.width, shape.net.height),
             "model loaded"
+        );
+        // What each op of the warmed plan runs on, so a measurement names its kernels.
+        let kernels = detector.kernels_in_plan(shape.net)?;
+        faas_server::tracing::info!(
+            chosen = %kernels.kernels,
+            depthwise = kernels.depthwise(),
+            blocks = kernels.blocks(),
+            tract_matmul = kernels.tract_matmul(),
+            "kernels"
         );
         let faces = Counter::default();
         registry.register("faces", "Faces found", faces.clone());

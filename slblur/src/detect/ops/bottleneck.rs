@@ -26,7 +26,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::depthwise::{Depthwise3x3, Filter, Layout, kernel_rows, relu_input, row, sole_reader};
-use super::lanes::{Isa, LANES, Lanes, Portable};
+use super::lanes::{Isa, Kernels, LANES, Lanes, Portable};
 
 /// Output channels a 1×1 kernel step computes together.
 const BLOCK: usize = 4;
@@ -82,15 +82,18 @@ pub struct Bottleneck {
     residual: bool,
     /// Whether the output has a batch axis (of one) before its channels, as the input may.
     batch: bool,
-    isa: Isa,
+    /// The vectors its kernels use.
+    pub(in crate::detect) isa: Isa,
 }
 
 impl Eq for Bottleneck {}
 
-/// Replaces every block [`Bottleneck`] computes, once [`super::depthwise::rewrite`] has put its
-/// depthwise op in place; returns how many. Does nothing on CPUs without fused multiply-add.
-pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
-    match Isa::best() {
+/// Replaces every block [`Bottleneck`] computes by one whose kernels use `kernels`, once
+/// [`super::depthwise::rewrite`] has put its depthwise op in place; returns how many. Does
+/// nothing with the portable kernels, which a CPU without fused multiply-add gets: there tract's
+/// matrix kernels do not fuse, so a fused block would not round as they do.
+pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
+    match kernels.isa() {
         Isa::Portable => Ok(0),
         isa => fuse(model, isa),
     }
@@ -316,7 +319,7 @@ impl Op for Bottleneck {
         let channels = self.depthwise.bias.len();
         let input = self.expand.as_ref().map_or(channels, |e| e.inputs);
         Ok(vec![format!(
-            "{input}→{channels}→{} channels, depthwise stride {}{}, {:?}",
+            "{input}→{channels}→{} channels, depthwise stride {}{}; {}",
             self.project.outputs,
             self.depthwise.stride,
             if self.residual { ", residual" } else { "" },
@@ -454,7 +457,7 @@ type BandKernel = fn(&Bottleneck, &Geometry, &[f32], Range<usize>, &Output);
 /// The band kernel compiled for `isa`.
 fn band_kernel(isa: Isa) -> BandKernel {
     match isa {
-        // SAFETY: ops are built for an `Isa` this CPU has (`Isa::best`, or in tests one of
+        // SAFETY: ops are built for an `Isa` this CPU has (a `Kernels`'s, or in tests one of
         // `Isa::available`).
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => |op, g, input, rows, out| unsafe { band_avx512(op, g, input, rows, out) },
@@ -719,7 +722,7 @@ mod tests {
         }
         model.select_output_outlets(&[y]).expect("outputs");
         let mut model = model.into_decluttered().expect("declutter");
-        super::super::depthwise::rewrite(&mut model).expect("depthwise");
+        super::super::depthwise::rewrite(&mut model, Kernels::best()).expect("depthwise");
         model
     }
 

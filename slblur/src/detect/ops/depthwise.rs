@@ -6,8 +6,8 @@
 //! thread. Here each input row is first laid out so that each of a kernel row's three taps reads
 //! contiguous values: at stride 1 the row with its padding, at stride 2 its even and then its odd
 //! columns. Every tap is then one vector multiply-add per sixteen output points, with the widest
-//! vectors the CPU has, chosen at run time ([`kernel`]). The ReLU that follows is applied while
-//! the sums are in registers, instead of in a pass of its own.
+//! vectors the CPU has or those `SLBLUR_KERNELS` names, chosen at start-up ([`kernel`]). The ReLU
+//! that follows is applied while the sums are in registers, instead of in a pass of its own.
 //!
 //! The arithmetic is tract's, in tract's order: the bias, then for each tap in row-major order one
 //! multiply and one add, never fused. The outputs are therefore identical to tract's own, which the
@@ -17,6 +17,8 @@ mod kernel;
 
 pub(in crate::detect) use kernel::{Filter, Layout, kernel_rows, row};
 use kernel::{Rows, plane_kernel};
+
+use super::lanes::{Isa, Kernels};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
@@ -36,6 +38,8 @@ pub struct Depthwise3x3 {
     pub(in crate::detect) taps: Vec<Taps>,
     pub(in crate::detect) bias: Vec<f32>,
     pub(in crate::detect) relu: bool,
+    /// The vectors its kernel uses.
+    pub(in crate::detect) isa: Isa,
 }
 
 impl Eq for Depthwise3x3 {}
@@ -104,6 +108,7 @@ impl Depthwise3x3 {
             taps,
             bias,
             relu: false,
+            isa: Isa::Portable,
         }))
     }
 
@@ -126,8 +131,9 @@ impl Depthwise3x3 {
 }
 
 /// Replaces every convolution of `model` that [`Depthwise3x3`] computes, with the ReLU that
-/// follows it when it is the convolution's only reader; returns how many.
-pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
+/// follows it when it is the convolution's only reader, by ops whose kernel uses `kernels`;
+/// returns how many.
+pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
@@ -136,6 +142,7 @@ pub fn rewrite(model: &mut TypedModel) -> TractResult<usize> {
         };
         let relu = relu_after(model, id)?;
         op.relu = relu.is_some();
+        op.isa = kernels.isa();
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, node.inputs[0])?;
         let output = patch.wire_node(&node.name, op, &[input])?[0];
@@ -197,12 +204,13 @@ impl Op for Depthwise3x3 {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{} channels, stride {}, padding rows {:?}, columns {:?}{}",
+            "{} channels, stride {}, padding rows {:?}, columns {:?}{}; {}",
             self.bias.len(),
             self.stride,
             self.pad_rows,
             self.pad_columns,
-            if self.relu { ", then ReLU" } else { "" }
+            if self.relu { ", then ReLU" } else { "" },
+            self.isa,
         )])
     }
 
@@ -229,7 +237,7 @@ impl EvalOp for Depthwise3x3 {
         let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
         let total = output.len();
         let channels = self.bias.len();
-        let kernel = plane_kernel();
+        let kernel = plane_kernel(self.isa);
         let mut view = output.try_as_plain_ram_mut()?;
         tract_linalg::multithread::par_chunks_mut(
             view.as_slice_mut::<f32>()?,
@@ -386,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn matches_tract_exactly_for_every_stride_padding_and_parity() {
+    fn matches_tract_exactly_for_every_stride_padding_parity_and_vector_width() {
         for stride in [1, 2] {
             for (height, width) in [(8, 8), (9, 7), (5, 12), (3, 3), (16, 33)] {
                 for pads in [
@@ -399,13 +407,18 @@ mod tests {
                     for then in [Then::Output, Then::Relu, Then::ReluAndOutput] {
                         let case = format!("stride {stride}, {height}x{width}, {pads:?}, {then:?}");
                         let model = conv_model(5, (height, width), pads, [stride, stride], then);
-                        let mut rewritten = model.clone();
-                        assert_eq!(rewrite(&mut rewritten).expect("rewrite"), 1, "{case}");
-                        assert_eq!(ops(&rewritten, "Conv"), 0, "{case}");
-                        let unfused = usize::from(then == Then::ReluAndOutput);
-                        assert_eq!(ops(&rewritten, "Max"), unfused, "{case}");
                         let x = input(5, height, width);
-                        assert_eq!(run(rewritten, &x), run(model, &x), "{case}");
+                        let expected = run(model.clone(), &x);
+                        for kernels in Kernels::available() {
+                            let case = format!("{case}, {kernels}");
+                            let mut rewritten = model.clone();
+                            let replaced = rewrite(&mut rewritten, kernels).expect("rewrite");
+                            assert_eq!(replaced, 1, "{case}");
+                            assert_eq!(ops(&rewritten, "Conv"), 0, "{case}");
+                            let unfused = usize::from(then == Then::ReluAndOutput);
+                            assert_eq!(ops(&rewritten, "Max"), unfused, "{case}");
+                            assert_eq!(run(rewritten, &x), expected, "{case}");
+                        }
                     }
                 }
             }
@@ -416,7 +429,8 @@ mod tests {
     fn leaves_other_convolutions_alone() {
         for strides in [[2, 1], [3, 3]] {
             let mut model = conv_model(4, (8, 8), ([1, 1], [1, 1]), strides, Then::Relu);
-            assert_eq!(rewrite(&mut model).expect("rewrite"), 0, "{strides:?}");
+            let replaced = rewrite(&mut model, Kernels::best()).expect("rewrite");
+            assert_eq!(replaced, 0, "{strides:?}");
         }
     }
 }

@@ -174,8 +174,8 @@ mod x86 {
     }
 }
 
-/// The vector implementations this CPU can run, widest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The vector implementations of slblur's kernels, widest first (which is also their order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     Avx512,
     Avx2,
@@ -204,5 +204,120 @@ impl Isa {
     /// The widest implementation this CPU has.
     pub fn best() -> Isa {
         Isa::available()[0]
+    }
+
+    /// The name `SLBLUR_KERNELS` and the start-up log use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+
+    /// The vector width in bits, `None` for portable code (sixteen scalars, which the compiler
+    /// vectorises as it can for the baseline target).
+    pub fn bits(self) -> Option<u32> {
+        match self {
+            Isa::Avx512 => Some(512),
+            Isa::Avx2 => Some(256),
+            Isa::Portable => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which implementation slblur's own kernels use: one this CPU has, checked when it is made, so
+/// the kernels' `unsafe` dispatch only ever meets instructions the CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Kernels(Isa);
+
+impl Kernels {
+    /// The widest this CPU has (`SLBLUR_KERNELS=auto`).
+    pub fn best() -> Kernels {
+        Kernels(Isa::best())
+    }
+
+    /// Every implementation this CPU has, widest first.
+    pub fn available() -> Vec<Kernels> {
+        Isa::available().into_iter().map(Kernels).collect()
+    }
+
+    pub fn isa(self) -> Isa {
+        self.0
+    }
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Kernels::best()
+    }
+}
+
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for Kernels {
+    type Err = String;
+
+    /// `auto`, `avx512`, `avx2` or `portable`; a name this CPU cannot run is refused, naming
+    /// what it can.
+    fn from_str(s: &str) -> Result<Kernels, String> {
+        let wanted = match s {
+            "auto" => return Ok(Kernels::best()),
+            "avx512" => Isa::Avx512,
+            "avx2" => Isa::Avx2,
+            "portable" => Isa::Portable,
+            _ => return Err("expected auto, avx512, avx2 or portable".into()),
+        };
+        let available = Isa::available();
+        if available.contains(&wanted) {
+            return Ok(Kernels(wanted));
+        }
+        let needs = match wanted {
+            Isa::Avx512 => "AVX-512F",
+            _ => "AVX2 and FMA",
+        };
+        let names: Vec<&str> = available.iter().map(|isa| isa.name()).collect();
+        Err(format!(
+            "this CPU has no {needs}; it can run {}",
+            names.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_parse_what_this_cpu_has_and_refuse_the_rest() {
+        assert_eq!("auto".parse::<Kernels>(), Ok(Kernels::best()));
+        assert_eq!(
+            "portable".parse::<Kernels>().map(Kernels::isa),
+            Ok(Isa::Portable)
+        );
+        let available = Isa::available();
+        for isa in [Isa::Avx512, Isa::Avx2] {
+            let parsed = isa.name().parse::<Kernels>();
+            if available.contains(&isa) {
+                assert_eq!(parsed.map(Kernels::isa), Ok(isa));
+            } else {
+                let err = parsed.expect_err(isa.name());
+                assert!(err.contains("this CPU has no"), "{err}");
+            }
+        }
+        for bad in ["", "AVX2", "sse2", "avx-512"] {
+            let err = bad.parse::<Kernels>().expect_err(bad);
+            assert!(err.contains("auto, avx512, avx2 or portable"), "{err}");
+        }
     }
 }

@@ -1,9 +1,100 @@
 //! slblur's own tract ops, where tract's are slow on this network: [`depthwise`] computes the
 //! depthwise convolutions (and their ReLUs) faster than tract's kernel, and [`bottleneck`] runs
 //! each wide inverted-residual block as one op so its large intermediate tensors never reach
-//! memory; both on the vectors of `lanes` (AVX-512, AVX2 or portable). Each op's output is
-//! identical to tract's own, which the tests check exactly.
+//! memory; both on the vectors of `lanes` (AVX-512, AVX2 or portable, as [`Kernels`] says).
+//! Each op's output is identical to tract's own, which the tests check exactly.
 
 pub mod bottleneck;
 pub mod depthwise;
 mod lanes;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+
+pub use lanes::{Isa, Kernels};
+
+/// Which kernels a plan runs, read from the plan itself: slblur's ops with the vectors each
+/// uses, and tract's matrix kernels by name, each with how many ops use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelReport {
+    /// What the plans were asked for (`SLBLUR_KERNELS`, resolved).
+    pub kernels: Kernels,
+    pub depthwise: BTreeMap<Isa, usize>,
+    pub blocks: BTreeMap<Isa, usize>,
+    pub tract_matmul: BTreeMap<String, usize>,
+}
+
+impl KernelReport {
+    pub fn of(kernels: Kernels, plan: &TypedModel) -> KernelReport {
+        let mut report = KernelReport {
+            kernels,
+            depthwise: BTreeMap::new(),
+            blocks: BTreeMap::new(),
+            tract_matmul: BTreeMap::new(),
+        };
+        for node in plan.nodes() {
+            if let Some(op) = node.op_as::<depthwise::Depthwise3x3>() {
+                *report.depthwise.entry(op.isa).or_default() += 1;
+            } else if let Some(op) = node.op_as::<bottleneck::Bottleneck>() {
+                *report.blocks.entry(op.isa).or_default() += 1;
+            } else if let Some(op) = node.op_as::<OptMatMul>() {
+                for mmm in &op.mmm {
+                    *report
+                        .tract_matmul
+                        .entry(mmm.name().to_string())
+                        .or_default() += 1;
+                }
+            }
+        }
+        report
+    }
+
+    /// slblur's depthwise kernels, e.g. `avx512 (512-bit) x11`, or `none`.
+    pub fn depthwise(&self) -> String {
+        Self::own(&self.depthwise)
+    }
+
+    /// slblur's fused blocks, e.g. `avx512 (512-bit) x6`, or `none`.
+    pub fn blocks(&self) -> String {
+        Self::own(&self.blocks)
+    }
+
+    /// tract's matrix kernels, e.g. `avx512_mmm_f32_32x12 x40`.
+    pub fn tract_matmul(&self) -> String {
+        Self::counted(self.tract_matmul.iter().map(|(name, n)| (name.clone(), *n)))
+    }
+
+    fn own(ops: &BTreeMap<Isa, usize>) -> String {
+        Self::counted(ops.iter().map(|(isa, n)| {
+            let width = isa
+                .bits()
+                .map_or("no explicit vectors".to_string(), |b| format!("{b}-bit"));
+            (format!("{isa} ({width})"), *n)
+        }))
+    }
+
+    fn counted(items: impl Iterator<Item = (String, usize)>) -> String {
+        let parts: Vec<String> = items.map(|(name, n)| format!("{name} x{n}")).collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+impl fmt::Display for KernelReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kernels {}: depthwise {}; blocks {}; tract matmul {}",
+            self.kernels,
+            self.depthwise(),
+            self.blocks(),
+            self.tract_matmul()
+        )
+    }
+}

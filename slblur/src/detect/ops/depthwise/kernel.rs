@@ -1,9 +1,7 @@
 //! The depthwise op's arithmetic: input rows laid out so every tap reads contiguous values
-//! ([`Layout`]), and output rows computed [`LANES`] points at a time with the widest vectors the
-//! CPU has ([`super::super::lanes`]). [`super::super::bottleneck`] uses the same layout and row
+//! ([`Layout`]), and output rows computed [`LANES`] points at a time with the vectors chosen at
+//! start-up ([`super::super::lanes`]). [`super::super::bottleneck`] uses the same layout and row
 //! kernel on rows it computes itself.
-
-use std::sync::OnceLock;
 
 use super::Taps;
 use crate::detect::ops::lanes::{Isa, LANES, Lanes, Portable};
@@ -167,31 +165,17 @@ pub(in crate::detect) struct Filter<'a> {
 
 pub(super) type PlaneKernel = fn(&mut Rows, &[f32], &Filter, &mut [f32]);
 
-/// The plane kernels this CPU can run, widest first.
-fn kernels() -> Vec<(Isa, PlaneKernel)> {
-    Isa::available()
-        .into_iter()
-        .map(|isa| -> (Isa, PlaneKernel) {
-            match isa {
-                // SAFETY: `Isa::available` lists only what this CPU has.
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => (isa, |rows, input, filter, out| unsafe {
-                    plane_avx512(rows, input, filter, out)
-                }),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => (isa, |rows, input, filter, out| unsafe {
-                    plane_avx2(rows, input, filter, out)
-                }),
-                _ => (Isa::Portable, plane::<Portable>),
-            }
-        })
-        .collect()
-}
-
-/// The plane kernel for the widest vectors this CPU has.
-pub(super) fn plane_kernel() -> PlaneKernel {
-    static KERNEL: OnceLock<PlaneKernel> = OnceLock::new();
-    *KERNEL.get_or_init(|| kernels()[0].1)
+/// The plane kernel for `isa`; ops are only built with an `isa` this CPU has (it comes from a
+/// [`crate::detect::ops::lanes::Kernels`]).
+pub(super) fn plane_kernel(isa: Isa) -> PlaneKernel {
+    match isa {
+        // SAFETY: this CPU has `isa` (see above).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => |rows, input, filter, out| unsafe { plane_avx512(rows, input, filter, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => |rows, input, filter, out| unsafe { plane_avx2(rows, input, filter, out) },
+        _ => plane::<Portable>,
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -252,6 +236,14 @@ pub(in crate::detect) fn row<V: Lanes>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plane kernels this CPU can run, widest first.
+    fn kernels() -> Vec<(Isa, PlaneKernel)> {
+        Isa::available()
+            .into_iter()
+            .map(|isa| (isa, plane_kernel(isa)))
+            .collect()
+    }
 
     #[test]
     fn every_kernel_this_cpu_has_gives_the_portable_result() {
