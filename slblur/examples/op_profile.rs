@@ -17,7 +17,10 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = slblur::Config::from_env()?;
     let model = root.join("../models/centerface.onnx");
-    let iters: usize = std::env::var("BENCH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let iters: usize = std::env::var("BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let detector = Detector::load(&model, config.ml_threads)?.with_kernels(config.kernels);
     let source = std::fs::read(root.join("tests/fixtures/astronaut_640x360.jpg"))?;
     let (frame, _) = codec::decode(&source, u64::MAX)?;
@@ -48,7 +51,10 @@ fn main() -> anyhow::Result<()> {
     let mut rows: Vec<(usize, Duration)> = per_node.into_iter().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.1));
     let total_ms = whole.as_secs_f64() * 1000.0 / iters as f64;
-    println!("inference {total_ms:.2} ms (mean of {iters}), {} threads", config.ml_threads);
+    println!(
+        "inference {total_ms:.2} ms (mean of {iters}), {} threads",
+        config.ml_threads
+    );
     let mut by_kind: HashMap<String, f64> = HashMap::new();
     for (id, d) in &rows {
         let node = model.node(*id);
@@ -56,7 +62,12 @@ fn main() -> anyhow::Result<()> {
         *by_kind.entry(node.op().name().to_string()).or_default() += ms;
         if ms >= 0.2 {
             let out = &model.outlet_fact(OutletId::new(*id, 0))?.shape;
-            println!("{ms:7.2} ms {:5.1} %  {:<28} {:<40} -> {out:?}", ms / total_ms * 100.0, node.op().name(), node.name);
+            println!(
+                "{ms:7.2} ms {:5.1} %  {:<28} {:<40} -> {out:?}",
+                ms / total_ms * 100.0,
+                node.op().name(),
+                node.name
+            );
         }
     }
     let mut kinds: Vec<_> = by_kind.into_iter().collect();
