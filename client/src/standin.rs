@@ -3,7 +3,7 @@
 //! one function URL:
 //!
 //! - `POST /async-function/NAME`: `202 Accepted` with a new `X-Call-Id` at once, and the
-//!   request queued (a message over [`MAX_MESSAGE_BYTES`] once base64-encoded in JSON, as the
+//!   request queued (a message over NATS's default limit once base64-encoded in JSON, as the
 //!   gateway queues it, is refused with a 500, as NATS refuses it);
 //! - `POST /function/NAME`: the function called at once, its answer passed back with
 //!   `X-Duration-Seconds` and `X-Call-Id`;
@@ -32,8 +32,7 @@ use reqwest::Url;
 use slblur_protocol::header;
 use tokio::sync::{Mutex, mpsc};
 
-/// The largest queued message: NATS's default payload limit.
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+use crate::rig::callback::{QUEUE_MESSAGE_LIMIT, queued_bytes};
 
 /// Calls (numbered from 1 in the order they were accepted) whose callback misbehaves.
 #[derive(Debug, Clone, Default)]
@@ -117,8 +116,7 @@ async fn accept(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // The gateway queues the body base64-encoded inside a JSON message.
-    if body.len().div_ceil(3) * 4 + 1024 > MAX_MESSAGE_BYTES {
+    if queued_bytes(body.len()) > QUEUE_MESSAGE_LIMIT {
         front.tally.refused.fetch_add(1, Ordering::Relaxed);
         return (
             StatusCode::INTERNAL_SERVER_ERROR,

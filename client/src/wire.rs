@@ -188,7 +188,8 @@ pub fn parse_reply(wire: Wire, headers: &HeaderMap, body: &Bytes) -> Result<Pars
     Ok(reply)
 }
 
-fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+/// A header's value as text (`None` when missing or not text).
+pub(crate) fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

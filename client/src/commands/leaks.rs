@@ -106,9 +106,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Finish> {
         max_gap: args.max_gap,
         kept_above: args.kept_above,
     };
-    let (video, original) = (args.video.clone(), args.original.clone());
+    let (video, original, width) = (args.video.clone(), args.original.clone(), size.width);
     let leaks =
-        tokio::task::spawn_blocking(move || compare(&video, &original, &faces, check, file))
+        tokio::task::spawn_blocking(move || compare(&video, &original, width, &faces, check, file))
             .await
             .context("comparing the videos stopped unexpectedly")??;
     if leaks.frames < frames {
@@ -144,17 +144,17 @@ async fn prepare(args: &Args, width: u32) -> anyhow::Result<Workload> {
     .map_err(Into::into)
 }
 
-/// Decodes both videos side by side and checks each frame pair; frames only one video has are
-/// left out, with a note.
+/// Decodes both videos side by side (the original scaled to the anonymised video's `width`) and
+/// checks each frame pair; frames only one video has are left out, with a note.
 fn compare(
     video: &std::path::Path,
     original: &std::path::Path,
+    width: u32,
     faces: &[Vec<BoxPx>],
     check: Check,
     file: Option<LeaksFile>,
 ) -> anyhow::Result<Leaks> {
     let (tx, rx) = mpsc::sync_channel::<RgbFrame>(DECODE_AHEAD);
-    let width = video::probe(video)?.width;
     let output = video.to_path_buf();
     let decoder = std::thread::spawn(move || {
         video::read_frames(&output, DecodeOptions::default(), |_, frame| {

@@ -31,6 +31,15 @@ use super::exchange::Outcome;
 /// The largest callback body read: a full-HD PNG frame in JSON, with room to spare.
 pub const MAX_CALLBACK_BYTES: usize = 32 << 20;
 
+/// The largest message OpenFaaS's queue (NATS) takes by default.
+pub const QUEUE_MESSAGE_LIMIT: usize = 1 << 20;
+
+/// About how large a request body is once the gateway has queued it: base64-encoded inside a
+/// JSON message with the request's headers.
+pub fn queued_bytes(body: usize) -> usize {
+    body.div_ceil(3) * 4 + 2048
+}
+
 /// The path segment before each request's id.
 const SEGMENT: &str = "slblur-callback";
 

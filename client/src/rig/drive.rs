@@ -14,7 +14,7 @@ use crate::video::DecodeOptions;
 use crate::wire::ReplyImage;
 use crate::workload::Workload;
 
-use super::callback::Receiver;
+use super::callback::{self, Receiver};
 use super::exchange::pause;
 use super::plan::{self, Budget, CallbackSpec, Cell, Output, Plan};
 use super::rundir::{self, CellRecord, RunDir, RunManifest, TargetRecord};
@@ -159,9 +159,6 @@ fn check_schedules(rig: &Rig, cells: &[Cell]) -> Result<(), RigError> {
     Ok(())
 }
 
-/// The largest message OpenFaaS's queue (NATS) takes by default.
-const QUEUE_MESSAGE_LIMIT: usize = 1 << 20;
-
 /// Starts the callback receiver, and warns when frames are too large for the platform's queue.
 async fn start_receiver(spec: &CallbackSpec, workload: &Workload) -> Result<Receiver, RigError> {
     let receiver = Receiver::start(spec.listen, spec.url.clone()).await?;
@@ -170,20 +167,19 @@ async fn start_receiver(spec: &CallbackSpec, workload: &Workload) -> Result<Rece
         receiver.local_addr,
         receiver.callbacks.url_for("ID")
     );
-    // The gateway queues the body base64-encoded inside a JSON message.
     let largest = workload
         .bodies
         .iter()
         .map(|b| b.bytes.len())
         .max()
         .unwrap_or(0);
-    let queued = largest.div_ceil(3) * 4 + 2048;
-    if queued > QUEUE_MESSAGE_LIMIT {
+    let queued = callback::queued_bytes(largest);
+    if queued > callback::QUEUE_MESSAGE_LIMIT {
         eprintln!(
             "warning: the largest frame is {} KB, about {} KB once queued: OpenFaaS's queue (NATS) takes about {} KB per message by default, so asynchronous calls of it will fail; shrink the frames with --format jpeg, a lower --quality or --width",
             largest / 1024,
             queued / 1024,
-            QUEUE_MESSAGE_LIMIT / 1024
+            callback::QUEUE_MESSAGE_LIMIT / 1024
         );
     }
     Ok(receiver)

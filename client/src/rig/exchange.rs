@@ -85,7 +85,6 @@ pub async fn exchange(
     }
     row.bytes_sent = request.body.bytes.len() as u64;
     row.hints = request.hints.len() as u32;
-    row.invocation = cell.invocation;
     let outcome = match &cell.callbacks {
         None => tokio::select! {
             outcome = call(user, cell, request, row, measured_from) => outcome,
@@ -139,8 +138,8 @@ async fn call_async(
         posted = post(user, cell, &request, &headers, &mut row) => posted,
         () = killed() => return None,
     };
-    row.accepted_ms = Some(elapsed_ms(measured_from));
     row.rtt_ms = elapsed_ms(measured_from);
+    row.accepted_ms = Some(row.rtt_ms);
     let Ok(accepted) = posted else {
         return Some(Outcome::failed(row));
     };
@@ -183,11 +182,11 @@ fn read_callback(
     let at = callback.at.saturating_duration_since(measured_from);
     row.rtt_ms = round_ms(at.as_secs_f64() * 1000.0);
     let headers = callback.headers;
-    let worker_s = header_text(&headers, header::DURATION_SECONDS)
+    if let Ok(worker_s) = header_text(&headers, header::DURATION_SECONDS)
         .trim()
-        .parse::<f64>();
-    if let Ok(s) = worker_s.as_ref().map(|s| s * 1000.0).map(round_ms) {
-        row.async_queue_ms = Some(round_ms((row.rtt_ms - s).max(0.0)));
+        .parse::<f64>()
+    {
+        row.async_queue_ms = Some(round_ms((row.rtt_ms - worker_s * 1000.0).max(0.0)));
     }
     let status = header_text(&headers, header::FUNCTION_STATUS)
         .trim()
@@ -220,11 +219,9 @@ fn not_accepted(answer: &Answer) -> String {
     wire::error_text(answer.status, &answer.headers, &answer.body)
 }
 
+/// A header's text, empty when missing.
 fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> &'h str {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+    wire::header_text(headers, name).unwrap_or_default()
 }
 
 fn elapsed_ms(from: Instant) -> f64 {

@@ -133,7 +133,9 @@ pub struct CellContext {
     /// from goose's own start-up.
     pub first_user: OnceLock<Instant>,
     pub token: Option<Token>,
-    pub invocation: Invocation,
+    invocation: Invocation,
+    /// Every row's `arrival` (the open-loop process; empty for closed loops).
+    arrival: String,
     /// Asynchronous targets only: where their callbacks arrive.
     pub callbacks: Option<Arc<Callbacks>>,
     tx: mpsc::UnboundedSender<Outcome>,
@@ -165,6 +167,7 @@ impl CellContext {
             first_user: OnceLock::new(),
             token: rig.token.clone(),
             invocation: cell.target.invocation,
+            arrival: cell.load.process().map_or(String::new(), |p| p.to_string()),
             callbacks: match cell.target.invocation {
                 Invocation::Sync => None,
                 Invocation::Async => rig.callbacks.clone(),
@@ -179,7 +182,8 @@ impl CellContext {
             target: self.target.clone(),
             worker: self.share.index,
             rate_per_s: self.load.rate_per_s(),
-            arrival: self.load.process().map_or(String::new(), |p| p.to_string()),
+            arrival: self.arrival.clone(),
+            invocation: self.invocation,
             smooth: self.smooth.frames,
             ..Row::pending(
                 &self.run_id,
