@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         Detector::load(&model, config.ml_threads)
             .map(|detector| detector.with_own_ops(ops).with_kernels(kernels))
     };
-    let detector = load(OwnOps::Blocks, config.kernels)?;
+    let detector = load(OwnOps::All, config.kernels)?;
     // The default's kernels on each narrower vector width this CPU has, then fewer own ops.
     let mut others: Vec<(String, Detector)> = Vec::new();
     for kernels in Kernels::available() {
@@ -51,8 +51,12 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let label = format!("inference, {kernels} kernels");
-        others.push((label, load(OwnOps::Blocks, kernels)?));
+        others.push((label, load(OwnOps::All, kernels)?));
     }
+    others.push((
+        "inference, blocks, tract's dense convolutions".into(),
+        load(OwnOps::Blocks, config.kernels)?,
+    ));
     others.push((
         "inference, depthwise op only".into(),
         load(OwnOps::Depthwise, config.kernels)?,

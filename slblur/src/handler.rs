@@ -55,6 +55,7 @@ impl Slblur {
             chosen = %kernels.kernels,
             depthwise = kernels.depthwise(),
             blocks = kernels.blocks(),
+            dense = kernels.dense(),
             tract_matmul = kernels.tract_matmul(),
             "kernels"
         );

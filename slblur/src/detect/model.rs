@@ -76,9 +76,13 @@ pub enum OwnOps {
     None,
     /// The depthwise convolutions and their ReLUs ([`super::ops::depthwise`]).
     Depthwise,
-    /// Whole inverted-residual blocks ([`super::bottleneck`]), built on the depthwise op; the
-    /// default.
+    /// Whole inverted-residual blocks ([`super::ops::bottleneck`]), built on the depthwise op.
+    /// With these and the depthwise op, the outputs are exactly tract's.
     Blocks,
+    /// The blocks, and the dense 3×3 convolutions ([`super::ops::dense`]); the default. The
+    /// dense op sums in another order than tract, so outputs differ from tract's in the last
+    /// bits.
+    All,
 }
 
 impl std::fmt::Debug for Detector {
@@ -125,7 +129,7 @@ impl Detector {
             plans: Mutex::new(HashMap::new()),
             executor,
             sha256,
-            ops: OwnOps::Blocks,
+            ops: OwnOps::All,
             kernels: Kernels::best(),
         })
     }
@@ -176,8 +180,11 @@ impl Detector {
                 if self.ops != OwnOps::None {
                     super::ops::depthwise::rewrite(&mut m, self.kernels)?;
                 }
-                if self.ops == OwnOps::Blocks {
+                if matches!(self.ops, OwnOps::Blocks | OwnOps::All) {
                     super::ops::bottleneck::rewrite(&mut m, self.kernels)?;
+                }
+                if self.ops == OwnOps::All {
+                    super::ops::dense::rewrite(&mut m, self.kernels)?;
                 }
                 m.into_optimized()
             })

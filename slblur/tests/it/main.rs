@@ -6,12 +6,12 @@
 mod support;
 
 mod bad_input;
-mod depthwise;
 mod detection;
 mod hints;
 mod interrupted;
 mod metrics;
 mod overload;
+mod own_ops;
 mod router;
 mod variables;
 mod wire_formats;

@@ -19,57 +19,20 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-use tract_linalg::multithread::{Executor, current_tract_executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
+use super::bands::{Output, in_bands};
 use super::depthwise::{Depthwise3x3, Filter, Layout, kernel_rows, relu_input, row, sole_reader};
 use super::lanes::{Isa, Kernels, LANES, Lanes, Portable};
-
-/// Output channels a 1×1 kernel step computes together.
-const BLOCK: usize = 4;
+use super::pointwise::{BLOCK, Pointwise, Strided, pointwise};
 
 /// The narrowest block output (in points per row) fused. Each row of a block runs its 1×1
 /// convolutions over all their weights: on CenterFace's 40- and 20-point rows, where the weights
 /// are largest (up to 960×160), reading them once per row cost more than tract's unfused ops
 /// (at 12×20, 2.7 ms a block against 1.1).
 const MIN_WIDTH: usize = 64;
-
-/// A 1×1 convolution over channels-first rows, with its bias and optional ReLU.
-#[derive(Debug, Clone, PartialEq)]
-struct Pointwise {
-    inputs: usize,
-    outputs: usize,
-    /// The weights, [`BLOCK`] output channels at a time: `[block][input][BLOCK]`, so that one
-    /// step's weights are adjacent.
-    packed: Vec<f32>,
-    bias: Vec<f32>,
-    relu: bool,
-}
-
-impl Pointwise {
-    /// From `[outputs, inputs]` weights.
-    fn new(weights: &[f32], bias: Vec<f32>, relu: bool) -> Pointwise {
-        let (outputs, inputs) = (bias.len(), weights.len() / bias.len());
-        let mut packed = Vec::with_capacity(weights.len());
-        for block in 0..outputs / BLOCK {
-            for input in 0..inputs {
-                for o in 0..BLOCK {
-                    packed.push(weights[(block * BLOCK + o) * inputs + input]);
-                }
-            }
-        }
-        Pointwise {
-            inputs,
-            outputs,
-            packed,
-            bias,
-            relu,
-        }
-    }
-}
 
 /// One inverted-residual block: an optional expanding 1×1 convolution with a ReLU, a 3×3
 /// depthwise convolution with a ReLU, a projecting 1×1 convolution, and optionally the sum with
@@ -162,7 +125,7 @@ impl Found {
         if fact.datum_type != f32::datum_type() || in_channels != expected {
             return Ok(None);
         }
-        let (out_height, out_width) = depthwise.output_size(height, width)?;
+        let (out_height, out_width) = depthwise.window.output_size(height, width)?;
         if out_width < MIN_WIDTH {
             return Ok(None);
         }
@@ -321,7 +284,7 @@ impl Op for Bottleneck {
         Ok(vec![format!(
             "{input}→{channels}→{} channels, depthwise stride {}{}; {}",
             self.project.outputs,
-            self.depthwise.stride,
+            self.depthwise.window.stride,
             if self.residual { ", residual" } else { "" },
             self.isa,
         )])
@@ -330,38 +293,10 @@ impl Op for Bottleneck {
     op_as_typed_op!();
 }
 
-/// The output tensor, written by several bands at once, each to rows no other band writes.
-struct Output {
-    values: *mut f32,
-    len: usize,
-}
-
-// SAFETY: bands write disjoint rows (see `Output::row`), and the tensor outlives them.
-unsafe impl Send for Output {}
-unsafe impl Sync for Output {}
-
-impl Output {
-    /// Row `y` of channel `channel`, for the one band that computes row `y`.
-    ///
-    /// # Safety
-    /// No other reference to that row may exist while the slice lives.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, channel: usize, y: usize, (height, width): (usize, usize)) -> &mut [f32] {
-        let start = (channel * height + y) * width;
-        assert!(
-            start + width <= self.len,
-            "row {y} of channel {channel} is outside the output"
-        );
-        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.values.add(start), width) }
-    }
-}
-
 /// The sizes one evaluation works with.
 struct Geometry {
     height: usize,
     width: usize,
-    out_height: usize,
     out_width: usize,
     layout: Layout,
 }
@@ -382,17 +317,16 @@ impl EvalOp for Bottleneck {
             channels == expected,
             "bottleneck input of {channels} channels, expected {expected}"
         );
-        let (out_height, out_width) = self.depthwise.output_size(height, width)?;
+        let (out_height, out_width) = self.depthwise.window.output_size(height, width)?;
         let layout = Layout::new(
-            self.depthwise.stride,
+            self.depthwise.window.stride,
             width,
             out_width,
-            self.depthwise.pad_columns,
+            self.depthwise.window.pad_columns,
         );
         let geometry = Geometry {
             height,
             width,
-            out_height,
             out_width,
             layout,
         };
@@ -402,26 +336,12 @@ impl EvalOp for Bottleneck {
         let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         let mut view = output.try_as_plain_ram_mut()?;
         let values = view.as_slice_mut::<f32>()?;
-        let out = Output {
-            values: values.as_mut_ptr(),
-            len: values.len(),
-        };
+        let out = Output::new(values, out_height, out_width);
         let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
         let kernel = band_kernel(self.isa);
-        let band = |rows: Range<usize>| kernel(self, &geometry, input, rows, &out);
-        match current_tract_executor() {
-            Executor::MultiThread(pool) if pool.current_num_threads() > 1 && out_height > 1 => {
-                // One band per thread: each band lays out and expands the rows at its edges
-                // again, so fewer, larger bands do less work twice.
-                let bands = pool.current_num_threads().min(out_height);
-                pool.install(|| {
-                    (0..bands)
-                        .into_par_iter()
-                        .for_each(|i| band(i * out_height / bands..(i + 1) * out_height / bands))
-                });
-            }
-            _ => band(0..out_height),
-        }
+        in_bands(out_height, |rows| {
+            kernel(self, &geometry, input, rows, &out)
+        });
         Ok(tvec!(output.into_tvalue()))
     }
 }
@@ -438,7 +358,7 @@ impl TypedOp for Bottleneck {
         let Some([_, height, width]) = channels_first(&dims) else {
             bail!("bottleneck input of shape {dims:?}");
         };
-        let (out_height, out_width) = self.depthwise.output_size(height, width)?;
+        let (out_height, out_width) = self.depthwise.window.output_size(height, width)?;
         Ok(tvec!(f32::fact(self.output_shape(out_height, out_width))))
     }
 
@@ -446,8 +366,9 @@ impl TypedOp for Bottleneck {
         let points = self.output_facts(inputs)?[0].shape.volume() / self.project.outputs;
         let channels = self.depthwise.bias.len();
         let expand = self.expand.as_ref().map_or(0, |e| e.inputs * channels);
-        let per_point =
-            expand * self.depthwise.stride.pow(2) + 9 * channels + channels * self.project.outputs;
+        let per_point = expand * self.depthwise.window.stride.pow(2)
+            + 9 * channels
+            + channels * self.project.outputs;
         Ok(tvec!((Cost::FMA(f32::datum_type()), points * per_point)))
     }
 }
@@ -505,7 +426,12 @@ fn band<V: Lanes, const SPAN: usize>(
     let input_row =
         |channel: usize, r: usize| &input[(channel * g.height + r) * g.width..][..g.width];
     for y in rows {
-        let kernel_rows = kernel_rows(depthwise.stride, depthwise.pad_rows[0], g.height, y);
+        let kernel_rows = kernel_rows(
+            depthwise.window.stride,
+            depthwise.window.pad_rows[0],
+            g.height,
+            y,
+        );
         for r in kernel_rows.into_iter().flatten() {
             if held[r % 3] == Some(r) {
                 continue;
@@ -516,7 +442,11 @@ fn band<V: Lanes, const SPAN: usize>(
                     for (channel, laid) in laid_input.chunks_exact_mut(len).enumerate() {
                         layout.lay_out(input_row(channel, r), laid, &mut scratch);
                     }
-                    pointwise::<V, SPAN>(expand, &laid_input, len, slot, len);
+                    let laid_input = Strided {
+                        values: &laid_input,
+                        stride: len,
+                    };
+                    pointwise::<V, SPAN, _>(expand, &laid_input, len, slot, len);
                     // The expansion of the padding's zeros is relu(bias); the depthwise step
                     // must read zeros there.
                     for laid in slot.chunks_exact_mut(len) {
@@ -543,11 +473,20 @@ fn band<V: Lanes, const SPAN: usize>(
             };
             row::<V>(laid, layout.reads, &filter, &mut filtered[..g.out_width]);
         }
-        pointwise::<V, SPAN>(&op.project, &filtered, out_len, &mut projected, out_len);
-        let size = (g.out_height, g.out_width);
+        let filtered_rows = Strided {
+            values: &filtered,
+            stride: out_len,
+        };
+        pointwise::<V, SPAN, _>(
+            &op.project,
+            &filtered_rows,
+            out_len,
+            &mut projected,
+            out_len,
+        );
         for (channel, projected) in projected.chunks_exact(out_len).enumerate() {
             // SAFETY: row `y` belongs to this band alone, and this is its only reference.
-            let out = unsafe { out.row(channel, y, size) };
+            let out = unsafe { out.row(channel, y) };
             let projected = &projected[..g.out_width];
             if op.residual {
                 for ((out, p), x) in out.iter_mut().zip(projected).zip(input_row(channel, y)) {
@@ -556,72 +495,6 @@ fn band<V: Lanes, const SPAN: usize>(
             } else {
                 out.copy_from_slice(projected);
             }
-        }
-    }
-}
-
-/// `out[o][x] = bias[o] + Σ_i w[o][i] · input[i][x]`, then the ReLU if `conv` has one, for every
-/// `x < len` (a multiple of [`LANES`]); rows of `input` and `out` are `len` apart. `SPAN`
-/// vectors of [`BLOCK`] output channels accumulate at once.
-#[inline(always)]
-fn pointwise<V: Lanes, const SPAN: usize>(
-    conv: &Pointwise,
-    input: &[f32],
-    len: usize,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    let blocks = conv.packed.chunks_exact(conv.inputs * BLOCK);
-    for (block, weights) in blocks.enumerate() {
-        let bias: &[f32; BLOCK] = conv.bias[block * BLOCK..][..BLOCK]
-            .try_into()
-            .expect("a block");
-        let out = &mut out[block * BLOCK * out_stride..];
-        let mut x = 0;
-        while x + SPAN * LANES <= len {
-            step::<V, SPAN>(weights, bias, conv.relu, input, len, x, out, out_stride);
-            x += SPAN * LANES;
-        }
-        while x < len {
-            step::<V, 1>(weights, bias, conv.relu, input, len, x, out, out_stride);
-            x += LANES;
-        }
-    }
-}
-
-/// [`BLOCK`] output channels at points `x..x + SPAN × LANES`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn step<V: Lanes, const SPAN: usize>(
-    weights: &[f32],
-    bias: &[f32; BLOCK],
-    relu: bool,
-    input: &[f32],
-    in_stride: usize,
-    x: usize,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    let mut sums = [[V::splat(0.0); SPAN]; BLOCK];
-    for (i, w) in weights.chunks_exact(BLOCK).enumerate() {
-        let values = &input[i * in_stride + x..][..SPAN * LANES];
-        let values: [V; SPAN] = std::array::from_fn(|j| V::load(&values[j * LANES..]));
-        for (sums, &w) in sums.iter_mut().zip(w) {
-            let w = V::splat(w);
-            for (sum, &v) in sums.iter_mut().zip(&values) {
-                *sum = sum.fused_add_product(w, v);
-            }
-        }
-    }
-    for (o, sums) in sums.into_iter().enumerate() {
-        let bias = V::splat(bias[o]);
-        let out = &mut out[o * out_stride + x..][..SPAN * LANES];
-        for (j, sum) in sums.into_iter().enumerate() {
-            let mut value = sum.add(bias);
-            if relu {
-                value = value.relu();
-            }
-            value.store(&mut out[j * LANES..]);
         }
     }
 }

@@ -27,33 +27,28 @@ use tract_onnx::tract_core::ops::nn::DataFormat;
 /// Taps of one channel's 3×3 kernel, row-major.
 pub(in crate::detect) type Taps = [f32; 9];
 
-/// A 3×3 depthwise convolution with stride 1 or 2, channels first, on `f32`, optionally followed
-/// by a ReLU.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Depthwise3x3 {
-    pub(in crate::detect) stride: usize,
+/// Where a 3×3 convolution's kernel reads: its stride (1 or 2) and the zeros around its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::detect) struct Window {
+    pub stride: usize,
     /// Rows of zeros above and below the input, columns left and right of it.
-    pub(in crate::detect) pad_rows: [usize; 2],
-    pub(in crate::detect) pad_columns: [usize; 2],
-    pub(in crate::detect) taps: Vec<Taps>,
-    pub(in crate::detect) bias: Vec<f32>,
-    pub(in crate::detect) relu: bool,
-    /// The vectors its kernel uses.
-    pub(in crate::detect) isa: Isa,
+    pub pad_rows: [usize; 2],
+    pub pad_columns: [usize; 2],
 }
 
-impl Eq for Depthwise3x3 {}
-
-impl Depthwise3x3 {
-    /// The op for a `Conv` node of `model`, when it is one this op computes: 3×3, equal strides of
-    /// 1 or 2, no dilation, one group per channel, channels first, float, with constant weights
-    /// and bias.
-    fn for_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Self>> {
+impl Window {
+    /// The window of a `Conv` node of `model` that slblur's ops compute, and the op: 3×3, equal
+    /// strides of 1 or 2, no dilation, channels first, float, with constant weights and bias (or
+    /// none), and `groups` groups.
+    pub(in crate::detect) fn of_conv<'a>(
+        model: &TypedModel,
+        node: &'a TypedNode,
+        groups: impl Fn(&Conv) -> usize,
+    ) -> TractResult<Option<(Window, &'a Conv)>> {
         let Some(conv) = node.op_as::<Conv>() else {
             return Ok(None);
         };
         let spec = &conv.pool_spec;
-        let channels = spec.input_channels;
         let strides = spec.strides();
         let fits = conv.q_params.is_none()
             && conv.kernel_fmt == KernelFormat::OIHW
@@ -61,25 +56,10 @@ impl Depthwise3x3 {
             && spec.kernel_shape.as_slice() == [3, 3]
             && matches!(strides.as_ref(), [1, 1] | [2, 2])
             && spec.dilations().as_ref() == [1, 1]
-            && conv.group == channels
-            && spec.output_channels == channels
-            && node.inputs.len() == 3;
-        if !fits {
-            return Ok(None);
-        }
+            && conv.group == groups(conv)
+            && matches!(node.inputs.len(), 2 | 3);
         let input = model.outlet_fact(node.inputs[0])?;
-        let (Some(kernel), Some(bias)) = (
-            model.outlet_fact(node.inputs[1])?.konst.clone(),
-            model.outlet_fact(node.inputs[2])?.konst.clone(),
-        ) else {
-            return Ok(None);
-        };
-        if input.datum_type != f32::datum_type()
-            || kernel.datum_type() != f32::datum_type()
-            || kernel.len() != channels * 9
-            || bias.datum_type() != f32::datum_type()
-            || !(bias.len() == channels || bias.len() == 1)
-        {
+        if !fits || input.datum_type != f32::datum_type() {
             return Ok(None);
         }
         let shape = spec.data_format.shape(input.shape.to_tvec())?;
@@ -93,23 +73,12 @@ impl Depthwise3x3 {
         let (Ok(pad_rows), Ok(pad_columns)) = (pads(0), pads(1)) else {
             return Ok(None);
         };
-        let taps = kernel
-            .try_as_plain_ram()?
-            .as_slice::<f32>()?
-            .chunks_exact(9)
-            .map(|k| k.try_into().expect("chunks of nine"))
-            .collect();
-        let bias = bias.try_as_plain_ram()?.as_slice::<f32>()?;
-        let bias = (0..channels).map(|c| bias[c % bias.len()]).collect();
-        Ok(Some(Depthwise3x3 {
+        let window = Window {
             stride: strides[0],
             pad_rows,
             pad_columns,
-            taps,
-            bias,
-            relu: false,
-            isa: Isa::Portable,
-        }))
+        };
+        Ok(Some((window, conv)))
     }
 
     /// The output's height and width for an input's.
@@ -127,6 +96,81 @@ impl Depthwise3x3 {
                 })
         };
         Ok((size(height, self.pad_rows)?, size(width, self.pad_columns)?))
+    }
+}
+
+/// A convolution's constant weights and bias as `f32` (zeros without a bias), when it has them
+/// and they hold `weights` and `outputs` values.
+pub(in crate::detect) fn constants(
+    model: &TypedModel,
+    node: &TypedNode,
+    weights: usize,
+    outputs: usize,
+) -> TractResult<Option<(Vec<f32>, Vec<f32>)>> {
+    let constant = |i: usize| -> TractResult<Option<Vec<f32>>> {
+        let Some(k) = model.outlet_fact(node.inputs[i])?.konst.clone() else {
+            return Ok(None);
+        };
+        if k.datum_type() != f32::datum_type() {
+            return Ok(None);
+        }
+        Ok(Some(k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec()))
+    };
+    let Some(kernel) = constant(1)?.filter(|k| k.len() == weights) else {
+        return Ok(None);
+    };
+    let bias = match node.inputs.len() {
+        2 => vec![0.0; outputs],
+        _ => match constant(2)? {
+            Some(b) if b.len() == outputs || b.len() == 1 => {
+                (0..outputs).map(|c| b[c % b.len()]).collect()
+            }
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some((kernel, bias)))
+}
+
+/// A 3×3 depthwise convolution with stride 1 or 2, channels first, on `f32`, optionally followed
+/// by a ReLU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Depthwise3x3 {
+    pub(in crate::detect) window: Window,
+    pub(in crate::detect) taps: Vec<Taps>,
+    pub(in crate::detect) bias: Vec<f32>,
+    pub(in crate::detect) relu: bool,
+    /// The vectors its kernel uses.
+    pub(in crate::detect) isa: Isa,
+}
+
+impl Eq for Depthwise3x3 {}
+
+impl Depthwise3x3 {
+    /// The op for a `Conv` node of `model`, when it is one this op computes: a [`Window`] with
+    /// one group per channel.
+    fn for_conv(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Self>> {
+        let Some((window, conv)) = Window::of_conv(model, node, |c| c.pool_spec.input_channels)?
+        else {
+            return Ok(None);
+        };
+        let channels = conv.pool_spec.input_channels;
+        if conv.pool_spec.output_channels != channels {
+            return Ok(None);
+        }
+        let Some((kernel, bias)) = constants(model, node, channels * 9, channels)? else {
+            return Ok(None);
+        };
+        let taps = kernel
+            .chunks_exact(9)
+            .map(|k| k.try_into().expect("chunks of nine"))
+            .collect();
+        Ok(Some(Depthwise3x3 {
+            window,
+            taps,
+            bias,
+            relu: false,
+            isa: Isa::Portable,
+        }))
     }
 }
 
@@ -155,7 +199,7 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
 }
 
 /// The node computing `max(x, 0)` of node `id`'s output, when it is that output's only reader.
-fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
+pub(in crate::detect) fn relu_after(model: &TypedModel, id: usize) -> TractResult<Option<usize>> {
     let outlet = OutletId::new(id, 0);
     let Some(next) = sole_reader(model, outlet) else {
         return Ok(None);
@@ -206,9 +250,9 @@ impl Op for Depthwise3x3 {
         Ok(vec![format!(
             "{} channels, stride {}, padding rows {:?}, columns {:?}{}; {}",
             self.bias.len(),
-            self.stride,
-            self.pad_rows,
-            self.pad_columns,
+            self.window.stride,
+            self.window.pad_rows,
+            self.window.pad_columns,
             if self.relu { ", then ReLU" } else { "" },
             self.isa,
         )])
@@ -225,7 +269,7 @@ impl EvalOp for Depthwise3x3 {
         let rank = input.rank();
         ensure!(rank >= 3, "depthwise input of rank {rank}");
         let (height, width) = (input.shape()[rank - 2], input.shape()[rank - 1]);
-        let (out_height, out_width) = self.output_size(height, width)?;
+        let (out_height, out_width) = self.window.output_size(height, width)?;
         let mut shape: TVec<usize> = input.shape().into();
         shape[rank - 2] = out_height;
         shape[rank - 1] = out_width;
@@ -244,8 +288,9 @@ impl EvalOp for Depthwise3x3 {
             out_plane,
             total,
             |first, planes| {
-                let layout = Layout::new(self.stride, width, out_width, self.pad_columns);
-                let mut rows = Rows::new(layout, height, self.pad_rows[0]);
+                let window = &self.window;
+                let layout = Layout::new(window.stride, width, out_width, window.pad_columns);
+                let mut rows = Rows::new(layout, height, window.pad_rows[0]);
                 for (i, out) in planes.chunks_exact_mut(out_plane).enumerate() {
                     let plane = first + i;
                     let channel = plane % channels;
@@ -276,7 +321,7 @@ impl TypedOp for Depthwise3x3 {
         let rank = shape.rank();
         ensure!(rank >= 3, "depthwise input of rank {rank}");
         let (height, width) = (shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?);
-        let (out_height, out_width) = self.output_size(height, width)?;
+        let (out_height, out_width) = self.window.output_size(height, width)?;
         let mut dims: TVec<TDim> = shape.to_tvec();
         dims[rank - 2] = out_height.into();
         dims[rank - 1] = out_width.into();

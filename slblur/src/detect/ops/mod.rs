@@ -1,12 +1,17 @@
 //! slblur's own tract ops, where tract's are slow on this network: [`depthwise`] computes the
-//! depthwise convolutions (and their ReLUs) faster than tract's kernel, and [`bottleneck`] runs
+//! depthwise convolutions (and their ReLUs) faster than tract's kernel, [`bottleneck`] runs
 //! each wide inverted-residual block as one op so its large intermediate tensors never reach
-//! memory; both on the vectors of `lanes` (AVX-512, AVX2 or portable, as [`Kernels`] says).
-//! Each op's output is identical to tract's own, which the tests check exactly.
+//! memory, and [`dense`] computes the dense 3×3 convolutions; all on the vectors of `lanes`
+//! (AVX-512, AVX2 or portable, as [`Kernels`] says). The depthwise op's and the blocks' outputs
+//! are identical to tract's own, which the tests check exactly; the dense op sums in another
+//! order, and the tests bound its difference.
 
+mod bands;
 pub mod bottleneck;
+pub mod dense;
 pub mod depthwise;
 mod lanes;
+mod pointwise;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +29,7 @@ pub struct KernelReport {
     pub kernels: Kernels,
     pub depthwise: BTreeMap<Isa, usize>,
     pub blocks: BTreeMap<Isa, usize>,
+    pub dense: BTreeMap<Isa, usize>,
     pub tract_matmul: BTreeMap<String, usize>,
 }
 
@@ -33,6 +39,7 @@ impl KernelReport {
             kernels,
             depthwise: BTreeMap::new(),
             blocks: BTreeMap::new(),
+            dense: BTreeMap::new(),
             tract_matmul: BTreeMap::new(),
         };
         for node in plan.nodes() {
@@ -40,6 +47,8 @@ impl KernelReport {
                 *report.depthwise.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<bottleneck::Bottleneck>() {
                 *report.blocks.entry(op.isa).or_default() += 1;
+            } else if let Some(op) = node.op_as::<dense::Dense3x3>() {
+                *report.dense.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<OptMatMul>() {
                 for mmm in &op.mmm {
                     *report
@@ -60,6 +69,11 @@ impl KernelReport {
     /// slblur's fused blocks, e.g. `avx512 (512-bit) x6`, or `none`.
     pub fn blocks(&self) -> String {
         Self::own(&self.blocks)
+    }
+
+    /// slblur's dense 3×3 convolutions, e.g. `avx512 (512-bit) x2`, or `none`.
+    pub fn dense(&self) -> String {
+        Self::own(&self.dense)
     }
 
     /// tract's matrix kernels, e.g. `avx512_mmm_f32_32x12 x40`.
@@ -90,10 +104,11 @@ impl fmt::Display for KernelReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "kernels {}: depthwise {}; blocks {}; tract matmul {}",
+            "kernels {}: depthwise {}; blocks {}; dense {}; tract matmul {}",
             self.kernels,
             self.depthwise(),
             self.blocks(),
+            self.dense(),
             self.tract_matmul()
         )
     }

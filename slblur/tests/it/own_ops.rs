@@ -1,7 +1,9 @@
 //! The network with slblur's own ops (the depthwise op alone, and the fused inverted-residual
 //! blocks built on it) gives exactly tract's outputs on a real frame, at both network sizes the
 //! benchmarks use, with one and two threads and with every kernel variant this CPU has (as
-//! `SLBLUR_KERNELS` forces them), and on synthetic input at five more sizes.
+//! `SLBLUR_KERNELS` forces them), and on synthetic input at five more sizes. With the dense 3×3
+//! convolutions too (the default), the outputs stay within rounding of tract's and the faces
+//! found are the same.
 
 use crate::support;
 
@@ -129,7 +131,9 @@ fn own_ops_give_tracts_outputs_exactly_at_other_network_sizes() {
     let tracts = Detector::load(&support::model_path(), 2)
         .expect("model")
         .with_own_ops(OwnOps::None);
-    let ours = Detector::load(&support::model_path(), 2).expect("model");
+    let ours = Detector::load(&support::model_path(), 2)
+        .expect("model")
+        .with_own_ops(OwnOps::Blocks);
     for ((width, height), fused) in sizes {
         if Kernels::best().isa() != Isa::Portable {
             let blocks = ops_in_plan_for(&ours, (width, height), "Bottleneck");
@@ -143,5 +147,62 @@ fn own_ops_give_tracts_outputs_exactly_at_other_network_sizes() {
             infer(&ours, input.clone(), size) == infer(&tracts, input, size),
             "outputs differ at {width}x{height}"
         );
+    }
+}
+
+#[test]
+fn dense_op_stays_within_rounding_of_tract_and_finds_the_same_faces() {
+    let threshold = slblur::Config::default().threshold;
+    for file in ["group_1280x720.jpg", "astronaut_640x360.jpg"] {
+        let (frame, _) = slblur::codec::decode(&support::fixture(file), u64::MAX).expect("fixture");
+        for threads in [1, 2] {
+            let tracts = Detector::load(&support::model_path(), threads)
+                .expect("model")
+                .with_own_ops(OwnOps::Blocks);
+            for kernels in Kernels::available() {
+                let ours = Detector::load(&support::model_path(), threads)
+                    .expect("model")
+                    .with_kernels(kernels);
+                let dense = ours.kernels_in_plan(Size {
+                    width: 640,
+                    height: 384,
+                });
+                let dense = dense.expect("report").dense;
+                let expected = usize::from(kernels.isa() != Isa::Portable) * 2;
+                assert_eq!(
+                    dense.values().sum::<usize>(),
+                    expected,
+                    "{kernels}: {dense:?}"
+                );
+                for width in [640, 1280] {
+                    let case = format!("{file} at {width}, {kernels}, {threads} thread(s)");
+                    let (a, b) = (
+                        outputs(&ours, &frame, width),
+                        outputs(&tracts, &frame, width),
+                    );
+                    // Measured on these frames: at most 1.1e-4.
+                    for (output, (a, b)) in a.iter().zip(&b).enumerate() {
+                        let worst = a
+                            .iter()
+                            .zip(b)
+                            .map(|(a, b)| (a - b).abs())
+                            .fold(0.0, f32::max);
+                        assert!(worst <= 1e-3, "{case}: output {output} differs by {worst}");
+                    }
+                    let faces = |d: &Detector| {
+                        d.detect(&frame, threshold, width, u64::MAX)
+                            .expect("detect")
+                            .faces
+                    };
+                    let (ours, tracts) = (faces(&ours), faces(&tracts));
+                    assert_eq!(ours.len(), tracts.len(), "{case}");
+                    for (a, b) in ours.iter().zip(&tracts) {
+                        assert!((a.score - b.score).abs() <= 1e-3, "{case}: {a:?} {b:?}");
+                        let iou = slblur::detect::postprocess::iou(a.bbox, b.bbox);
+                        assert!(iou >= 0.999, "{case}: IoU {iou}: {a:?} {b:?}");
+                    }
+                }
+            }
+        }
     }
 }
