@@ -16,7 +16,7 @@
 mod kernel;
 
 pub(in crate::detect) use kernel::{Filter, Layout, kernel_rows, row};
-use kernel::{Rows, plane_kernel};
+use kernel::{Planes, plane_kernel};
 
 use super::lanes::{Isa, Kernels};
 use tract_onnx::prelude::*;
@@ -290,7 +290,13 @@ impl EvalOp for Depthwise3x3 {
             |first, planes| {
                 let window = &self.window;
                 let layout = Layout::new(window.stride, width, out_width, window.pad_columns);
-                let mut rows = Rows::new(layout, height, window.pad_rows[0]);
+                let mut kept = Planes::new(
+                    layout,
+                    (height, width),
+                    (out_height, out_width),
+                    window.pad_rows[0],
+                    window.pad_columns,
+                );
                 for (i, out) in planes.chunks_exact_mut(out_plane).enumerate() {
                     let plane = first + i;
                     let channel = plane % channels;
@@ -300,7 +306,7 @@ impl EvalOp for Depthwise3x3 {
                         relu: self.relu,
                     };
                     kernel(
-                        &mut rows,
+                        &mut kept,
                         &input[plane * in_plane..][..in_plane],
                         &filter,
                         out,
