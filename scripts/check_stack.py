@@ -147,7 +147,9 @@ def check_twin(stack_env, gateway):
         if key in twin_env and twin_env[key] != value:
             problem(path, f"{key}={twin_env[key]!r} differs from the stack file's {value!r}")
     for key in stack_env:
-        if key not in twin_env and (key.endswith("_timeout") or key.endswith("_TIMEOUT") or key.endswith("_GRACE")):
+        # The arithmetic too: a comparison of fp32 with int8 would measure the precision.
+        must_match = key.endswith(("_timeout", "_TIMEOUT", "_GRACE", "_PRECISION"))
+        if key not in twin_env and must_match:
             problem(path, f"{key} is set in the stack file but not for the twin")
     drain = seconds(twin_env.get("healthcheck_interval", "0")) + seconds(twin_env.get("write_timeout", "30s"))
     grace = deployment["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)

@@ -409,9 +409,10 @@ mod tests {
                 width: 32,
                 height: 16,
             },
-            inference: slblur_protocol::Size {
+            inference: slblur_protocol::Inference {
                 width: 32,
                 height: 32,
+                precision: slblur_protocol::Precision::Fp32,
             },
             cold: false,
             instance: "a".into(),

@@ -1,8 +1,8 @@
 //! Where the inference's time goes: runs the optimised 640×384 plan on a real frame and times
 //! every node, then prints the nodes by total time with their share.
 //!
-//! Run: `cargo run --release -p slblur --example op_profile` (SLBLUR_ML_THREADS, SLBLUR_KERNELS
-//! and BENCH_ITERS as for the stages bench).
+//! Run: `cargo run --release -p slblur --example op_profile` (SLBLUR_ML_THREADS, SLBLUR_KERNELS,
+//! SLBLUR_PRECISION and BENCH_ITERS as for the stages bench).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,6 +14,14 @@ use slblur::detect::input::{InputShape, resize, to_tensor};
 use tract_onnx::prelude::*;
 
 fn main() -> anyhow::Result<()> {
+    if let Err(e) = run() {
+        eprintln!("{e:?}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn run() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = slblur::Config::from_env()?;
     let model = root.join("../models/centerface.onnx");
@@ -21,7 +29,9 @@ fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let detector = Detector::load(&model, config.ml_threads)?.with_kernels(config.kernels);
+    let detector = Detector::load(&model, config.ml_threads)?
+        .with_kernels(config.kernels)
+        .with_precision(config.precision)?;
     let source = std::fs::read(root.join("tests/fixtures/astronaut_640x360.jpg"))?;
     let (frame, _) = codec::decode(&source, u64::MAX)?;
     let shape = InputShape::for_frame(frame.width, frame.height, 640, u64::MAX);

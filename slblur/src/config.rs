@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use faas_server::Variable;
 use faas_server::settings::{Env, SettingError, Settings, positive};
 
+use crate::detect::Precision;
 use crate::detect::ops::Kernels;
 use crate::options::{
     DEFAULT_MAX_INFERENCE_PIXELS, FrameOptions, MaskShape, Mode, parse_inference_pixels,
@@ -43,6 +44,9 @@ pub struct Config {
     /// The vectors of slblur's own inference kernels (`SLBLUR_KERNELS`): the widest this CPU
     /// has unless told otherwise, e.g. AVX2 on an AVX-512 CPU to measure what AVX2-only CPUs get.
     pub kernels: Kernels,
+    /// The arithmetic of the 1×1 convolutions (`SLBLUR_PRECISION`): `fp32`, or `int8` with
+    /// scales calibrated at start.
+    pub precision: Precision,
 }
 
 /// The function's name: the prefix of its variables and metrics.
@@ -67,6 +71,7 @@ impl Default for Config {
             jpeg_quality: 90,
             ml_threads: cores,
             kernels: Kernels::best(),
+            precision: Precision::Fp32,
         }
     }
 }
@@ -105,6 +110,7 @@ pub mod var {
             "CenterFace ONNX file";
         ML_THREADS = "all cores", "threads per inference";
         KERNELS = "auto", "auto | avx512 | avx2 | portable: vectors of slblur's own kernels";
+        PRECISION = "fp32", "fp32 | int8: arithmetic of the 1x1 convolutions";
         INFERENCE_WIDTH = "640", "detection width, 0 = full resolution";
         MAX_INFERENCE_PIXELS = "942080 = 1280x736", "largest network input area";
         THRESHOLD = "0.2", "detection score threshold";
@@ -151,6 +157,7 @@ impl Config {
             jpeg_quality: env.get(&named(var::JPEG_QUALITY), parse_quality, d.jpeg_quality)?,
             ml_threads: env.get(&named(var::ML_THREADS), positive, d.ml_threads)?,
             kernels: env.get(&named(var::KERNELS), str::parse, d.kernels)?,
+            precision: env.get(&named(var::PRECISION), str::parse, d.precision)?,
         })
     }
 }
@@ -234,6 +241,7 @@ mod tests {
             ("SLBLUR_TIMEOUT", "-1"),
             ("SLBLUR_JPEG_QUALITY", "101"),
             ("SLBLUR_KERNELS", "sse2"),
+            ("SLBLUR_PRECISION", "fp16"),
         ] {
             let err = from(&[(var, value)]).expect_err(var);
             assert_eq!(err.var, var);

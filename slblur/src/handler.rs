@@ -26,8 +26,9 @@ impl Slblur {
     /// Loads the model, prepares and runs the plan for a typical frame (16:9 at the configured
     /// inference width) so the first request is not slow, and registers `slblur_faces_total`.
     pub fn start(config: Config, registry: &mut Registry) -> Result<Slblur, ModelError> {
-        let detector =
-            Detector::load(&config.model, config.ml_threads)?.with_kernels(config.kernels);
+        let detector = Detector::load(&config.model, config.ml_threads)?
+            .with_kernels(config.kernels)
+            .with_precision(config.precision)?;
         if detector.sha256() != CENTERFACE_SHA256 {
             faas_server::tracing::warn!(
                 sha256 = detector.sha256(),
@@ -47,6 +48,8 @@ impl Slblur {
             ml_threads = config.ml_threads,
             ml_threads_pinned = crate::runtime::threads::pins(config.ml_threads),
             inference = format!("{}x{}", shape.net.width, shape.net.height),
+            precision = %detector.precision(),
+            int8_scales_sha256 = detector.scales_sha256().unwrap_or("none"),
             "model loaded"
         );
         // What each op of the warmed plan runs on, so a measurement names its kernels.
@@ -56,6 +59,7 @@ impl Slblur {
             depthwise = kernels.depthwise(),
             blocks = kernels.blocks(),
             dense = kernels.dense(),
+            int8 = kernels.int8(),
             tract_matmul = kernels.tract_matmul(),
             "kernels"
         );

@@ -10,7 +10,7 @@ use faas_server::Problem;
 
 use crate::anonymize::anonymize;
 use crate::codec::{self, Cause, CodecError, Frame};
-use crate::detect::{Detector, Face, ModelError, Size};
+use crate::detect::{Detector, Face, Inference, ModelError, Size};
 use crate::options::{FrameOptions, ImageKind, Mode};
 use slblur_protocol::boxes::{self, BoxPx};
 pub use slblur_protocol::{Timings, ms};
@@ -57,7 +57,7 @@ pub struct Processed {
     /// Regions replaced in the frame: every box of `faces`, or none with mode `none`.
     pub masked: usize,
     pub input: Size,
-    pub inference: Size,
+    pub inference: Inference,
     pub timings: Timings,
 }
 

@@ -40,8 +40,8 @@ pub struct JsonReply<'a> {
     pub timings_ms: Timings,
     /// The frame's size as sent.
     pub input: Size,
-    /// The network's input size (multiples of 32).
-    pub inference: Size,
+    /// The network's input for this frame: its size and the precision it ran at.
+    pub inference: Inference,
     /// True for the first request this replica served.
     pub cold: bool,
     /// The replica that answered.
@@ -49,6 +49,64 @@ pub struct JsonReply<'a> {
     pub instance: Cow<'a, str>,
     #[serde(borrow)]
     pub request_id: Cow<'a, str>,
+}
+
+/// The network's input for one frame: its size (multiples of 32), and the arithmetic of its 1×1
+/// convolutions (`SLBLUR_PRECISION`), so a load test can tell replicas at either apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inference {
+    pub width: u32,
+    pub height: u32,
+    /// Absent in replies from before it existed, which were all fp32.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+impl Inference {
+    pub fn size(&self) -> Size {
+        Size {
+            width: self.width,
+            height: self.height,
+        }
+    }
+}
+
+/// The arithmetic of the network's 1×1 convolutions, where nearly all of its multiply-adds are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// 8-bit integers, with activation scales calibrated at start.
+    Int8,
+}
+
+impl Precision {
+    /// The name `SLBLUR_PRECISION`, the JSON reply and `X-Slblur-Precision` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Precision, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "int8" => Ok(Precision::Int8),
+            _ => Err("expected fp32 or int8".into()),
+        }
+    }
 }
 
 /// One masked face, in the coordinates of the full-resolution frame.
@@ -140,9 +198,10 @@ mod tests {
                 width: 64,
                 height: 48,
             },
-            inference: Size {
+            inference: Inference {
                 width: 64,
                 height: 64,
+                precision: Precision::Int8,
             },
             cold: true,
             instance: "slblur-1".into(),
@@ -152,6 +211,10 @@ mod tests {
         assert!(
             text.contains(r#""format":"png""#) && text.contains(r#""box":[1.0,2.0,30.5,40.0]"#)
         );
+        assert!(text.contains(r#""inference":{"width":64,"height":64,"precision":"int8"}"#));
         assert_eq!(serde_json::from_str::<JsonReply>(&text).ok(), Some(reply));
+        let before = text.replace(r#","precision":"int8""#, "");
+        let old: JsonReply = serde_json::from_str(&before).expect("a reply without precision");
+        assert_eq!(old.inference.precision, Precision::Fp32);
     }
 }

@@ -5,7 +5,8 @@
 //! - [`Wire`]: the three request/response formats and how a request's headers and first bytes
 //!   tell them apart;
 //! - [`ImageKind`]: JPEG or PNG, their MIME names and their magic bytes;
-//! - [`json`]: the JSON request and reply bodies, with [`Face`], [`Size`] and [`Timings`];
+//! - [`json`]: the JSON request and reply bodies, with [`Face`], [`Size`], [`Inference`]
+//!   (with its [`Precision`]) and [`Timings`];
 //! - [`seed`]: the original Python system's text reply, written and read;
 //! - [`boxes`]: the header syntax of hint boxes (`X-Slblur-Hints`) and masked boxes
 //!   (`X-Slblur-Boxes`);
@@ -20,7 +21,7 @@ mod wire;
 
 pub use faas_protocol::{self, ErrorBody, ErrorDetail, ms, round_ms, server_timing};
 pub use image::ImageKind;
-pub use json::{Face, JsonReply, JsonRequest, Size, Source, Timings};
+pub use json::{Face, Inference, JsonReply, JsonRequest, Precision, Size, Source, Timings};
 pub use wire::{Declared, Wire};
 
 /// Header names, lower case: the server's own ([`faas_protocol::header`]) and the function's.
@@ -37,6 +38,8 @@ pub mod header {
     pub const MASKED: &str = "x-slblur-masked";
     /// The network's input size for this frame, `WxH`.
     pub const INFERENCE: &str = "x-slblur-inference";
+    /// The precision the network ran at for this frame: `fp32` or `int8`.
+    pub const PRECISION: &str = "x-slblur-precision";
     /// `true` for the first request a replica served.
     pub const COLD: &str = "x-slblur-cold";
     /// The replica that answered (its `HOSTNAME`), so a load test can tell instances apart.

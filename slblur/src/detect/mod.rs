@@ -2,6 +2,7 @@
 //! tract model and its per-shape plans ([`model`], with slblur's own [`ops`]), and the network's
 //! outputs into faces with NMS ([`postprocess`]).
 
+pub mod calibration;
 pub mod input;
 pub mod model;
 pub mod ops;
@@ -10,14 +11,14 @@ pub mod postprocess;
 use crate::codec::Frame;
 pub use model::{Detector, ModelError, OwnOps};
 /// The detector's results are the wire's types: what it finds is what the JSON reply carries.
-pub use slblur_protocol::{Face, Size, Source};
+pub use slblur_protocol::{Face, Inference, Precision, Size, Source};
 
 /// What one detection found.
 #[derive(Debug, Clone)]
 pub struct Detection {
     pub faces: Vec<Face>,
-    /// The network's input size (multiples of 32).
-    pub inference: Size,
+    /// The network's input size (multiples of 32) and precision.
+    pub inference: Inference,
 }
 
 impl Detector {
@@ -36,7 +37,11 @@ impl Detector {
         let outputs = self.infer(input::to_tensor(&resized, shape.net), shape.net)?;
         Ok(Detection {
             faces: postprocess::postprocess(&outputs, shape, threshold)?,
-            inference: shape.net,
+            inference: Inference {
+                width: shape.net.width,
+                height: shape.net.height,
+                precision: self.precision(),
+            },
         })
     }
 }

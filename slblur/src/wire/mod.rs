@@ -86,17 +86,15 @@ impl WireHint {
 
 /// Renders a processed frame in its wire format; every format also carries the stage timings
 /// (the server adds queue and the same total to `Server-Timing`), the detected face count, the
-/// boxes masked and how many, the network input size (`x-slblur-inference: WxH`), the cold
-/// flag and the replica's name (the load rig tells instances apart by it).
+/// boxes masked and how many, the network input size (`x-slblur-inference: WxH`) and precision
+/// (`x-slblur-precision`), the cold flag and the replica's name (the load rig tells instances
+/// apart by it).
 pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Reply, Problem> {
     let t = processed.timings;
     let faces = processed.detected();
     let masked = processed.masked;
     let masked_boxes: Vec<BoxPx> = processed.faces.iter().map(|f| f.bbox).collect();
-    let inference = format!(
-        "{}x{}",
-        processed.inference.width, processed.inference.height
-    );
+    let inference = processed.inference;
     let reply = match wire {
         Wire::Binary => binary::respond(processed),
         Wire::Json => json::respond(processed, context)?,
@@ -112,7 +110,11 @@ pub fn respond(wire: Wire, processed: Processed, context: &Context) -> Result<Re
         .header(wire_header::FACE_COUNT, faces.to_string())
         .header(wire_header::MASKED, masked.to_string())
         .header(wire_header::BOXES, boxes::render(&masked_boxes))
-        .header(wire_header::INFERENCE, inference)
+        .header(
+            wire_header::INFERENCE,
+            format!("{}x{}", inference.width, inference.height),
+        )
+        .header(wire_header::PRECISION, inference.precision.name())
         .header(
             wire_header::COLD,
             if context.cold { "true" } else { "false" },

@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod detection;
 mod hints;
+mod int8;
 mod interrupted;
 mod metrics;
 mod overload;

@@ -17,6 +17,8 @@ async fn binary_jpeg_in_jpeg_out_with_timings() {
     assert_eq!(r.headers()["content-type"], "image/jpeg");
     assert_eq!(r.headers()["x-face-count"], "1");
     assert_eq!(r.headers()["x-slblur-cold"], "true");
+    assert_eq!(r.headers()["x-slblur-inference"], "640x384");
+    assert_eq!(r.headers()["x-slblur-precision"], "fp32");
     let instance = r.headers()["x-slblur-instance"].to_str().expect("ascii");
     assert!(instance.starts_with("slblur-"), "{instance}");
     let timing = server_timing::parse(r.headers()["server-timing"].to_str().expect("ascii"));
@@ -103,7 +105,7 @@ async fn json_reports_faces_sizes_and_timings() {
     );
     assert_eq!(
         v["inference"],
-        serde_json::json!({"width": 640, "height": 384})
+        serde_json::json!({"width": 640, "height": 384, "precision": "fp32"})
     );
     for stage in ["queue", "decode", "ml", "blur", "encode", "total"] {
         assert!(

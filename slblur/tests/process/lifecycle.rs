@@ -104,6 +104,63 @@ fn bad_variable_is_named_at_startup() {
     assert!(log.contains("SLBLUR_WORKERS"), "{log}");
 }
 
+/// `SLBLUR_PRECISION=int8` calibrates at start and logs the scales' checksum and the int8
+/// kernels; every reply says int8 served it, and the face is still masked.
+#[tokio::test(flavor = "multi_thread")]
+async fn int8_is_logged_and_named_in_every_reply() {
+    let _machine = support::share_machine();
+    let mut f = Function::spawn(&[("SLBLUR_PRECISION", "int8")]);
+    let url = listen_url(&f.wait_for("listening"));
+    let loaded = strip_ansi(&f.wait_for("model loaded"));
+    assert!(loaded.contains("precision=int8"), "{loaded}");
+    let sha = loaded
+        .split("int8_scales_sha256=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|v| v.trim_matches('"'))
+        .unwrap_or_default();
+    assert_eq!(sha.len(), 64, "{loaded}");
+    let kernels = strip_ansi(&f.wait_for("kernels"));
+    assert!(
+        !kernels.contains("int8=none") && kernels.contains("int8="),
+        "{kernels}"
+    );
+    f.wait_for("ready");
+    use base64::Engine;
+    let image =
+        base64::engine::general_purpose::STANDARD.encode(support::fixture("astronaut_640x360.jpg"));
+    let http = reqwest::Client::new();
+    let reply = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "image": image }).to_string())
+        .send()
+        .await
+        .expect("reply");
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.headers()["x-slblur-precision"], "int8");
+    let body: serde_json::Value = reply.json().await.expect("json");
+    assert_eq!(body["inference"]["precision"], "int8");
+    assert_eq!(
+        body["faces"].as_array().map(Vec::len),
+        Some(1),
+        "{:?}",
+        body["faces"]
+    );
+    support::sigterm(&f.child);
+    assert!(f.wait_exit().success());
+}
+
+#[test]
+fn unknown_precision_is_named_at_startup() {
+    let _machine = support::share_machine();
+    let log = startup_failure(&[("SLBLUR_PRECISION", "fp16")]);
+    assert!(
+        log.contains("SLBLUR_PRECISION") && log.contains("fp32 or int8"),
+        "{log}"
+    );
+}
+
 /// Behind of-watchdog stderr is a pipe that closes when the watchdog exits, often before the
 /// function's last log lines: those writes fail, and must not panic (that exited 101).
 #[test]

@@ -35,13 +35,23 @@ impl Output {
     /// No other reference to that row may exist while the slice lives.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn row(&self, channel: usize, y: usize) -> &mut [f32] {
-        let start = (channel * self.height + y) * self.width;
+        // SAFETY: the caller's contract.
+        unsafe { self.part(channel, y, 0..self.width) }
+    }
+
+    /// Points `points` of row `y` of channel `channel`, for the one band that computes them.
+    ///
+    /// # Safety
+    /// No other reference to those points may exist while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn part(&self, channel: usize, y: usize, points: Range<usize>) -> &mut [f32] {
+        let start = (channel * self.height + y) * self.width + points.start;
         assert!(
-            y < self.height && start + self.width <= self.len,
-            "row {y} of channel {channel} is outside the output"
+            y < self.height && points.end <= self.width && start + points.len() <= self.len,
+            "points {points:?} of row {y} of channel {channel} are outside the output"
         );
         // SAFETY: in bounds (checked above); exclusive by the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(self.values.add(start), self.width) }
+        unsafe { std::slice::from_raw_parts_mut(self.values.add(start), points.len()) }
     }
 }
 

@@ -23,8 +23,11 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
+use std::collections::HashMap;
+
 use super::bands::{Output, in_bands};
 use super::depthwise::{Depthwise3x3, Filter, Layout, kernel_rows, relu_input, row, sole_reader};
+use super::int8::{Activation, Dots, IntIsa, Quantized, product, quantize};
 use super::lanes::{Isa, Kernels, LANES, Lanes, Portable};
 use super::pointwise::{BLOCK, Pointwise, Strided, pointwise};
 
@@ -45,28 +48,78 @@ pub struct Bottleneck {
     residual: bool,
     /// Whether the output has a batch axis (of one) before its channels, as the input may.
     batch: bool,
+    /// The 1×1 convolutions in int8, when the plan is.
+    pub(in crate::detect) int8: Option<Int8Block>,
     /// The vectors its kernels use.
     pub(in crate::detect) isa: Isa,
 }
 
 impl Eq for Bottleneck {}
 
+/// A block's 1×1 convolutions in int8 ([`super::int8`]), and the kernels they use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Block {
+    expand: Option<Quantized>,
+    project: Quantized,
+    pub(in crate::detect) isa: IntIsa,
+}
+
+impl Int8Block {
+    /// Whether the block's expansion is in int8 too (a block without one has only its
+    /// projection).
+    pub fn expands(&self) -> bool {
+        self.expand.is_some()
+    }
+
+    /// The block's convolutions with the input scales `scales` has for them (keyed by their
+    /// `EinSum` nodes' names), if it has every one and each can be quantised.
+    fn of(
+        expand: Option<(&Pointwise, &str)>,
+        project: (&Pointwise, &str),
+        scales: &HashMap<String, Vec<Activation>>,
+        isa: Isa,
+    ) -> Option<Int8Block> {
+        let quantize = |(conv, name): (&Pointwise, &str)| {
+            let activations = scales.get(name)?;
+            Quantized::new(&conv.weights(), conv.bias.clone(), conv.relu, activations)
+        };
+        let expand = match expand {
+            Some(e) => Some(quantize(e)?),
+            None => None,
+        };
+        Some(Int8Block {
+            expand,
+            project: quantize(project)?,
+            isa: IntIsa::for_isa(isa),
+        })
+    }
+}
+
 /// Replaces every block [`Bottleneck`] computes by one whose kernels use `kernels`, once
-/// [`super::depthwise::rewrite`] has put its depthwise op in place; returns how many. Does
-/// nothing with the portable kernels, which a CPU without fused multiply-add gets: there tract's
-/// matrix kernels do not fuse, so a fused block would not round as they do.
-pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
+/// [`super::depthwise::rewrite`] has put its depthwise op in place, with its 1×1 convolutions in
+/// int8 where `scales` has their inputs' scales; returns how many. Does nothing with the portable
+/// kernels, which a CPU without fused multiply-add gets: there tract's matrix kernels do not
+/// fuse, so a fused block would not round as they do.
+pub fn rewrite(
+    model: &mut TypedModel,
+    kernels: Kernels,
+    scales: Option<&HashMap<String, Vec<Activation>>>,
+) -> TractResult<usize> {
     match kernels.isa() {
         Isa::Portable => Ok(0),
-        isa => fuse(model, isa),
+        isa => fuse(model, isa, scales),
     }
 }
 
 /// Replaces every block [`Bottleneck`] computes with one whose kernels use `isa`.
-fn fuse(model: &mut TypedModel, isa: Isa) -> TractResult<usize> {
+fn fuse(
+    model: &mut TypedModel,
+    isa: Isa,
+    scales: Option<&HashMap<String, Vec<Activation>>>,
+) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
-        let Some(found) = Found::at(model, id, isa)? else {
+        let Some(found) = Found::at(model, id, isa, scales)? else {
             continue;
         };
         let mut patch = TypedModelPatch::default();
@@ -90,7 +143,12 @@ struct Found {
 
 impl Found {
     /// The block whose depthwise op is node `id`, if it is one [`Bottleneck`] computes.
-    fn at(model: &TypedModel, id: usize, isa: Isa) -> TractResult<Option<Found>> {
+    fn at(
+        model: &TypedModel,
+        id: usize,
+        isa: Isa,
+        scales: Option<&HashMap<String, Vec<Activation>>>,
+    ) -> TractResult<Option<Found>> {
         let node = model.node(id);
         let Some(depthwise) = node.op_as::<Depthwise3x3>() else {
             return Ok(None);
@@ -101,16 +159,17 @@ impl Found {
         }
         let (expand, input) = match expansion(model, node.inputs[0])? {
             // The expanded tensor is never made, so nothing else may read it.
-            Some((expand, input))
+            Some((expand, input, name))
                 if expand.outputs == channels
                     && sole_reader(model, node.inputs[0]).map(|n| n.id) == Some(id) =>
             {
-                (Some(expand), input)
+                (Some((expand, name)), input)
             }
             Some(_) => return Ok(None),
             None => (None, node.inputs[0]),
         };
-        let Some((project, mut output)) = projection(model, OutletId::new(id, 0))? else {
+        let Some((project, mut output, project_name)) = projection(model, OutletId::new(id, 0))?
+        else {
             return Ok(None);
         };
         if project.inputs != channels {
@@ -121,7 +180,7 @@ impl Found {
         let Some([in_channels, height, width]) = dims.as_deref().and_then(channels_first) else {
             return Ok(None);
         };
-        let expected = expand.as_ref().map_or(channels, |e| e.inputs);
+        let expected = expand.as_ref().map_or(channels, |e| e.0.inputs);
         if fact.datum_type != f32::datum_type() || in_channels != expected {
             return Ok(None);
         }
@@ -139,12 +198,17 @@ impl Found {
             }
         }
         let batch = model.outlet_fact(output)?.rank() == 4;
+        let int8 = scales.and_then(|scales| {
+            let expand = expand.as_ref().map(|(conv, name)| (conv, name.as_str()));
+            Int8Block::of(expand, (&project, &project_name), scales, isa)
+        });
         let op = Bottleneck {
-            expand,
+            expand: expand.map(|(conv, _)| conv),
             depthwise: depthwise.clone(),
             project,
             residual,
             batch,
+            int8,
             isa,
         };
         Ok(Some(Found { op, input, output }))
@@ -160,8 +224,11 @@ fn channels_first(dims: &[usize]) -> Option<[usize; 3]> {
 }
 
 /// When `outlet` is `max(x·W + b, 0)` over a 1×1 convolution whose steps each have one reader:
-/// that convolution with its ReLU, and `x`.
-fn expansion(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(Pointwise, OutletId)>> {
+/// that convolution with its ReLU, `x`, and the product's name.
+fn expansion(
+    model: &TypedModel,
+    outlet: OutletId,
+) -> TractResult<Option<(Pointwise, OutletId, String)>> {
     let relu = model.node(outlet.node);
     let Some(sum) = relu_input(model, relu)? else {
         return Ok(None);
@@ -175,15 +242,19 @@ fn expansion(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(Pointw
     let product = model.node(product.node);
     match pointwise_weights(model, product)? {
         Some((weights, input)) if sole_reader(model, OutletId::new(product.id, 0)).is_some() => {
-            Ok(Some((Pointwise::new(&weights, bias, true), input)))
+            let conv = Pointwise::new(&weights, bias, true);
+            Ok(Some((conv, input, product.name.clone())))
         }
         _ => Ok(None),
     }
 }
 
 /// When the sole reader of `outlet` is a 1×1 convolution `x·W` whose sole reader adds a bias:
-/// that convolution, and the sum's outlet.
-fn projection(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(Pointwise, OutletId)>> {
+/// that convolution, the sum's outlet, and the product's name.
+fn projection(
+    model: &TypedModel,
+    outlet: OutletId,
+) -> TractResult<Option<(Pointwise, OutletId, String)>> {
     let Some(product) = sole_reader(model, outlet) else {
         return Ok(None);
     };
@@ -197,6 +268,7 @@ fn projection(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(Point
         Some((_, bias)) if input == outlet => Ok(Some((
             Pointwise::new(&weights, bias, false),
             OutletId::new(sum.id, 0),
+            product.name.clone(),
         ))),
         _ => Ok(None),
     }
@@ -204,7 +276,10 @@ fn projection(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(Point
 
 /// When `node` adds a constant per-channel bias to a channels-first tensor: that tensor, and
 /// the bias.
-fn biased(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(OutletId, Vec<f32>)>> {
+pub(super) fn biased(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> TractResult<Option<(OutletId, Vec<f32>)>> {
     if node.op.name() != "Add" || node.inputs.len() != 2 {
         return Ok(None);
     }
@@ -236,7 +311,7 @@ fn biased(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(OutletId,
 
 /// When `node` is a 1×1 convolution as tract declutters one, an `EinSum` of a channels-first
 /// input with constant `[outputs, inputs]` weights: the weights, and the input.
-fn pointwise_weights(
+pub(in crate::detect) fn pointwise_weights(
     model: &TypedModel,
     node: &TypedNode,
 ) -> TractResult<Option<(Vec<f32>, OutletId)>> {
@@ -282,11 +357,14 @@ impl Op for Bottleneck {
         let channels = self.depthwise.bias.len();
         let input = self.expand.as_ref().map_or(channels, |e| e.inputs);
         Ok(vec![format!(
-            "{input}→{channels}→{} channels, depthwise stride {}{}; {}",
+            "{input}→{channels}→{} channels, depthwise stride {}{}; {}{}",
             self.project.outputs,
             self.depthwise.window.stride,
             if self.residual { ", residual" } else { "" },
             self.isa,
+            self.int8
+                .as_ref()
+                .map_or(String::new(), |q| format!(", 1×1 in int8 ({})", q.isa)),
         )])
     }
 
@@ -375,36 +453,69 @@ impl TypedOp for Bottleneck {
 
 type BandKernel = fn(&Bottleneck, &Geometry, &[f32], Range<usize>, &Output);
 
-/// The band kernel compiled for `isa`.
+/// The band kernel compiled for `isa` (and the integer kernels this CPU has with it).
 fn band_kernel(isa: Isa) -> BandKernel {
-    match isa {
+    match (isa, IntIsa::for_isa(isa)) {
         // SAFETY: ops are built for an `Isa` this CPU has (a `Kernels`'s, or in tests one of
-        // `Isa::available`).
+        // `Isa::available`), and `IntIsa::for_isa` checks the rest.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => |op, g, input, rows, out| unsafe { band_avx512(op, g, input, rows, out) },
+        (Isa::Avx512, IntIsa::Vnni) => {
+            |op, g, input, rows, out| unsafe { band_vnni(op, g, input, rows, out) }
+        }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => |op, g, input, rows, out| unsafe { band_avx2(op, g, input, rows, out) },
-        _ => band::<Portable, 1>,
+        (Isa::Avx512, _) => {
+            |op, g, input, rows, out| unsafe { band_avx512(op, g, input, rows, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        (Isa::Avx2, _) => |op, g, input, rows, out| unsafe { band_avx2(op, g, input, rows, out) },
+        _ => band::<Portable, super::int8::Portable, 1>,
     }
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn band_vnni(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
+    band::<super::lanes::Avx512, super::int8::Vnni, 4>(op, g, input, rows, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 fn band_avx512(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
     // Four vectors by four channels: sixteen of the 32 registers accumulate.
-    band::<super::lanes::Avx512, 4>(op, g, input, rows, out)
+    band::<super::lanes::Avx512, super::int8::Avx2, 4>(op, g, input, rows, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn band_avx2(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
     // Two 256-bit vectors by four channels: eight of the 16 registers accumulate.
-    band::<super::lanes::Avx2, 1>(op, g, input, rows, out)
+    band::<super::lanes::Avx2, super::int8::Avx2, 1>(op, g, input, rows, out)
+}
+
+/// A 1×1 convolution of `rows` (each `len` long) into `out` (rows `len` apart): in int8 when
+/// `int8` is given, quantising into `quantized`, else in `f32`.
+#[inline(always)]
+fn apply<V: Lanes, D: Dots, const SPAN: usize>(
+    float: &Pointwise,
+    int8: Option<&Quantized>,
+    rows: &Strided,
+    len: usize,
+    out: &mut [f32],
+    quantized: &mut Vec<u8>,
+) {
+    match int8 {
+        Some(conv) => {
+            quantized.resize(conv.inputs * len, 0);
+            quantize::<D, _>(conv, rows, len, quantized);
+            product::<D, SPAN>(conv, quantized, len, out, len);
+        }
+        None => pointwise::<V, SPAN, _>(float, rows, len, out, len),
+    }
 }
 
 /// Output rows `rows` of the block, all channels, `SPAN` × [`LANES`] points per 1×1 step.
 #[inline(always)]
-fn band<V: Lanes, const SPAN: usize>(
+fn band<V: Lanes, D: Dots, const SPAN: usize>(
     op: &Bottleneck,
     g: &Geometry,
     input: &[f32],
@@ -423,6 +534,8 @@ fn band<V: Lanes, const SPAN: usize>(
     let out_len = g.out_width.next_multiple_of(LANES);
     let mut filtered = vec![0.0; channels * out_len];
     let mut projected = vec![0.0; op.project.outputs * out_len];
+    let mut quantized = Vec::new();
+    let int8 = op.int8.as_ref();
     let input_row =
         |channel: usize, r: usize| &input[(channel * g.height + r) * g.width..][..g.width];
     for y in rows {
@@ -446,7 +559,8 @@ fn band<V: Lanes, const SPAN: usize>(
                         values: &laid_input,
                         stride: len,
                     };
-                    pointwise::<V, SPAN, _>(expand, &laid_input, len, slot, len);
+                    let int8 = int8.and_then(|q| q.expand.as_ref());
+                    apply::<V, D, SPAN>(expand, int8, &laid_input, len, slot, &mut quantized);
                     // The expansion of the padding's zeros is relu(bias); the depthwise step
                     // must read zeros there.
                     for laid in slot.chunks_exact_mut(len) {
@@ -477,12 +591,13 @@ fn band<V: Lanes, const SPAN: usize>(
             values: &filtered,
             stride: out_len,
         };
-        pointwise::<V, SPAN, _>(
+        apply::<V, D, SPAN>(
             &op.project,
+            int8.map(|q| &q.project),
             &filtered_rows,
             out_len,
             &mut projected,
-            out_len,
+            &mut quantized,
         );
         for (channel, projected) in projected.chunks_exact(out_len).enumerate() {
             // SAFETY: row `y` belongs to this band alone, and this is its only reference.
@@ -616,7 +731,7 @@ mod tests {
     }
 
     fn rewrite_for(model: &mut TypedModel, isa: Isa) -> usize {
-        fuse(model, isa).expect("rewrite")
+        fuse(model, isa, None).expect("rewrite")
     }
 
     #[test]

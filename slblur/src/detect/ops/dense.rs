@@ -54,7 +54,7 @@ impl Dense3x3 {
         let Some((kernel, bias)) = constants(model, node, outputs * inputs * 9, outputs)? else {
             return Ok(None);
         };
-        let batch = model.outlet_fact(node.inputs[0])?.rank() == 4;
+        let batch = model.outlet_fact(OutletId::new(node.id, 0))?.rank() == 4;
         Ok(Some(Dense3x3 {
             window,
             inputs,

@@ -10,8 +10,10 @@ mod bands;
 pub mod bottleneck;
 pub mod dense;
 pub mod depthwise;
+pub mod int8;
 mod lanes;
 mod pointwise;
+pub mod quantized;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,6 +32,8 @@ pub struct KernelReport {
     pub depthwise: BTreeMap<Isa, usize>,
     pub blocks: BTreeMap<Isa, usize>,
     pub dense: BTreeMap<Isa, usize>,
+    /// The int8 1×1 convolutions (standalone, and in blocks) by integer kernels.
+    pub int8: BTreeMap<int8::IntIsa, usize>,
     pub tract_matmul: BTreeMap<String, usize>,
 }
 
@@ -40,6 +44,7 @@ impl KernelReport {
             depthwise: BTreeMap::new(),
             blocks: BTreeMap::new(),
             dense: BTreeMap::new(),
+            int8: BTreeMap::new(),
             tract_matmul: BTreeMap::new(),
         };
         for node in plan.nodes() {
@@ -47,6 +52,12 @@ impl KernelReport {
                 *report.depthwise.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<bottleneck::Bottleneck>() {
                 *report.blocks.entry(op.isa).or_default() += 1;
+                if let Some(q) = &op.int8 {
+                    let convs = 1 + usize::from(q.expands());
+                    *report.int8.entry(q.isa).or_default() += convs;
+                }
+            } else if let Some(op) = node.op_as::<quantized::Int8Pointwise>() {
+                *report.int8.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<dense::Dense3x3>() {
                 *report.dense.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<OptMatMul>() {
@@ -74,6 +85,11 @@ impl KernelReport {
     /// slblur's dense 3×3 convolutions, e.g. `avx512 (512-bit) x2`, or `none`.
     pub fn dense(&self) -> String {
         Self::own(&self.dense)
+    }
+
+    /// slblur's int8 1×1 convolutions, e.g. `avx512-vnni x34`, or `none`.
+    pub fn int8(&self) -> String {
+        Self::counted(self.int8.iter().map(|(isa, n)| (isa.to_string(), *n)))
     }
 
     /// tract's matrix kernels, e.g. `avx512_mmm_f32_32x12 x40`.
@@ -104,11 +120,12 @@ impl fmt::Display for KernelReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "kernels {}: depthwise {}; blocks {}; dense {}; tract matmul {}",
+            "kernels {}: depthwise {}; blocks {}; dense {}; int8 1×1 {}; tract matmul {}",
             self.kernels,
             self.depthwise(),
             self.blocks(),
             self.dense(),
+            self.int8(),
             self.tract_matmul()
         )
     }

@@ -42,6 +42,17 @@ impl Pointwise {
             relu,
         }
     }
+
+    /// The `[outputs, inputs]` weights it was made from.
+    pub fn weights(&self) -> Vec<f32> {
+        let mut weights = vec![0.0; self.packed.len()];
+        for (i, &w) in self.packed.iter().enumerate() {
+            let (o, block) = (i % BLOCK, i / (self.inputs * BLOCK));
+            let input = i / BLOCK % self.inputs;
+            weights[(block * BLOCK + o) * self.inputs + input] = w;
+        }
+        weights
+    }
 }
 
 /// The rows a product reads, by input index.

@@ -169,10 +169,10 @@ pub(in crate::detect) struct Filter<'a> {
 /// vector than on the arithmetic (0.46 ms for 576 planes of 24×40 on a Zen 5, 11 G/s).
 const FLAT_BELOW: usize = 64;
 
-/// A whole padded plane at stride 1, its rows `row` apart: output point `(y, x)` is at `y × row
-/// + x` in the sums, and tap `(ky, kx)` reads the padded plane `ky × row + kx` further on, so
-/// every vector of sixteen sums spans rows and only the two padding columns of each row are
-/// computed in vain.
+/// A whole padded plane at stride 1, its rows `row` apart: output point `(y, x)` is at
+/// `y × row + x` in the sums, and tap `(ky, kx)` reads the padded plane `ky × row + kx` further
+/// on, so every vector of sixteen sums spans rows and only the two padding columns of each row
+/// are computed in vain.
 pub(super) struct Flat {
     width: usize,
     out_width: usize,
