@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
+use slblur_protocol::Precision;
 
 /// Column names, in file order. Must match the fields of [`Row`].
-pub const HEADER: [&str; 33] = [
+pub const HEADER: [&str; 34] = [
     "run_id",
     "users",
     "think_s",
@@ -47,12 +48,14 @@ pub const HEADER: [&str; 33] = [
     "async_queue_ms",
     "arrival",
     "late_ms",
+    "precision",
 ];
 
 /// Earlier schemas: the first columns, as files written before the later ones existed have
-/// them (17: up to `error`; 23: up to `rate_per_s`). Readers accept such files; the missing
-/// columns read as unknown (`smooth` and `hints` as 0, `invocation` as sync).
-pub const LEGACY_COLUMNS: [usize; 2] = [17, 23];
+/// them (17: up to `error`; 23: up to `rate_per_s`; 33: up to `late_ms`). Readers accept such
+/// files; the missing columns read as unknown (`smooth` and `hints` as 0, `invocation` as
+/// sync).
+pub const LEGACY_COLUMNS: [usize; 3] = [17, 23, 33];
 
 /// One request. `None` fields are written as empty cells ("unknown").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +135,10 @@ pub struct Row {
     /// generator's lateness, already part of `rtt_ms`).
     #[serde(default)]
     pub late_ms: Option<f64>,
+    /// The precision the function ran the network at (`X-Slblur-Precision`, JSON
+    /// `inference.precision`): `fp32` or `int8`; empty if unknown.
+    #[serde(default)]
+    pub precision: Option<Precision>,
 }
 
 /// How a request reached the function.
@@ -200,6 +207,7 @@ impl Row {
             async_queue_ms: None,
             arrival: String::new(),
             late_ms: None,
+            precision: None,
         }
     }
 }
@@ -430,6 +438,7 @@ mod tests {
             async_queue_ms: ok.then_some(4.25),
             arrival: "burst:20:2:1:4".into(),
             late_ms: Some(0.25),
+            precision: ok.then_some(Precision::Int8),
         }
     }
 

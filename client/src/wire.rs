@@ -17,8 +17,8 @@ use reqwest::header::HeaderMap;
 
 use slblur_protocol::boxes::{self, BoxPx};
 use slblur_protocol::{
-    ErrorBody, Face, ImageKind, JsonReply, JsonRequest, Source, Wire, header, seed, server_timing,
-    stage,
+    ErrorBody, Face, ImageKind, JsonReply, JsonRequest, Precision, Source, Wire, header, seed,
+    server_timing, stage,
 };
 
 use crate::video::RgbFrame;
@@ -46,6 +46,8 @@ pub struct ParsedReply {
     pub queue_ms: Option<f64>,
     /// Which replica answered (`X-Slblur-Instance`, JSON `instance`).
     pub instance: Option<String>,
+    /// The precision it ran the network at (`X-Slblur-Precision`, JSON `inference.precision`).
+    pub precision: Option<Precision>,
     pub faces: Option<u32>,
     /// The boxes the reply lists as masked, in pixels of the frame sent: the detected faces
     /// first (as many as `faces`), then the hints kept.
@@ -185,6 +187,9 @@ pub fn parse_reply(wire: Wire, headers: &HeaderMap, body: &Bytes) -> Result<Pars
     if reply.instance.is_none() {
         reply.instance = header_text(headers, header::INSTANCE).map(str::to_string);
     }
+    if reply.precision.is_none() {
+        reply.precision = header_text(headers, header::PRECISION).and_then(|v| v.parse().ok());
+    }
     Ok(reply)
 }
 
@@ -214,6 +219,7 @@ fn parse_binary(headers: &HeaderMap, body: &Bytes) -> Result<ParsedReply, String
         ml_ms: server_timing::find(&timing, stage::ML),
         queue_ms: server_timing::find(&timing, stage::QUEUE),
         instance: None,
+        precision: None,
         faces: header_text(headers, header::FACE_COUNT).and_then(|v| v.trim().parse().ok()),
         // The detected faces come first, as many as X-Face-Count; the rest are kept hints.
         boxes: header_text(headers, header::BOXES)
@@ -247,6 +253,7 @@ fn parse_json(body: &Bytes) -> Result<ParsedReply, String> {
         ml_ms: Some(t.ml),
         queue_ms: Some(t.queue),
         instance: Some(reply.instance.into_owned()),
+        precision: Some(reply.inference.precision),
         faces: u32::try_from(detected.len()).ok(),
         boxes: detected.iter().chain(&hints).map(|f| f.bbox).collect(),
         masked: u32::try_from(reply.faces.len()).ok(),
@@ -268,6 +275,7 @@ fn parse_seed(body: &Bytes) -> Result<ParsedReply, String> {
         ml_ms: Some(reply.ml_ms),
         queue_ms: None,
         instance: None,
+        precision: None,
         faces: None,
         boxes: Vec::new(),
         masked: None,

@@ -245,6 +245,7 @@ fn frame_row(sample: &Sample, who: &Who) -> Result<Row, BadLine> {
     row.faces = sample.parsed("faces")?;
     row.cold = sample.parsed("cold")?;
     row.instance = sample.var("instance").unwrap_or_default().to_string();
+    row.precision = sample.parsed("precision")?;
     // Only an HTTP status is a status; JMeter writes its own text when nothing came back.
     row.status = sample.code.parse().ok();
     // Body sizes as the dataset counts them; JMeter's own counts include the headers.

@@ -307,6 +307,7 @@ fn read_answer(cell: &CellContext, mut row: Row, answer: Answer) -> Outcome {
             row.cold = reply.cold;
             let detected = reply.detected().to_vec();
             row.instance = reply.instance.unwrap_or_default();
+            row.precision = reply.precision;
             row.ok = true;
             Outcome {
                 row,

@@ -49,6 +49,10 @@ fn check_reply(
         read.instance.as_deref(),
         Some(text(headers, header::INSTANCE))
     );
+    assert_eq!(
+        read.precision.map(|p| p.name()),
+        Some(text(headers, header::PRECISION))
+    );
     match wire {
         // The seed format writes seconds with six decimals: microseconds, as rounded.
         Wire::Seed => {

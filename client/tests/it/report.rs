@@ -299,8 +299,8 @@ fn foreign_and_garbled_files_name_file_and_line() {
     );
 
     let garbled = dir.path().join("garbled.csv");
-    let good = "r,1,0,0,0,0,2025-01-01T00:00:00.000Z,10,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,,,";
-    let bad = "r,1,0,0,1,0,2025-01-01T00:00:01.000Z,fast,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,,,";
+    let good = "r,1,0,0,0,0,2025-01-01T00:00:00.000Z,10,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,,,,";
+    let bad = "r,1,0,0,1,0,2025-01-01T00:00:01.000Z,fast,8,5,1,200,10,10,false,true,,a,,,0,,,0,0,,,sync,,,,,,";
     fs::write(&garbled, format!("{}\n{good}\n{bad}\n", HEADER.join(","))).expect("write");
     let text = report_into(&dir.path().join("out"), vec![garbled])
         .expect_err("garbled")

@@ -95,6 +95,11 @@ fn http_plan_posts_every_frame_of_every_user() {
         assert_eq!((row.target.as_str(), row.worker), ("lab", 0));
         assert!(row.queue_ms.is_some() && row.cold.is_some(), "{row:?}");
         assert!(!row.instance.is_empty(), "{row:?}");
+        assert_eq!(
+            row.precision,
+            Some(slblur_protocol::Precision::Fp32),
+            "{row:?}"
+        );
         // The body sent is the frame file itself (JMeter's own count would add headers).
         let frame_file = out.join(format!("frames/frame_{:06}.jpg", row.frame));
         let file_size = std::fs::metadata(&frame_file).expect("frame file").len();

@@ -29,6 +29,11 @@ fn two_targets_alternate_over_a_users_by_think_grid() {
     for row in &run.rows {
         assert_real_ok_row(row, true);
         assert!(!row.instance.is_empty(), "instance missing: {row:?}");
+        assert_eq!(
+            row.precision,
+            Some(slblur_protocol::Precision::Fp32),
+            "{row:?}"
+        );
         assert!(row.queue_ms.is_some_and(|q| q >= 0.0), "{row:?}");
         assert_eq!(
             (row.worker, row.intended_at.as_str(), row.rate_per_s),
