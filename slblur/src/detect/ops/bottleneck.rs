@@ -506,8 +506,8 @@ fn apply<V: Lanes, D: Dots, const SPAN: usize>(
     match int8 {
         Some(conv) => {
             quantized.resize(conv.inputs * len, 0);
-            quantize::<D, _>(conv, rows, len, quantized);
-            product::<D, SPAN>(conv, quantized, len, out, len);
+            quantize::<D, _>(conv, 0, rows, len, quantized);
+            product::<D, SPAN>(conv, quantized, len, out);
         }
         None => pointwise::<V, SPAN, _>(float, rows, len, out, len),
     }

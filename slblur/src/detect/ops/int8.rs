@@ -12,6 +12,8 @@
 //! AVX2 pair sums (at most 2 × 255 × 63 = 32 130) never saturate their 16 bits: every CPU then
 //! computes the same integers, and the same outputs.
 
+use std::ops::Range;
+
 use super::lanes::{Isa, LANES};
 use super::pointwise::Source;
 
@@ -395,21 +397,22 @@ impl std::fmt::Display for IntIsa {
     }
 }
 
-/// Quantises `rows` (`conv.inputs` of them, each read at `0..len`, `len` a multiple of
-/// [`LANES`]) into `out`, laid out `[group][point][GROUP]`, `len × GROUP` bytes per group.
+/// Quantises input channels `first..` of `conv` from `rows` (`rows.row(0)` is channel `first`;
+/// each read at `0..len`, `len` a multiple of [`LANES`]) into `out`, laid out
+/// `[group][point][GROUP]`, `len × GROUP` bytes per group, as many groups as `out` holds.
 #[inline(always)]
 pub(super) fn quantize<D: Dots, S: Source + ?Sized>(
     conv: &Quantized,
+    first: usize,
     rows: &S,
     len: usize,
     out: &mut [u8],
 ) {
-    let groups = out.chunks_exact_mut(len * GROUP).take(conv.inputs / GROUP);
-    for (group, out) in groups.enumerate() {
-        let first = group * GROUP;
-        let four: [&[f32]; GROUP] = std::array::from_fn(|j| rows.row(first + j));
-        let inverse = conv.inverses[first..][..GROUP].try_into().expect("four");
-        let zero = conv.zeros[first..][..GROUP].try_into().expect("four");
+    for (group, out) in out.chunks_exact_mut(len * GROUP).enumerate() {
+        let four: [&[f32]; GROUP] = std::array::from_fn(|j| rows.row(group * GROUP + j));
+        let channel = first + group * GROUP;
+        let inverse = conv.inverses[channel..][..GROUP].try_into().expect("four");
+        let zero = conv.zeros[channel..][..GROUP].try_into().expect("four");
         for x in (0..len).step_by(LANES) {
             D::quantize(
                 four.map(|row| &row[x..]),
@@ -422,33 +425,58 @@ pub(super) fn quantize<D: Dots, S: Source + ?Sized>(
 }
 
 /// `out[o][x]` for every output channel and `x < len` (a multiple of [`LANES`]) from
-/// `values`, quantised by [`quantize`] with the same `len`; rows of `out` are `out_stride`
-/// apart.
+/// `values`, quantised by [`quantize`] with the same `len`; rows of `out` are `len` apart.
 #[inline(always)]
 pub(super) fn product<D: Dots, const SPAN: usize>(
     conv: &Quantized,
     values: &[u8],
     len: usize,
     out: &mut [f32],
-    out_stride: usize,
 ) {
-    let groups = conv.inputs / GROUP;
-    for (block, weights) in conv.packed.chunks_exact(groups * BLOCK * GROUP).enumerate() {
-        let out = &mut out[block * BLOCK * out_stride..];
+    product_blocks::<D, SPAN>(conv, 0..conv.outputs / BLOCK, values, len, len, out);
+}
+
+/// The output channels of [`BLOCK`]s `blocks` at points `0..points` from `values`, quantised
+/// by [`quantize`] with rows `len` long (`points` rounded up to [`LANES`]), into `out`: rows
+/// `points` apart from the first block's first channel. A last partial vector goes through a
+/// scratch, so `out` needs no room past the points.
+#[inline(always)]
+pub(super) fn product_blocks<D: Dots, const SPAN: usize>(
+    conv: &Quantized,
+    blocks: Range<usize>,
+    values: &[u8],
+    len: usize,
+    points: usize,
+    out: &mut [f32],
+) {
+    let size = conv.inputs / GROUP * BLOCK * GROUP;
+    let whole = points - points % LANES;
+    for (i, block) in blocks.enumerate() {
+        let weights = &conv.packed[block * size..][..size];
+        let out = &mut out[i * BLOCK * points..][..BLOCK * points];
         let first = block * BLOCK;
         let mut x = 0;
-        while x + SPAN * LANES <= len {
-            step::<D, SPAN>(conv, first, weights, values, len, x, out, out_stride);
+        while x + SPAN * LANES <= whole {
+            step::<D, SPAN>(conv, first, weights, values, len, x, &mut out[x..], points);
             x += SPAN * LANES;
         }
-        while x < len {
-            step::<D, 1>(conv, first, weights, values, len, x, out, out_stride);
+        while x < whole {
+            step::<D, 1>(conv, first, weights, values, len, x, &mut out[x..], points);
             x += LANES;
+        }
+        if whole < points {
+            let mut last = [0.0; BLOCK * LANES];
+            step::<D, 1>(conv, first, weights, values, len, x, &mut last, LANES);
+            let rest = points - whole;
+            for (o, last) in last.chunks_exact(LANES).enumerate() {
+                out[o * points + whole..][..rest].copy_from_slice(&last[..rest]);
+            }
         }
     }
 }
 
-/// [`BLOCK`] output channels from `first` at points `x..x + SPAN × LANES`.
+/// [`BLOCK`] output channels from `first` at points `x..x + SPAN × LANES`, into `out` from its
+/// start, rows `out_stride` apart.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn step<D: Dots, const SPAN: usize>(
@@ -475,7 +503,7 @@ fn step<D: Dots, const SPAN: usize>(
     }
     for (o, sums) in sums.into_iter().enumerate() {
         let c = first + o;
-        let out = &mut out[o * out_stride + x..][..SPAN * LANES];
+        let out = &mut out[o * out_stride..][..SPAN * LANES];
         for (j, sum) in sums.into_iter().enumerate() {
             let (correction, scale) = (conv.corrections[c], conv.scales[c]);
             sum.finish(
@@ -506,9 +534,9 @@ mod tests {
             values: input,
             stride: len,
         };
-        quantize::<D, _>(conv, &rows, len, &mut q);
+        quantize::<D, _>(conv, 0, &rows, len, &mut q);
         let mut out = vec![f32::NAN; conv.outputs * len];
-        product::<D, 2>(conv, &q, len, &mut out, len);
+        product::<D, 2>(conv, &q, len, &mut out);
         (q, out)
     }
 
