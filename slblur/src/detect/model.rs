@@ -211,8 +211,10 @@ impl Detector {
             .and_then(|m| m.into_typed())
             .and_then(|m| m.into_decluttered())
             .and_then(|mut m| {
+                // int8 plans need not match tract exactly: their depthwise steps fuse.
                 if self.ops != OwnOps::None {
-                    super::ops::depthwise::rewrite(&mut m, self.kernels)?;
+                    let fused = self.scales.is_some();
+                    super::ops::depthwise::rewrite(&mut m, self.kernels, fused)?;
                 }
                 let scales = self.scales.as_ref().map(|s| &s.by_conv);
                 if matches!(self.ops, OwnOps::Blocks | OwnOps::All) {

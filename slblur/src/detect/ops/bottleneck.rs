@@ -584,6 +584,7 @@ fn band<V: Lanes, D: Dots, const SPAN: usize>(
                 taps: &depthwise.taps[channel],
                 bias: depthwise.bias[channel],
                 relu: depthwise.relu,
+                fused: depthwise.fused,
             };
             row::<V>(laid, layout.reads, &filter, &mut filtered[..g.out_width]);
         }
@@ -710,7 +711,7 @@ mod tests {
         }
         model.select_output_outlets(&[y]).expect("outputs");
         let mut model = model.into_decluttered().expect("declutter");
-        super::super::depthwise::rewrite(&mut model, Kernels::best()).expect("depthwise");
+        super::super::depthwise::rewrite(&mut model, Kernels::best(), false).expect("depthwise");
         model
     }
 

@@ -139,6 +139,8 @@ pub struct Depthwise3x3 {
     pub(in crate::detect) taps: Vec<Taps>,
     pub(in crate::detect) bias: Vec<f32>,
     pub(in crate::detect) relu: bool,
+    /// Fused multiply-adds ([`Filter::fused`]).
+    pub(in crate::detect) fused: bool,
     /// The vectors its kernel uses.
     pub(in crate::detect) isa: Isa,
 }
@@ -169,15 +171,16 @@ impl Depthwise3x3 {
             taps,
             bias,
             relu: false,
+            fused: false,
             isa: Isa::Portable,
         }))
     }
 }
 
 /// Replaces every convolution of `model` that [`Depthwise3x3`] computes, with the ReLU that
-/// follows it when it is the convolution's only reader, by ops whose kernel uses `kernels`;
-/// returns how many.
-pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
+/// follows it when it is the convolution's only reader, by ops whose kernel uses `kernels`, with
+/// fused multiply-adds if `fused` (then no longer exactly tract's); returns how many.
+pub fn rewrite(model: &mut TypedModel, kernels: Kernels, fused: bool) -> TractResult<usize> {
     let mut replaced = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
@@ -186,6 +189,7 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
         };
         let relu = relu_after(model, id)?;
         op.relu = relu.is_some();
+        op.fused = fused;
         op.isa = kernels.isa();
         let mut patch = TypedModelPatch::default();
         let input = patch.tap_model(model, node.inputs[0])?;
@@ -248,13 +252,18 @@ impl Op for Depthwise3x3 {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "{} channels, stride {}, padding rows {:?}, columns {:?}{}; {}",
+            "{} channels, stride {}, padding rows {:?}, columns {:?}{}; {}{}",
             self.bias.len(),
             self.window.stride,
             self.window.pad_rows,
             self.window.pad_columns,
             if self.relu { ", then ReLU" } else { "" },
             self.isa,
+            if self.fused {
+                ", fused multiply-add"
+            } else {
+                ""
+            },
         )])
     }
 
@@ -304,6 +313,7 @@ impl EvalOp for Depthwise3x3 {
                         taps: &self.taps[channel],
                         bias: self.bias[channel],
                         relu: self.relu,
+                        fused: self.fused,
                     };
                     kernel(
                         &mut kept,
@@ -463,7 +473,8 @@ mod tests {
                         for kernels in Kernels::available() {
                             let case = format!("{case}, {kernels}");
                             let mut rewritten = model.clone();
-                            let replaced = rewrite(&mut rewritten, kernels).expect("rewrite");
+                            let replaced =
+                                rewrite(&mut rewritten, kernels, false).expect("rewrite");
                             assert_eq!(replaced, 1, "{case}");
                             assert_eq!(ops(&rewritten, "Conv"), 0, "{case}");
                             let unfused = usize::from(then == Then::ReluAndOutput);
@@ -480,7 +491,7 @@ mod tests {
     fn leaves_other_convolutions_alone() {
         for strides in [[2, 1], [3, 3]] {
             let mut model = conv_model(4, (8, 8), ([1, 1], [1, 1]), strides, Then::Relu);
-            let replaced = rewrite(&mut model, Kernels::best()).expect("rewrite");
+            let replaced = rewrite(&mut model, Kernels::best(), false).expect("rewrite");
             assert_eq!(replaced, 0, "{strides:?}");
         }
     }

@@ -162,6 +162,19 @@ pub(in crate::detect) struct Filter<'a> {
     pub taps: &'a Taps,
     pub bias: f32,
     pub relu: bool,
+    /// Each tap as one fused multiply-add instead of tract's multiply then add: half the
+    /// instructions, in plans that need not match tract exactly (int8's).
+    pub fused: bool,
+}
+
+/// `sums + tap × values`, fused or rounded twice as `FUSED` says.
+#[inline(always)]
+fn tap<V: Lanes, const FUSED: bool>(sums: V, tap: V, values: V) -> V {
+    if FUSED {
+        sums.fused_add_product(tap, values)
+    } else {
+        sums.add_product(tap, values)
+    }
 }
 
 /// Planes narrower than this, at stride 1, are computed whole ([`Flat`]): on CenterFace's
@@ -281,6 +294,20 @@ fn by_rows<V: Lanes>(rows: &mut Rows, input: &[f32], filter: &Filter, out: &mut 
 /// padding rows' zeros added where [`row`] skips them (which changes no sum).
 #[inline(always)]
 fn whole<V: Lanes>(flat: &mut Flat, input: &[f32], filter: &Filter, out: &mut [f32]) {
+    if filter.fused {
+        whole_with::<V, true>(flat, input, filter, out)
+    } else {
+        whole_with::<V, false>(flat, input, filter, out)
+    }
+}
+
+#[inline(always)]
+fn whole_with<V: Lanes, const FUSED: bool>(
+    flat: &mut Flat,
+    input: &[f32],
+    filter: &Filter,
+    out: &mut [f32],
+) {
     let (row, width) = (flat.row, flat.width);
     for (r, values) in input.chunks_exact(width).enumerate() {
         flat.padded[flat.origin + r * row..][..width].copy_from_slice(values);
@@ -292,7 +319,7 @@ fn whole<V: Lanes>(flat: &mut Flat, input: &[f32], filter: &Filter, out: &mut [f
         for ky in 0..3 {
             let padded = &flat.padded[f + ky * row..];
             for kx in 0..3 {
-                lanes = lanes.add_product(taps[3 * ky + kx], V::load(&padded[kx..]));
+                lanes = tap::<V, FUSED>(lanes, taps[3 * ky + kx], V::load(&padded[kx..]));
             }
         }
         if filter.relu {
@@ -315,6 +342,20 @@ pub(in crate::detect) fn row<V: Lanes>(
     filter: &Filter,
     out: &mut [f32],
 ) {
+    if filter.fused {
+        row_with::<V, true>(kernel_rows, reads, filter, out)
+    } else {
+        row_with::<V, false>(kernel_rows, reads, filter, out)
+    }
+}
+
+#[inline(always)]
+fn row_with<V: Lanes, const FUSED: bool>(
+    kernel_rows: [Option<&[f32]>; 3],
+    reads: [usize; 3],
+    filter: &Filter,
+    out: &mut [f32],
+) {
     let taps = filter.taps.map(V::splat);
     let bias = V::splat(filter.bias);
     for (x, out_lanes) in (0..).step_by(LANES).zip(out.chunks_mut(LANES)) {
@@ -322,7 +363,7 @@ pub(in crate::detect) fn row<V: Lanes>(
         for (ky, row) in kernel_rows.iter().enumerate() {
             let Some(row) = row else { continue };
             for (kx, read) in reads.into_iter().enumerate() {
-                sums = sums.add_product(taps[3 * ky + kx], V::load(&row[read + x..]));
+                sums = tap::<V, FUSED>(sums, taps[3 * ky + kx], V::load(&row[read + x..]));
             }
         }
         if filter.relu {
@@ -351,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn every_kernel_this_cpu_has_and_whole_planes_give_the_portable_rows_result() {
+    fn every_kernel_this_cpu_has_and_whole_planes_give_the_portable_rows_result_fused_or_not() {
         let (height, width) = (9, 21);
         let input: Vec<f32> = (0..height * width)
             .map(|i| (i as f32 * 0.37).sin())
@@ -367,11 +408,13 @@ mod tests {
                 let flat = Flat::new((height, width), (out_height, out_width), 1, [1, 1]);
                 kept.push(Planes::Flat(flat));
             }
-            for relu in [false, true] {
+            let mut unfused = Vec::new();
+            for (fused, relu) in [(false, false), (false, true), (true, false), (true, true)] {
                 let filter = Filter {
                     taps: &taps,
                     bias: 0.5,
                     relu,
+                    fused,
                 };
                 let run = |kernel: PlaneKernel, planes: &mut Planes| {
                     let mut out = vec![f32::NAN; out_height * out_width];
@@ -381,13 +424,23 @@ mod tests {
                 let portable = run(plane::<Portable>, &mut rows());
                 assert!(portable.iter().all(|v| v.is_finite()));
                 assert_eq!(relu, portable.iter().all(|&v| v >= 0.0));
+                if fused {
+                    // Within rounding of the unfused sums, and exactly the same on every CPU.
+                    let expected: &Vec<f32> = &unfused[usize::from(relu)];
+                    for (a, b) in portable.iter().zip(expected) {
+                        assert!((a - b).abs() <= 1e-5, "fused {a}, unfused {b}");
+                    }
+                } else {
+                    unfused.push(portable.clone());
+                }
                 for planes in &mut kept {
                     let whole = matches!(planes, Planes::Flat(_));
                     for (isa, kernel) in &kernels {
                         // Twice: what one plane leaves behind must not change the next.
                         for _ in 0..2 {
                             let out = run(*kernel, planes);
-                            let case = format!("{isa:?}, stride {step}, relu {relu}");
+                            let case =
+                                format!("{isa:?}, stride {step}, relu {relu}, fused {fused}");
                             assert_eq!(portable, out, "{case}, whole plane {whole}");
                         }
                     }
