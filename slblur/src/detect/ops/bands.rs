@@ -6,6 +6,17 @@ use std::ops::Range;
 use rayon::prelude::*;
 use tract_linalg::multithread::{Executor, current_tract_executor};
 
+use super::depthwise::Layout;
+
+/// The sizes one evaluation of a banded op works with: its input's, its output's width, and how
+/// its input rows are laid out.
+pub(super) struct Geometry {
+    pub height: usize,
+    pub width: usize,
+    pub out_width: usize,
+    pub layout: Layout,
+}
+
 /// A channels-first output tensor, written by several bands at once.
 pub(super) struct Output {
     values: *mut f32,

@@ -25,7 +25,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use std::collections::HashMap;
 
-use super::bands::{Output, in_bands};
+use super::bands::{Geometry, Output, in_bands};
 use super::depthwise::{Depthwise3x3, Filter, Layout, kernel_rows, relu_input, row, sole_reader};
 use super::int8::{Activation, Dots, IntIsa, Quantized, product, quantize};
 use super::lanes::{Isa, Kernels, LANES, Lanes, Portable};
@@ -122,13 +122,8 @@ fn fuse(
         let Some(found) = Found::at(model, id, isa, scales)? else {
             continue;
         };
-        let mut patch = TypedModelPatch::default();
-        let input = patch.tap_model(model, found.input)?;
         let name = model.node(id).name.clone();
-        let output = patch.wire_node(name, found.op, &[input])?[0];
-        // `shunt_outside` checks that the new output's fact matches the one it replaces.
-        patch.shunt_outside(model, found.output, output)?;
-        patch.apply(model)?;
+        super::replace(model, found.input, &name, found.op, found.output)?;
         replaced += 1;
     }
     Ok(replaced)
@@ -371,14 +366,6 @@ impl Op for Bottleneck {
     op_as_typed_op!();
 }
 
-/// The sizes one evaluation works with.
-struct Geometry {
-    height: usize,
-    width: usize,
-    out_width: usize,
-    layout: Layout,
-}
-
 impl EvalOp for Bottleneck {
     op_out_of_plan!();
 
@@ -618,8 +605,9 @@ fn band<V: Lanes, D: Dots, const SPAN: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::ops::testing::{relu, run};
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
-    use tract_onnx::tract_core::ops::math::{add, max};
+    use tract_onnx::tract_core::ops::math::add;
     use tract_onnx::tract_core::ops::nn::DataFormat;
 
     /// The shape of a test block.
@@ -678,12 +666,6 @@ mod tests {
             .expect("conv")[0]
     }
 
-    fn relu(model: &mut TypedModel, name: &str, x: OutletId) -> OutletId {
-        let zero = Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).expect("zero");
-        let zero = model.add_const(format!("{name}.zero"), zero).expect("zero");
-        model.wire_node(name, max(), &[x, zero]).expect("relu")[0]
-    }
-
     /// One block as ONNX has it, decluttered and with the depthwise op in place.
     fn block_model(shape: Shape) -> TypedModel {
         let (height, width) = shape.size;
@@ -713,22 +695,6 @@ mod tests {
         let mut model = model.into_decluttered().expect("declutter");
         super::super::depthwise::rewrite(&mut model, Kernels::best(), false).expect("depthwise");
         model
-    }
-
-    fn run(model: TypedModel, input: &Tensor, threads: usize) -> Vec<f32> {
-        let options = RunOptions {
-            executor: Some(crate::runtime::threads::executor(threads).expect("executor")),
-            ..RunOptions::default()
-        };
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable_with_options(&options))
-            .expect("plan");
-        let outputs = plan.run(tvec!(input.clone().into())).expect("run");
-        outputs[0]
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
-            .expect("f32")
     }
 
     fn rewrite_for(model: &mut TypedModel, isa: Isa) -> usize {

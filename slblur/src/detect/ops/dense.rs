@@ -17,7 +17,7 @@ use std::ops::Range;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::bands::{Output, in_bands};
+use super::bands::{Geometry, Output, in_bands};
 use super::depthwise::{Layout, Window, constants, kernel_rows, relu_after};
 use super::lanes::{Isa, Kernels, LANES, Lanes, Portable};
 use super::pointwise::{BLOCK, Pointwise, pointwise};
@@ -85,12 +85,14 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
         };
         let relu = relu_after(model, id)?;
         op.conv.relu = relu.is_some();
-        let mut patch = TypedModelPatch::default();
-        let input = patch.tap_model(model, node.inputs[0])?;
-        let output = patch.wire_node(&node.name, op, &[input])?[0];
-        // `shunt_outside` checks that the new output's fact matches the one it replaces.
-        patch.shunt_outside(model, OutletId::new(relu.unwrap_or(id), 0), output)?;
-        patch.apply(model)?;
+        let (input, name) = (node.inputs[0], node.name.clone());
+        super::replace(
+            model,
+            input,
+            &name,
+            op,
+            OutletId::new(relu.unwrap_or(id), 0),
+        )?;
         replaced += 1;
     }
     Ok(replaced)
@@ -116,14 +118,6 @@ impl Op for Dense3x3 {
     }
 
     op_as_typed_op!();
-}
-
-/// The sizes one evaluation works with.
-struct Geometry {
-    height: usize,
-    width: usize,
-    out_width: usize,
-    layout: Layout,
 }
 
 impl EvalOp for Dense3x3 {
@@ -172,11 +166,7 @@ impl TypedOp for Dense3x3 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let shape = &inputs[0].shape;
-        let rank = shape.rank();
-        ensure!(rank >= 3, "convolution input of rank {rank}");
-        let (height, width) = (shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?);
-        let (out_height, out_width) = self.window.output_size(height, width)?;
+        let ((out_height, out_width), _) = self.window.output_plane(&inputs[0].shape)?;
         Ok(tvec!(f32::fact(self.output_shape(out_height, out_width))))
     }
 
@@ -272,8 +262,8 @@ fn band<V: Lanes, const SPAN: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::ops::testing::{self, run};
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
-    use tract_onnx::tract_core::ops::math::max;
     use tract_onnx::tract_core::ops::nn::DataFormat;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
@@ -318,28 +308,10 @@ mod tests {
             .wire_node("conv", op, &[x, weights, bias])
             .expect("conv")[0];
         if relu {
-            let zero = Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).expect("zero");
-            let zero = model.add_const("zero", zero).expect("zero");
-            y = model.wire_node("relu", max(), &[y, zero]).expect("relu")[0];
+            y = testing::relu(&mut model, "relu", y);
         }
         model.select_output_outlets(&[y]).expect("outputs");
         model
-    }
-
-    fn run(model: TypedModel, input: &Tensor, threads: usize) -> Vec<f32> {
-        let options = RunOptions {
-            executor: Some(crate::runtime::threads::executor(threads).expect("executor")),
-            ..RunOptions::default()
-        };
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable_with_options(&options))
-            .expect("plan");
-        let outputs = plan.run(tvec!(input.clone().into())).expect("run");
-        outputs[0]
-            .try_as_plain_ram()
-            .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
-            .expect("f32")
     }
 
     #[test]

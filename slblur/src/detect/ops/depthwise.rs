@@ -81,6 +81,18 @@ impl Window {
         Ok(Some((window, conv)))
     }
 
+    /// The output's height and width for an input of `shape` (its last two axes), and the
+    /// input's rank.
+    pub(in crate::detect) fn output_plane(
+        &self,
+        shape: &ShapeFact,
+    ) -> TractResult<((usize, usize), usize)> {
+        let rank = shape.rank();
+        ensure!(rank >= 3, "3×3 convolution input of rank {rank}");
+        let (height, width) = (shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?);
+        Ok((self.output_size(height, width)?, rank))
+    }
+
     /// The output's height and width for an input's.
     pub(in crate::detect) fn output_size(
         &self,
@@ -191,12 +203,14 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels, fused: bool) -> TractRe
         op.relu = relu.is_some();
         op.fused = fused;
         op.isa = kernels.isa();
-        let mut patch = TypedModelPatch::default();
-        let input = patch.tap_model(model, node.inputs[0])?;
-        let output = patch.wire_node(&node.name, op, &[input])?[0];
-        // `shunt_outside` checks that the new output's fact matches the one it replaces.
-        patch.shunt_outside(model, OutletId::new(relu.unwrap_or(id), 0), output)?;
-        patch.apply(model)?;
+        let (input, name) = (node.inputs[0], node.name.clone());
+        super::replace(
+            model,
+            input,
+            &name,
+            op,
+            OutletId::new(relu.unwrap_or(id), 0),
+        )?;
         replaced += 1;
     }
     Ok(replaced)
@@ -334,10 +348,7 @@ impl TypedOp for Depthwise3x3 {
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let shape = &inputs[0].shape;
-        let rank = shape.rank();
-        ensure!(rank >= 3, "depthwise input of rank {rank}");
-        let (height, width) = (shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?);
-        let (out_height, out_width) = self.window.output_size(height, width)?;
+        let ((out_height, out_width), rank) = self.window.output_plane(shape)?;
         let mut dims: TVec<TDim> = shape.to_tvec();
         dims[rank - 2] = out_height.into();
         dims[rank - 1] = out_width.into();

@@ -4,7 +4,8 @@
 //! memory, and [`dense`] computes the dense 3×3 convolutions; all on the vectors of `lanes`
 //! (AVX-512, AVX2 or portable, as [`Kernels`] says). The depthwise op's and the blocks' outputs
 //! are identical to tract's own, which the tests check exactly; the dense op sums in another
-//! order, and the tests bound its difference.
+//! order, and the tests bound its difference. With `SLBLUR_PRECISION=int8`, [`int8`] runs the
+//! blocks' 1×1 convolutions in 8-bit integers, and [`quantized`] the narrow blocks' ones.
 
 mod bands;
 pub mod bottleneck;
@@ -14,14 +15,33 @@ pub mod int8;
 mod lanes;
 mod pointwise;
 pub mod quantized;
+#[cfg(test)]
+mod testing;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::TypedModelPatch;
 use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 
 pub use lanes::{Isa, Kernels};
+
+/// Puts `op`, named `name` and reading `input`, in place of what computes `output`.
+fn replace(
+    model: &mut TypedModel,
+    input: OutletId,
+    name: &str,
+    op: impl Into<Box<dyn TypedOp>>,
+    output: OutletId,
+) -> TractResult<()> {
+    let mut patch = TypedModelPatch::default();
+    let tapped = patch.tap_model(model, input)?;
+    let wired = patch.wire_node(name, op, &[tapped])?[0];
+    // `shunt_outside` checks that the new output's fact matches the one it replaces.
+    patch.shunt_outside(model, output, wired)?;
+    patch.apply(model)
+}
 
 /// Which kernels a plan runs, read from the plan itself: slblur's ops with the vectors each
 /// uses, and tract's matrix kernels by name, each with how many ops use it.

@@ -68,12 +68,8 @@ pub fn rewrite(
         };
         let batch = model.outlet_fact(output)?.rank() == 4;
         let op = Int8Pointwise { conv, batch, isa };
-        let mut patch = TypedModelPatch::default();
-        let tapped = patch.tap_model(model, input)?;
-        let wired = patch.wire_node(&node.name, op, &[tapped])?[0];
-        // `shunt_outside` checks that the new output's fact matches the one it replaces.
-        patch.shunt_outside(model, output, wired)?;
-        patch.apply(model)?;
+        let name = node.name.clone();
+        super::replace(model, input, &name, op, output)?;
         replaced += 1;
     }
     Ok(replaced)
