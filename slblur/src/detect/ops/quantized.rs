@@ -1,6 +1,6 @@
-//! The 1×1 convolutions the fused blocks do not cover (the narrow blocks' and the head's), with
-//! their bias and ReLU, as one int8 op each ([`super::int8`]), in place of tract's float matrix
-//! product, for `SLBLUR_PRECISION=int8`.
+//! The inverted-residual blocks' 1×1 convolutions that the fused blocks do not cover (the narrow
+//! blocks'), with their bias and ReLU, as one int8 op each ([`super::int8`]), in place of tract's
+//! float matrix product, for `SLBLUR_PRECISION=int8`.
 //!
 //! A 1×1 convolution treats the plane as one row of points. The input is quantised once, groups
 //! of channels shared among the threads; then each thread multiplies blocks of output channels
@@ -77,8 +77,8 @@ pub fn rewrite(
 
 /// Whether a 1×1 convolution from `input` to `output` expands or projects an inverted-residual
 /// block: its output goes to a depthwise op, or its input comes from one. The head's
-/// convolutions stay in `f32`: in int8 they moved heatmap peaks by a cell on the sample video,
-/// and boxes with them (IoU 0.89).
+/// convolutions stay in `f32`: they make the heatmap and boxes themselves, with no later layer
+/// to average int8's rounding out.
 fn in_block(model: &TypedModel, input: OutletId, output: OutletId) -> bool {
     let depthwise = |node: &TypedNode| node.op_is::<Depthwise3x3>();
     let successors = &model.node(output.node).outputs[output.slot].successors;
