@@ -365,21 +365,17 @@ pub enum IntIsa {
 
 impl IntIsa {
     pub fn for_isa(isa: Isa) -> IntIsa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let has = |f: &str| match f {
-                "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),
-                "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
-                _ => false,
-            };
-            match isa {
-                Isa::Avx512 if has("avx512vnni") && has("avx512bw") => return IntIsa::Vnni,
-                Isa::Avx512 | Isa::Avx2 => return IntIsa::Avx2,
-                Isa::Portable => {}
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512
+                if std::arch::is_x86_feature_detected!("avx512vnni")
+                    && std::arch::is_x86_feature_detected!("avx512bw") =>
+            {
+                IntIsa::Vnni
             }
+            Isa::Avx512 | Isa::Avx2 => IntIsa::Avx2,
+            Isa::Portable => IntIsa::Portable,
         }
-        let _ = isa;
-        IntIsa::Portable
     }
 
     pub fn name(self) -> &'static str {
