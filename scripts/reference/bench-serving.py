@@ -509,7 +509,7 @@ def main() -> None:
     for threads in thread_counts:
         env = {"SLBLUR_ML_THREADS": str(threads), "SLBLUR_WORKERS": "1"}
         servers = [Slblur(args.slblur, {**env, **kernels_env}),
-                   Slblur(args.slblur, {**env, **int8_env}, label="slblur int8")]
+                   Slblur(args.slblur, {**env, **int8_env}, label=SLBLUR_LABEL["int8"])]
         contenders = servers + [Pipeline(label, m, threads) for label, m in models.items()]
         for frame, jpeg in jpegs.items():
             timed = interleaved(contenders, jpeg, args.warmup, args.frames)
@@ -540,7 +540,7 @@ def main() -> None:
     kernel_lines = {}
     for threads in thread_counts:
         contenders = [SlblurInference("slblur", args.stages, threads, kernels_env),
-                      SlblurInference("slblur int8", args.stages, threads, int8_env)]
+                      SlblurInference(SLBLUR_LABEL["int8"], args.stages, threads, int8_env)]
         for isa in narrower:
             contenders += [
                 SlblurInference(f"slblur, {isa} kernels", args.stages, threads,
@@ -580,7 +580,7 @@ def main() -> None:
     splits = [(1, cores), (cores, 1)] if cores > 1 else [(1, 1)]
     for _ in range(args.rounds):
         for (w, t), (label, env) in itertools.product(
-                splits, (("slblur", kernels_env), ("slblur int8", int8_env))):
+                splits, ((SLBLUR_LABEL["fp32"], kernels_env), (SLBLUR_LABEL["int8"], int8_env))):
             s = Slblur(args.slblur, {"SLBLUR_ML_THREADS": str(t), "SLBLUR_WORKERS": str(w),
                                      **env})
             key = f"{label} {w}x{t}"
@@ -605,8 +605,7 @@ def main() -> None:
         print(f"| {key} | {median(v):.2f} | {rss_mb} |")
     slblur_default = median(sat["slblur default"])
     # Each precision's best split.
-    slblur_best = {p: max(median(v) for key, v in sat.items()
-                          if key.startswith(SLBLUR_LABEL[p] + " ") and key[len(SLBLUR_LABEL[p]) + 1].isdigit())
+    slblur_best = {p: max(median(sat[f"{SLBLUR_LABEL[p]} {w}x{t}"]) for w, t in splits)
                    for p in PRECISIONS}
 
     # 5. Idle gaps on the default process: each round has a 5 s gap, a 1 s gap and two

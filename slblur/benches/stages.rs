@@ -186,9 +186,7 @@ fn main() -> anyhow::Result<()> {
 
 /// The inference alone at 640×384, in blocks asked for on stdin (see the module's comment).
 fn inference_blocks(model: &Path, root: &Path, config: &slblur::Config) -> anyhow::Result<()> {
-    let detector = Detector::load(model, config.ml_threads)?
-        .with_kernels(config.kernels)
-        .with_precision(config.precision)?;
+    let detector = Detector::configured(model, config)?;
     let source = std::fs::read(root.join("tests/fixtures/astronaut_640x360.jpg"))?;
     let (frame, _) = codec::decode(&source, u64::MAX)?;
     let shape = InputShape::for_frame(frame.width, frame.height, 640, u64::MAX);

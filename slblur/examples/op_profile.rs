@@ -29,9 +29,7 @@ fn run() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let detector = Detector::load(&model, config.ml_threads)?
-        .with_kernels(config.kernels)
-        .with_precision(config.precision)?;
+    let detector = Detector::configured(&model, &config)?;
     let source = std::fs::read(root.join("tests/fixtures/astronaut_640x360.jpg"))?;
     let (frame, _) = codec::decode(&source, u64::MAX)?;
     let shape = InputShape::for_frame(frame.width, frame.height, 640, u64::MAX);

@@ -27,9 +27,7 @@ impl Slblur {
     /// Loads the model, prepares and runs the plan for a typical frame (16:9 at the configured
     /// inference width) so the first request is not slow, and registers `slblur_faces_total`.
     pub fn start(config: Config, registry: &mut Registry) -> Result<Slblur, ModelError> {
-        let detector = Detector::load(&config.model, config.ml_threads)?
-            .with_kernels(config.kernels)
-            .with_precision(config.precision)?;
+        let detector = Detector::configured(&config.model, &config)?;
         if detector.sha256() != CENTERFACE_SHA256 {
             faas_server::tracing::warn!(
                 sha256 = detector.sha256(),

@@ -62,15 +62,6 @@ pub struct Inference {
     pub precision: Precision,
 }
 
-impl Inference {
-    pub fn size(&self) -> Size {
-        Size {
-            width: self.width,
-            height: self.height,
-        }
-    }
-}
-
 /// The arithmetic of the network's 1×1 convolutions, where nearly all of its multiply-adds are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,10 +5,12 @@
 //! checksum goes in the start-up log.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 
+use super::Size;
 use super::input::{InputShape, resize, to_tensor};
 use super::ops::bottleneck::pointwise_weights;
 use super::ops::int8::Activation;
@@ -35,32 +37,44 @@ pub struct Scales {
     pub sha256: String,
 }
 
+/// A float plan whose outputs are the inputs of every 1×1 convolution, named by its `EinSum`.
+type Observer = (Vec<String>, Arc<TypedRunnableModel>);
+
+/// The observer plan for network inputs of `net`.
+fn observer(model: &InferenceModel, net: Size) -> TractResult<Observer> {
+    let fact = f32::fact([1, 3, net.height as usize, net.width as usize]);
+    let mut typed = model
+        .clone()
+        .with_input_fact(0, fact.into())?
+        .into_typed()?
+        .into_decluttered()?;
+    let (mut convs, mut outlets) = (Vec::new(), Vec::new());
+    for node in typed.nodes() {
+        if pointwise_weights(&typed, node)?.is_some() {
+            convs.push(node.name.clone());
+            outlets.push(node.inputs[0]);
+        }
+    }
+    typed.select_output_outlets(&outlets)?;
+    Ok((convs, typed.into_optimized()?.into_runnable()?))
+}
+
 /// Runs the float network on [`FRAMES`] and takes the range of each channel of each 1×1
 /// convolution's input.
 pub fn calibrate(model: &InferenceModel) -> TractResult<Scales> {
     let mut ranges: BTreeMap<String, Vec<(f32, f32)>> = BTreeMap::new();
+    // Frames of the same network size share one plan (both are 640x384).
+    let mut plan: Option<(Size, Observer)> = None;
     for (name, bytes) in FRAMES {
         let (frame, _) = crate::codec::decode(bytes, u64::MAX)
             .map_err(|e| TractError::msg(format!("decoding the calibration frame {name}: {e}")))?;
-        let shape = InputShape::for_frame(frame.width, frame.height, WIDTH, u64::MAX);
-        let net = shape.net;
-        let fact = f32::fact([1, 3, net.height as usize, net.width as usize]);
-        let mut typed = model
-            .clone()
-            .with_input_fact(0, fact.into())?
-            .into_typed()?
-            .into_decluttered()?;
-        let mut inputs: Vec<(String, OutletId)> = Vec::new();
-        for node in typed.nodes() {
-            if pointwise_weights(&typed, node)?.is_some() {
-                inputs.push((node.name.clone(), node.inputs[0]));
-            }
+        let net = InputShape::for_frame(frame.width, frame.height, WIDTH, u64::MAX).net;
+        if plan.as_ref().is_none_or(|(size, _)| *size != net) {
+            plan = Some((net, observer(model, net)?));
         }
-        let outlets: Vec<OutletId> = inputs.iter().map(|(_, outlet)| *outlet).collect();
-        typed.select_output_outlets(&outlets)?;
-        let plan = typed.into_optimized()?.into_runnable()?;
-        let values = plan.run(tvec!(to_tensor(&resize(&frame, net), net).into()))?;
-        for ((conv, _), value) in inputs.iter().zip(&values) {
+        let (_, (convs, observe)) = plan.as_ref().expect("made above");
+        let values = observe.run(tvec!(to_tensor(&resize(&frame, net), net).into()))?;
+        for (conv, value) in convs.iter().zip(&values) {
             // `[1, channels, height, width]` or `[channels, height, width]`.
             let channels = value.shape()[value.rank() - 3];
             let value = value.try_as_plain_ram()?.as_slice::<f32>()?;

@@ -72,7 +72,7 @@ pub struct Detector {
     /// The vectors those ops use.
     kernels: Kernels,
     /// The int8 scales, when the plans run their 1×1 convolutions in int8.
-    scales: Option<Arc<Scales>>,
+    scales: Option<Scales>,
 }
 
 /// Which of slblur's own ops a [`Detector`]'s plans run in place of tract's, to compare them.
@@ -147,10 +147,7 @@ impl Detector {
     pub fn with_precision(mut self, precision: Precision) -> Result<Detector, ModelError> {
         self.scales = match precision {
             Precision::Fp32 => None,
-            Precision::Int8 => {
-                let scales = calibrate(&self.model).map_err(ModelError::Calibrate)?;
-                Some(Arc::new(scales))
-            }
+            Precision::Int8 => Some(calibrate(&self.model).map_err(ModelError::Calibrate)?),
         };
         self.plans_lock().clear();
         Ok(self)
@@ -166,6 +163,13 @@ impl Detector {
     /// The SHA-256 of the int8 scales, to log, when the plans use them.
     pub fn scales_sha256(&self) -> Option<&str> {
         self.scales.as_ref().map(|s| s.sha256.as_str())
+    }
+
+    /// The model at `path` as `config` sets it up: its inference threads, kernels and precision.
+    pub fn configured(path: &Path, config: &crate::Config) -> Result<Detector, ModelError> {
+        Detector::load(path, config.ml_threads)?
+            .with_kernels(config.kernels)
+            .with_precision(config.precision)
     }
 
     /// Plans that use only `ops` of slblur's own, to compare them with tract's.

@@ -480,7 +480,8 @@ fn band_avx2(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, o
 }
 
 /// A 1×1 convolution of `rows` (each `len` long) into `out` (rows `len` apart): in int8 when
-/// `int8` is given, quantising into `quantized`, else in `f32`.
+/// `int8` is given, quantising into `quantized` (grown once to the larger of the block's two
+/// convolutions, not refilled each row), else in `f32`.
 #[inline(always)]
 fn apply<V: Lanes, D: Dots, const SPAN: usize>(
     float: &Pointwise,
@@ -492,7 +493,11 @@ fn apply<V: Lanes, D: Dots, const SPAN: usize>(
 ) {
     match int8 {
         Some(conv) => {
-            quantized.resize(conv.inputs * len, 0);
+            let size = conv.inputs * len;
+            if quantized.len() < size {
+                quantized.resize(size, 0);
+            }
+            let quantized = &mut quantized[..size];
             quantize::<D, _>(conv, 0, rows, len, quantized);
             product::<D, SPAN>(conv, quantized, len, out);
         }

@@ -18,7 +18,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
 use super::bands::{Geometry, Output, in_bands};
-use super::depthwise::{Layout, Window, constants, kernel_rows, relu_after};
+use super::depthwise::{Layout, Window, constants, kernel_rows};
 use super::lanes::{Isa, Kernels, LANES, Lanes, Portable};
 use super::pointwise::{BLOCK, Pointwise, pointwise};
 
@@ -77,25 +77,13 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
     if kernels.isa() == Isa::Portable {
         return Ok(0);
     }
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(mut op) = Dense3x3::for_conv(model, node, kernels.isa())? else {
-            continue;
-        };
-        let relu = relu_after(model, id)?;
-        op.conv.relu = relu.is_some();
-        let (input, name) = (node.inputs[0], node.name.clone());
-        super::replace(
-            model,
-            input,
-            &name,
-            op,
-            OutletId::new(relu.unwrap_or(id), 0),
-        )?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    super::replace_convs(model, |model, node, relu| {
+        let op = Dense3x3::for_conv(model, node, kernels.isa())?;
+        Ok(op.map(|mut op| {
+            op.conv.relu = relu;
+            op
+        }))
+    })
 }
 
 impl Op for Dense3x3 {

@@ -193,27 +193,14 @@ impl Depthwise3x3 {
 /// follows it when it is the convolution's only reader, by ops whose kernel uses `kernels`, with
 /// fused multiply-adds if `fused` (then no longer exactly tract's); returns how many.
 pub fn rewrite(model: &mut TypedModel, kernels: Kernels, fused: bool) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(mut op) = Depthwise3x3::for_conv(model, node)? else {
-            continue;
-        };
-        let relu = relu_after(model, id)?;
-        op.relu = relu.is_some();
-        op.fused = fused;
-        op.isa = kernels.isa();
-        let (input, name) = (node.inputs[0], node.name.clone());
-        super::replace(
-            model,
-            input,
-            &name,
-            op,
-            OutletId::new(relu.unwrap_or(id), 0),
-        )?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    super::replace_convs(model, |model, node, relu| {
+        Ok(Depthwise3x3::for_conv(model, node)?.map(|op| Depthwise3x3 {
+            relu,
+            fused,
+            isa: kernels.isa(),
+            ..op
+        }))
+    })
 }
 
 /// The node computing `max(x, 0)` of node `id`'s output, when it is that output's only reader.

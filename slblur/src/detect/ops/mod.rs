@@ -43,6 +43,36 @@ fn replace(
     patch.apply(model)
 }
 
+/// Replaces every `Conv` node of `model` that `op_for` makes an op for (told whether a ReLU that
+/// it may take in follows), with that ReLU when it is the convolution's only reader; returns how
+/// many.
+fn replace_convs<O: TypedOp>(
+    model: &mut TypedModel,
+    op_for: impl Fn(&TypedModel, &TypedNode, bool) -> TractResult<Option<O>>,
+) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        if !node.op_is::<tract_onnx::tract_core::ops::cnn::Conv>() {
+            continue;
+        }
+        let relu = depthwise::relu_after(model, id)?;
+        let Some(op) = op_for(model, node, relu.is_some())? else {
+            continue;
+        };
+        let (input, name) = (node.inputs[0], node.name.clone());
+        replace(
+            model,
+            input,
+            &name,
+            op,
+            OutletId::new(relu.unwrap_or(id), 0),
+        )?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
 /// Which kernels a plan runs, read from the plan itself: slblur's ops with the vectors each
 /// uses, and tract's matrix kernels by name, each with how many ops use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
