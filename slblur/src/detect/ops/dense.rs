@@ -207,7 +207,6 @@ fn band<V: Lanes, const SPAN: usize>(
 ) {
     let (layout, window) = (&g.layout, &op.window);
     let (inputs, len) = (op.inputs, layout.len);
-    let mut scratch = layout.scratch();
     // The laid-out input rows of the last three kernel rows, all channels; what a layout leaves
     // as padding stays zero.
     let mut ring = vec![0.0; 3 * inputs * len];
@@ -224,7 +223,7 @@ fn band<V: Lanes, const SPAN: usize>(
             let slot = &mut ring[(r % 3) * inputs * len..][..inputs * len];
             for (channel, laid) in slot.chunks_exact_mut(len).enumerate() {
                 let row = &input[(channel * g.height + r) * g.width..][..g.width];
-                layout.lay_out(row, laid, &mut scratch);
+                layout.lay_out(row, laid);
             }
             held[r % 3] = Some(r);
         }
@@ -250,15 +249,9 @@ fn band<V: Lanes, const SPAN: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::ops::testing::{self, run};
+    use crate::detect::ops::testing::{self, run, values};
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 509.0)
-            .collect()
-    }
 
     /// One convolution over `[1, inputs, height, width]`, with a ReLU after it if `relu`.
     fn conv_model(

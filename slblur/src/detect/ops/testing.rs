@@ -1,7 +1,9 @@
-//! What the ops' unit tests share: small models run as plans.
+//! What the ops' unit tests share: small models, their values, and running them as plans.
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::math::max;
+use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// `max(x, 0)` wired after `x`.
 pub fn relu(model: &mut TypedModel, name: &str, x: OutletId) -> OutletId {
@@ -25,4 +27,50 @@ pub fn run(model: TypedModel, input: &Tensor, threads: usize) -> Vec<f32> {
         .try_as_plain_ram()
         .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
         .expect("f32")
+}
+
+/// Values in [-1, 1) that vary with `seed`.
+pub fn values(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 509.0)
+        .collect()
+}
+
+/// A 1×1 convolution of `x`, or a `kernel`×`kernel` depthwise one padded to keep the size at
+/// stride 1, with weights and bias from [`values`].
+pub fn conv(
+    model: &mut TypedModel,
+    name: &str,
+    x: OutletId,
+    (input, output): (usize, usize),
+    kernel: usize,
+    stride: usize,
+) -> OutletId {
+    let group = if kernel == 1 { 1 } else { input };
+    let weights = Tensor::from_shape(
+        &[output, input / group, kernel, kernel],
+        &values(output * input / group * kernel * kernel, name.len()),
+    )
+    .expect("weights");
+    let bias = Tensor::from_shape(&[output], &values(output, 3 * name.len())).expect("bias");
+    let weights = model.add_const(format!("{name}.w"), weights).expect("w");
+    let bias = model.add_const(format!("{name}.b"), bias).expect("b");
+    let pad = kernel / 2;
+    let op = Conv {
+        pool_spec: PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: tvec![kernel, kernel],
+            padding: PaddingSpec::Explicit(tvec![pad, pad], tvec![pad, pad]),
+            dilations: None,
+            strides: Some(tvec![stride, stride]),
+            input_channels: input,
+            output_channels: output,
+        },
+        kernel_fmt: KernelFormat::OIHW,
+        group,
+        q_params: None,
+    };
+    model
+        .wire_node(name, op, &[x, weights, bias])
+        .expect("conv")[0]
 }

@@ -55,28 +55,32 @@ impl Layout {
         }
     }
 
-    /// Lays `row` out into `laid` (`len` long); `scratch` holds one padded row at stride 2 and
-    /// must be zero outside the row, as [`Layout::scratch`] makes it.
-    pub fn lay_out(&self, row: &[f32], laid: &mut [f32], scratch: &mut [f32]) {
+    /// Lays `row` out into `laid` (`len` long), writing only the row's columns: the padding
+    /// keeps what `laid` holds there, which must be zeros where a kernel reads them.
+    pub fn lay_out(&self, row: &[f32], laid: &mut [f32]) {
+        let pad_left = self.pad_left;
         if self.step == 1 {
-            laid[self.pad_left..][..self.width].copy_from_slice(row);
+            laid[pad_left..][..self.width].copy_from_slice(row);
             return;
         }
-        scratch[self.pad_left..][..self.width].copy_from_slice(row);
-        // `reads[1]` is where the odd columns start.
+        // Column `j` is padded column `pad_left + j`: the even ones go to the first half, the
+        // odd ones to the second, which starts at `reads[1]`; straight from the row, in one
+        // pass.
         let (even, odd) = laid.split_at_mut(self.reads[1]);
-        for ((pair, e), o) in scratch.chunks_exact(2).zip(even).zip(odd) {
-            *e = pair[0];
-            *o = pair[1];
-        }
-    }
-
-    /// The scratch row [`Layout::lay_out`] needs.
-    pub fn scratch(&self) -> Vec<f32> {
-        if self.step == 1 {
-            Vec::new()
+        let (first, second) = if pad_left.is_multiple_of(2) {
+            (even, odd)
         } else {
-            vec![0.0; self.padded.next_multiple_of(2)]
+            (odd, even)
+        };
+        let first = &mut first[pad_left / 2..];
+        let second = &mut second[pad_left.div_ceil(2)..];
+        let pairs = row.chunks_exact(2);
+        if let &[last] = pairs.remainder() {
+            first[self.width / 2] = last;
+        }
+        for ((pair, a), b) in pairs.zip(first).zip(second) {
+            *a = pair[0];
+            *b = pair[1];
         }
     }
 
@@ -110,14 +114,12 @@ pub(super) struct Rows {
     ring: Vec<f32>,
     /// The input row each slot of the ring holds, if any.
     held: [Option<usize>; 3],
-    scratch: Vec<f32>,
 }
 
 impl Rows {
     pub(super) fn new(layout: Layout, height: usize, pad_top: usize) -> Rows {
         Rows {
             ring: vec![0.0; 3 * layout.len],
-            scratch: layout.scratch(),
             layout,
             height,
             pad_top,
@@ -133,8 +135,7 @@ impl Rows {
         for r in inputs.into_iter().flatten() {
             if self.held[r % 3] != Some(r) {
                 let laid = &mut self.ring[(r % 3) * len..][..len];
-                self.layout
-                    .lay_out(&plane[r * width..][..width], laid, &mut self.scratch);
+                self.layout.lay_out(&plane[r * width..][..width], laid);
                 self.held[r % 3] = Some(r);
             }
         }
@@ -313,19 +314,20 @@ fn whole_with<V: Lanes, const FUSED: bool>(
         flat.padded[flat.origin + r * row..][..width].copy_from_slice(values);
     }
     let taps = filter.taps.map(V::splat);
-    let bias = V::splat(filter.bias);
-    for (f, sums) in (0..).step_by(LANES).zip(flat.sums.chunks_exact_mut(LANES)) {
-        let mut lanes = bias;
-        for ky in 0..3 {
-            let padded = &flat.padded[f + ky * row..];
-            for kx in 0..3 {
-                lanes = tap::<V, FUSED>(lanes, taps[3 * ky + kx], V::load(&padded[kx..]));
-            }
+    // Tap `(ky, kx)` of the whole plane: kernel row `ky`'s values, read `kx` further on.
+    let rows = [0, 1, 2].map(|ky| Some(&flat.padded[ky * row..]));
+    let mut f = 0;
+    while f + SPAN * LANES <= flat.sums.len() {
+        let sums = sums::<V, FUSED, SPAN>(&rows, [0, 1, 2], &taps, filter, f);
+        for (j, sums) in sums.into_iter().enumerate() {
+            sums.store(&mut flat.sums[f + j * LANES..]);
         }
-        if filter.relu {
-            lanes = lanes.relu();
-        }
-        lanes.store(sums);
+        f += SPAN * LANES;
+    }
+    while f < flat.sums.len() {
+        let [sums] = sums::<V, FUSED, 1>(&rows, [0, 1, 2], &taps, filter, f);
+        sums.store(&mut flat.sums[f..]);
+        f += LANES;
     }
     for (y, out_row) in out.chunks_exact_mut(flat.out_width).enumerate() {
         out_row.copy_from_slice(&flat.sums[y * row..][..flat.out_width]);
@@ -357,26 +359,56 @@ fn row_with<V: Lanes, const FUSED: bool>(
     out: &mut [f32],
 ) {
     let taps = filter.taps.map(V::splat);
-    let bias = V::splat(filter.bias);
-    for (x, out_lanes) in (0..).step_by(LANES).zip(out.chunks_mut(LANES)) {
-        let mut sums = bias;
-        for (ky, row) in kernel_rows.iter().enumerate() {
-            let Some(row) = row else { continue };
-            for (kx, read) in reads.into_iter().enumerate() {
-                sums = tap::<V, FUSED>(sums, taps[3 * ky + kx], V::load(&row[read + x..]));
-            }
+    let mut x = 0;
+    while x + SPAN * LANES <= out.len() {
+        let sums = sums::<V, FUSED, SPAN>(&kernel_rows, reads, &taps, filter, x);
+        for (j, sums) in sums.into_iter().enumerate() {
+            sums.store(&mut out[x + j * LANES..]);
         }
-        if filter.relu {
-            sums = sums.relu();
-        }
-        if out_lanes.len() == LANES {
+        x += SPAN * LANES;
+    }
+    while x < out.len() {
+        let [sums] = sums::<V, FUSED, 1>(&kernel_rows, reads, &taps, filter, x);
+        let out_lanes = &mut out[x..];
+        if out_lanes.len() >= LANES {
             sums.store(out_lanes);
         } else {
             let mut last = [0.0; LANES];
             sums.store(&mut last);
             out_lanes.copy_from_slice(&last[..out_lanes.len()]);
         }
+        x += LANES;
     }
+}
+
+/// Vectors of one output row computed together: each vector's sum is a chain of nine dependent
+/// additions, so a vector at a time waits on their latency; four chains side by side keep the
+/// adders busy.
+const SPAN: usize = 5;
+
+/// The sums of `N` vectors of output points from `x` on, with the ReLU applied.
+#[inline(always)]
+fn sums<V: Lanes, const FUSED: bool, const N: usize>(
+    kernel_rows: &[Option<&[f32]>; 3],
+    reads: [usize; 3],
+    taps: &[V; 9],
+    filter: &Filter,
+    x: usize,
+) -> [V; N] {
+    let mut sums = [V::splat(filter.bias); N];
+    for (ky, row) in kernel_rows.iter().enumerate() {
+        let Some(row) = row else { continue };
+        for (kx, read) in reads.into_iter().enumerate() {
+            let values = &row[read + x..][..N * LANES];
+            for (j, sum) in sums.iter_mut().enumerate() {
+                *sum = tap::<V, FUSED>(*sum, taps[3 * ky + kx], V::load(&values[j * LANES..]));
+            }
+        }
+    }
+    if filter.relu {
+        sums = sums.map(V::relu);
+    }
+    sums
 }
 
 #[cfg(test)]
@@ -393,55 +425,58 @@ mod tests {
 
     #[test]
     fn every_kernel_this_cpu_has_and_whole_planes_give_the_portable_rows_result_fused_or_not() {
-        let (height, width) = (9, 21);
-        let input: Vec<f32> = (0..height * width)
-            .map(|i| (i as f32 * 0.37).sin())
-            .collect();
         let taps: Taps = std::array::from_fn(|i| i as f32 * 0.25 - 1.0);
         let kernels = kernels();
         assert_eq!(kernels.last().map(|k| k.0), Some(Isa::Portable));
-        for (step, out_height, out_width) in [(1, 9, 21), (2, 5, 11)] {
-            let layout = Layout::new(step, width, out_width, [1, 1]);
-            let rows = || Planes::Rows(Rows::new(layout.clone(), height, 1));
-            let mut kept = vec![rows()];
-            if step == 1 {
-                let flat = Flat::new((height, width), (out_height, out_width), 1, [1, 1]);
-                kept.push(Planes::Flat(flat));
-            }
-            let mut unfused = Vec::new();
-            for (fused, relu) in [(false, false), (false, true), (true, false), (true, true)] {
-                let filter = Filter {
-                    taps: &taps,
-                    bias: 0.5,
-                    relu,
-                    fused,
-                };
-                let run = |kernel: PlaneKernel, planes: &mut Planes| {
-                    let mut out = vec![f32::NAN; out_height * out_width];
-                    kernel(planes, &input, &filter, &mut out);
-                    out
-                };
-                let portable = run(plane::<Portable>, &mut rows());
-                assert!(portable.iter().all(|v| v.is_finite()));
-                assert_eq!(relu, portable.iter().all(|&v| v >= 0.0));
-                if fused {
-                    // Within rounding of the unfused sums, and exactly the same on every CPU.
-                    let expected: &Vec<f32> = &unfused[usize::from(relu)];
-                    for (a, b) in portable.iter().zip(expected) {
-                        assert!((a - b).abs() <= 1e-5, "fused {a}, unfused {b}");
-                    }
-                } else {
-                    unfused.push(portable.clone());
+        // Rows of a vector or two, and of several steps of vectors with a partial one after.
+        for (height, width) in [(9usize, 21usize), (5, 150)] {
+            let input: Vec<f32> = (0..height * width)
+                .map(|i| (i as f32 * 0.37).sin())
+                .collect();
+            for step in [1, 2] {
+                let (out_height, out_width) = (height.div_ceil(step), width.div_ceil(step));
+                let layout = Layout::new(step, width, out_width, [1, 1]);
+                let rows = || Planes::Rows(Rows::new(layout.clone(), height, 1));
+                let mut kept = vec![rows()];
+                if step == 1 {
+                    let flat = Flat::new((height, width), (out_height, out_width), 1, [1, 1]);
+                    kept.push(Planes::Flat(flat));
                 }
-                for planes in &mut kept {
-                    let whole = matches!(planes, Planes::Flat(_));
-                    for (isa, kernel) in &kernels {
-                        // Twice: what one plane leaves behind must not change the next.
-                        for _ in 0..2 {
-                            let out = run(*kernel, planes);
-                            let case =
-                                format!("{isa:?}, stride {step}, relu {relu}, fused {fused}");
-                            assert_eq!(portable, out, "{case}, whole plane {whole}");
+                let mut unfused = Vec::new();
+                for (fused, relu) in [(false, false), (false, true), (true, false), (true, true)] {
+                    let filter = Filter {
+                        taps: &taps,
+                        bias: 0.5,
+                        relu,
+                        fused,
+                    };
+                    let run = |kernel: PlaneKernel, planes: &mut Planes| {
+                        let mut out = vec![f32::NAN; out_height * out_width];
+                        kernel(planes, &input, &filter, &mut out);
+                        out
+                    };
+                    let portable = run(plane::<Portable>, &mut rows());
+                    assert!(portable.iter().all(|v| v.is_finite()));
+                    assert_eq!(relu, portable.iter().all(|&v| v >= 0.0));
+                    if fused {
+                        // Within rounding of the unfused sums, and exactly the same on every CPU.
+                        let expected: &Vec<f32> = &unfused[usize::from(relu)];
+                        for (a, b) in portable.iter().zip(expected) {
+                            assert!((a - b).abs() <= 1e-5, "fused {a}, unfused {b}");
+                        }
+                    } else {
+                        unfused.push(portable.clone());
+                    }
+                    for planes in &mut kept {
+                        let whole = matches!(planes, Planes::Flat(_));
+                        for (isa, kernel) in &kernels {
+                            // Twice: what one plane leaves behind must not change the next.
+                            for _ in 0..2 {
+                                let out = run(*kernel, planes);
+                                let case =
+                                    format!("{isa:?}, stride {step}, relu {relu}, fused {fused}");
+                                assert_eq!(portable, out, "{case}, whole plane {whole}");
+                            }
                         }
                     }
                 }
@@ -461,7 +496,7 @@ mod tests {
             let layout = Layout::new(step, width, out_width, pads);
             let row: Vec<f32> = (1..=width).map(|v| v as f32).collect();
             let mut laid = vec![0.0; layout.len];
-            layout.lay_out(&row, &mut laid, &mut layout.scratch());
+            layout.lay_out(&row, &mut laid);
             let padding = layout.padding();
             let case = format!("stride {step}, width {width}, pads {pads:?}");
             assert_eq!(
