@@ -58,6 +58,7 @@ impl Slblur {
             depthwise = kernels.depthwise(),
             blocks = kernels.blocks(),
             dense = kernels.dense(),
+            conv1x1 = kernels.conv1x1(),
             int8 = kernels.int8(),
             tract_matmul = kernels.tract_matmul(),
             "kernels"

@@ -1,5 +1,5 @@
 //! The network with slblur's own ops (the depthwise op alone, and the fused inverted-residual
-//! blocks built on it) gives exactly tract's outputs on a real frame, at both network sizes the
+//! blocks built on it with the other 1×1 convolutions) gives exactly tract's outputs on a real frame, at both network sizes the
 //! benchmarks use, with one and two threads and with every kernel variant this CPU has (as
 //! `SLBLUR_KERNELS` forces them), and on synthetic input at five more sizes. With the dense 3×3
 //! convolutions too (the default), the outputs stay within rounding of tract's and the faces
@@ -93,6 +93,7 @@ fn own_ops_give_tracts_outputs_exactly() {
             if kernels.isa() == Isa::Portable {
                 // Blocks need the fused multiply-add tract's matrix kernels use.
                 assert!(report.blocks.is_empty(), "{report}");
+                assert!(report.conv1x1.is_empty(), "{report}");
                 assert_eq!(report.depthwise.get(&Isa::Portable), Some(&17), "{report}");
             } else {
                 // At 640×384, the six blocks whose rows are at least 64 points wide.
@@ -103,6 +104,9 @@ fn own_ops_give_tracts_outputs_exactly() {
                 assert_eq!(ops_in_plan(&blocks, "Depthwise3x3").len(), 11);
                 assert_eq!(report.blocks.get(&kernels.isa()), Some(&6), "{report}");
                 assert_eq!(report.depthwise.get(&kernels.isa()), Some(&11), "{report}");
+                // Every other 1×1 convolution with outputs in blocks of four: the narrow
+                // blocks', the feature pyramid's and the head's.
+                assert_eq!(report.conv1x1.get(&kernels.isa()), Some(&26), "{report}");
             }
             assert!(!report.tract_matmul.is_empty(), "{report}");
             for (width, expected) in [640, 1280].into_iter().zip(&expected) {

@@ -1,14 +1,15 @@
 //! slblur's own tract ops, where tract's are slow on this network: [`depthwise`] computes the
 //! depthwise convolutions (and their ReLUs) faster than tract's kernel, [`bottleneck`] runs
 //! each wide inverted-residual block as one op so its large intermediate tensors never reach
-//! memory, and [`dense`] computes the dense 3×3 convolutions; all on the vectors of `lanes`
-//! (AVX-512, AVX2 or portable, as [`Kernels`] says). The depthwise op's and the blocks' outputs
-//! are identical to tract's own, which the tests check exactly; the dense op sums in another
-//! order, and the tests bound its difference. With `SLBLUR_PRECISION=int8`, [`int8`] runs the
-//! blocks' 1×1 convolutions in 8-bit integers, and [`quantized`] the narrow blocks' ones.
-
+//! memory, [`conv1x1`] computes the other 1×1 convolutions without packing their inputs, and
+//! [`dense`] the dense 3×3 convolutions; all on the vectors of `lanes` (AVX-512, AVX2 or
+//! portable, as [`Kernels`] says). The depthwise op's, the blocks' and the 1×1 convolutions'
+//! outputs are identical to tract's own, which the tests check exactly; the dense op sums in
+//! another order, and the tests bound its difference. With `SLBLUR_PRECISION=int8`, [`int8`] runs
+//! the blocks' 1×1 convolutions in 8-bit integers, and [`quantized`] the narrow blocks' ones.
 mod bands;
 pub mod bottleneck;
+pub mod conv1x1;
 pub mod dense;
 pub mod depthwise;
 pub mod int8;
@@ -82,6 +83,8 @@ pub struct KernelReport {
     pub depthwise: BTreeMap<Isa, usize>,
     pub blocks: BTreeMap<Isa, usize>,
     pub dense: BTreeMap<Isa, usize>,
+    /// The other 1×1 convolutions in `f32`.
+    pub conv1x1: BTreeMap<Isa, usize>,
     /// The int8 1×1 convolutions (standalone, and in blocks) by integer kernels.
     pub int8: BTreeMap<int8::IntIsa, usize>,
     pub tract_matmul: BTreeMap<String, usize>,
@@ -94,6 +97,7 @@ impl KernelReport {
             depthwise: BTreeMap::new(),
             blocks: BTreeMap::new(),
             dense: BTreeMap::new(),
+            conv1x1: BTreeMap::new(),
             int8: BTreeMap::new(),
             tract_matmul: BTreeMap::new(),
         };
@@ -110,6 +114,8 @@ impl KernelReport {
                 *report.int8.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<dense::Dense3x3>() {
                 *report.dense.entry(op.isa).or_default() += 1;
+            } else if let Some(op) = node.op_as::<conv1x1::Conv1x1>() {
+                *report.conv1x1.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<OptMatMul>() {
                 for mmm in &op.mmm {
                     *report
@@ -135,6 +141,11 @@ impl KernelReport {
     /// slblur's dense 3×3 convolutions, e.g. `avx512 (512-bit) x2`, or `none`.
     pub fn dense(&self) -> String {
         Self::own(&self.dense)
+    }
+
+    /// slblur's other `f32` 1×1 convolutions, e.g. `avx512 (512-bit) x29`, or `none`.
+    pub fn conv1x1(&self) -> String {
+        Self::own(&self.conv1x1)
     }
 
     /// slblur's int8 1×1 convolutions, e.g. `avx512-vnni x34`, or `none`.
@@ -170,11 +181,12 @@ impl fmt::Display for KernelReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "kernels {}: depthwise {}; blocks {}; dense {}; int8 1×1 {}; tract matmul {}",
+            "kernels {}: depthwise {}; blocks {}; dense {}; 1×1 {}; int8 1×1 {}; tract matmul {}",
             self.kernels,
             self.depthwise(),
             self.blocks(),
             self.dense(),
+            self.conv1x1(),
             self.int8(),
             self.tract_matmul()
         )

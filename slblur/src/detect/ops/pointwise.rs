@@ -4,6 +4,8 @@
 //! ([`super::dense`]) they are each input channel's three kernel rows at each of their three
 //! column offsets, read in place, so the convolution needs no copy of its input per tap.
 
+use std::ops::Range;
+
 use super::lanes::{LANES, Lanes};
 
 /// Output channels a step computes together.
@@ -82,6 +84,15 @@ impl Source for [&[f32]] {
     }
 }
 
+/// Each `points`-long row of `input` in a row `len` long, zeros after it.
+pub(super) fn pad_rows(input: &[f32], points: usize, len: usize) -> Vec<f32> {
+    let mut padded = vec![0.0; input.len() / points * len];
+    for (row, values) in padded.chunks_exact_mut(len).zip(input.chunks_exact(points)) {
+        row[..points].copy_from_slice(values);
+    }
+    padded
+}
+
 /// `out[o][x] = bias[o] + Σ_i w[o][i] · input.row(i)[x]`, then the ReLU if `conv` has one, for
 /// every `x < len` (a multiple of [`LANES`]); rows of `out` are `out_stride` apart.
 #[inline(always)]
@@ -92,20 +103,41 @@ pub(super) fn pointwise<V: Lanes, const SPAN: usize, S: Source + ?Sized>(
     out: &mut [f32],
     out_stride: usize,
 ) {
-    let blocks = conv.packed.chunks_exact(conv.inputs * BLOCK);
-    for (block, weights) in blocks.enumerate() {
+    let blocks = 0..conv.outputs / BLOCK;
+    pointwise_blocks::<V, SPAN, S>(conv, blocks, input, 0..len, out, out_stride);
+}
+
+/// [`pointwise`] for the output channels of [`BLOCK`]s `blocks` at points `xs` (whole vectors),
+/// into `out` from the first block's first channel, rows `out_stride` apart.
+#[inline(always)]
+pub(super) fn pointwise_blocks<V: Lanes, const SPAN: usize, S: Source + ?Sized>(
+    conv: &Pointwise,
+    blocks: Range<usize>,
+    input: &S,
+    xs: Range<usize>,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    let size = conv.inputs * BLOCK;
+    for (i, block) in blocks.enumerate() {
+        let weights = &conv.packed[block * size..][..size];
         let bias: &[f32; BLOCK] = conv.bias[block * BLOCK..][..BLOCK]
             .try_into()
             .expect("a block");
-        let out = &mut out[block * BLOCK * out_stride..];
-        let mut x = 0;
-        while x + SPAN * LANES <= len {
+        let out = &mut out[i * BLOCK * out_stride..];
+        let mut x = xs.start;
+        while x + SPAN * LANES <= xs.end {
             step::<V, SPAN, S>(weights, bias, conv.relu, input, x, out, out_stride);
             x += SPAN * LANES;
         }
-        while x < len {
-            step::<V, 1, S>(weights, bias, conv.relu, input, x, out, out_stride);
-            x += LANES;
+        // The rest in one step: a vector at a time, each input's four weights would be read
+        // for one vector of products.
+        match (xs.end - x) / LANES {
+            0 => {}
+            1 => step::<V, 1, S>(weights, bias, conv.relu, input, x, out, out_stride),
+            2 => step::<V, 2, S>(weights, bias, conv.relu, input, x, out, out_stride),
+            3 => step::<V, 3, S>(weights, bias, conv.relu, input, x, out, out_stride),
+            rest => unreachable!("{rest} vectors left after steps of {SPAN}"),
         }
     }
 }

@@ -21,7 +21,7 @@ use super::int8::{
     Activation, BLOCK, Dots, GROUP, IntIsa, Portable, Quantized, product_blocks, quantize,
 };
 use super::lanes::LANES;
-use super::pointwise::Strided;
+use super::pointwise::{Strided, pad_rows};
 
 /// A 1×1 convolution over a channels-first tensor, in int8.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,15 +162,6 @@ impl EvalOp for Int8Pointwise {
         )?;
         Ok(tvec!(output.into_tvalue()))
     }
-}
-
-/// Each `points`-long row of `input` in a row `len` long, zeros after it.
-fn pad_rows(input: &[f32], points: usize, len: usize) -> Vec<f32> {
-    let mut padded = vec![0.0; input.len() / points * len];
-    for (row, values) in padded.chunks_exact_mut(len).zip(input.chunks_exact(points)) {
-        row[..points].copy_from_slice(values);
-    }
-    padded
 }
 
 impl TypedOp for Int8Pointwise {

@@ -1,0 +1,289 @@
+//! The 1×1 convolutions that the fused blocks do not cover (the narrow blocks' and the head's),
+//! with their bias and ReLU, as one op each in place of tract's matrix product.
+//!
+//! tract packs each one's input into panels before multiplying: at 640×384 the packing alone
+//! took 1.4 ms of a 25 ms inference on one thread of a Zen 5. Here the plane is one row of points
+//! per channel, read in place by [`super::pointwise`]'s register-blocked product, and the output
+//! is written in place. Each thread takes some blocks of output channels; it runs them over a
+//! chunk of points at a time, so the chunk's input stays in the L2 cache while every block reads
+//! it.
+//!
+//! The sums are tract's, in tract's order (inputs in order with fused multiply-adds from zero,
+//! then the bias, then the ReLU), so the outputs are identical to tract's own, which the tests
+//! check exactly. As for the blocks, that holds where tract's matrix kernels fuse their
+//! multiply-adds, so the rewrite happens only on such CPUs.
+
+use tract_linalg::multithread::par_chunks_mut;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+
+use super::bottleneck::{biased, pointwise_weights};
+use super::depthwise::{relu_after, sole_reader};
+use super::lanes::{Isa, Kernels, LANES, Lanes};
+use super::pointwise::{BLOCK, Pointwise, Strided, pad_rows, pointwise_blocks};
+
+/// Points multiplied by all of a thread's blocks before the next: a chunk of up to 960 input
+/// channels is at most 480 kB, within a Zen 5's 1 MB L2 cache.
+const CHUNK: usize = 128;
+
+/// A 1×1 convolution over a channels-first tensor, with its bias and optional ReLU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv1x1 {
+    conv: Pointwise,
+    /// Whether the output has a batch axis (of one) before its channels, as the input may.
+    batch: bool,
+    /// The vectors its kernel uses.
+    pub(in crate::detect) isa: Isa,
+}
+
+impl Eq for Conv1x1 {}
+
+/// Replaces every 1×1 convolution of `model` (an `EinSum` with constant weights in blocks of
+/// [`BLOCK`] output channels, the bias sum after it, and the ReLU after that when there is one)
+/// by a [`Conv1x1`] using `kernels`; returns how many. Does nothing with the portable kernels,
+/// which a CPU without fused multiply-add gets.
+pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
+    let isa = kernels.isa();
+    if isa == Isa::Portable {
+        return Ok(0);
+    }
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some((weights, input)) = pointwise_weights(model, node)? else {
+            continue;
+        };
+        let Some(sum) = sole_reader(model, OutletId::new(id, 0)) else {
+            continue;
+        };
+        let Some((_, bias)) = biased(model, sum)? else {
+            continue;
+        };
+        let relu = relu_after(model, sum.id)?;
+        let output = OutletId::new(relu.unwrap_or(sum.id), 0);
+        let batch = model.outlet_fact(output)?.rank() == 4;
+        let conv = Pointwise::new(&weights, bias, relu.is_some());
+        let name = node.name.clone();
+        super::replace(model, input, &name, Conv1x1 { conv, batch, isa }, output)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+impl Conv1x1 {
+    fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
+        let shape = [self.conv.outputs, height, width];
+        self.batch.then_some(1).into_iter().chain(shape).collect()
+    }
+}
+
+impl Op for Conv1x1 {
+    fn name(&self) -> StaticName {
+        "Conv1x1".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{}→{} channels{}; {}",
+            self.conv.inputs,
+            self.conv.outputs,
+            if self.conv.relu { ", then ReLU" } else { "" },
+            self.isa,
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Conv1x1 {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let (channels, height, width) = match *input.shape() {
+            [1, c, h, w] | [c, h, w] => (c, h, w),
+            ref shape => bail!("1×1 convolution input of shape {shape:?}"),
+        };
+        let conv = &self.conv;
+        ensure!(
+            channels == conv.inputs,
+            "1×1 convolution input of {channels} channels, expected {}",
+            conv.inputs
+        );
+        let points = height * width;
+        let len = points.next_multiple_of(LANES);
+        let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
+        // Rows of whole vectors, in and out: the product reads and writes `len` points.
+        let padded;
+        let rows = if len == points {
+            input
+        } else {
+            padded = pad_rows(input, points, len);
+            &padded
+        };
+        let rows = Strided {
+            values: rows,
+            stride: len,
+        };
+        // SAFETY: every point of every output channel is stored before anything reads it.
+        let mut output =
+            unsafe { Tensor::uninitialized::<f32>(&self.output_shape(height, width))? };
+        let mut view = output.try_as_plain_ram_mut()?;
+        let out = view.as_slice_mut::<f32>()?;
+        let kernel = kernel(self.isa);
+        let work = conv.inputs * conv.outputs * points;
+        let run = |out: &mut [f32]| {
+            par_chunks_mut(out, BLOCK * len, work, |block, chunk| {
+                kernel(conv, block, &rows, len, chunk);
+                Ok(())
+            })
+        };
+        if len == points {
+            run(out)?;
+        } else {
+            let mut sums = vec![0.0; conv.outputs * len];
+            run(&mut sums)?;
+            for (out, sums) in out.chunks_exact_mut(points).zip(sums.chunks_exact(len)) {
+                out.copy_from_slice(&sums[..points]);
+            }
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for Conv1x1 {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let shape = &inputs[0].shape;
+        let rank = shape.rank();
+        ensure!(rank >= 3, "1×1 convolution input of rank {rank}");
+        let (height, width) = (shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?);
+        Ok(tvec!(f32::fact(self.output_shape(height, width))))
+    }
+
+    fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
+        let points = self.output_facts(inputs)?[0].shape.volume() / self.conv.outputs;
+        let products = points * self.conv.inputs * self.conv.outputs;
+        Ok(tvec!((Cost::FMA(f32::datum_type()), products)))
+    }
+}
+
+/// Computes the output channels that `out` holds, from block `first` on, at every point of
+/// `input`'s rows (`len` long, as `out`'s are).
+type Kernel = fn(&Pointwise, usize, &Strided, usize, &mut [f32]);
+
+/// The kernel compiled for `isa`.
+fn kernel(isa: Isa) -> Kernel {
+    match isa {
+        // SAFETY: ops are built for an `Isa` this CPU has (a `Kernels`'s, or in tests one of
+        // `Isa::available`).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            |conv, first, input, len, out| unsafe { blocks_avx512(conv, first, input, len, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            |conv, first, input, len, out| unsafe { blocks_avx2(conv, first, input, len, out) }
+        }
+        _ => blocks::<super::lanes::Portable, 1>,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn blocks_avx512(conv: &Pointwise, first: usize, input: &Strided, len: usize, out: &mut [f32]) {
+    // Four vectors by four channels: sixteen of the 32 registers accumulate.
+    blocks::<super::lanes::Avx512, 4>(conv, first, input, len, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn blocks_avx2(conv: &Pointwise, first: usize, input: &Strided, len: usize, out: &mut [f32]) {
+    // Two 256-bit vectors by four channels: eight of the 16 registers accumulate.
+    blocks::<super::lanes::Avx2, 1>(conv, first, input, len, out)
+}
+
+/// The blocks `out` holds from block `first` on, [`CHUNK`] points at a time.
+#[inline(always)]
+fn blocks<V: Lanes, const SPAN: usize>(
+    conv: &Pointwise,
+    first: usize,
+    input: &Strided,
+    len: usize,
+    out: &mut [f32],
+) {
+    let blocks = first..first + out.len() / (BLOCK * len);
+    for x in (0..len).step_by(CHUNK) {
+        let xs = x..(x + CHUNK).min(len);
+        pointwise_blocks::<V, SPAN, _>(conv, blocks.clone(), input, xs, out, len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::ops::testing::{self, conv, run, values};
+
+    /// One 1×1 convolution over `[1, inputs, height, width]`, with a ReLU after it if `relu`.
+    fn conv_model(
+        channels: (usize, usize),
+        (height, width): (usize, usize),
+        relu: bool,
+    ) -> TypedModel {
+        let mut model = TypedModel::default();
+        let x = model
+            .add_source("x", f32::fact([1, channels.0, height, width]))
+            .expect("source");
+        let mut y = conv(&mut model, "conv", x, channels, 1, 1);
+        if relu {
+            y = testing::relu(&mut model, "relu", y);
+        }
+        model.select_output_outlets(&[y]).expect("outputs");
+        model.into_decluttered().expect("declutter")
+    }
+
+    #[test]
+    fn matches_tract_exactly_with_every_vector_width_and_thread_count() {
+        // Planes of whole vectors and not, wider than a chunk, one block and many.
+        let cases = [
+            ((96, 24), (24, 40), true),
+            ((24, 96), (12, 20), false),
+            ((7, 4), (5, 9), true),
+            ((40, 8), (3, 150), false),
+        ];
+        for (channels, size, relu) in cases {
+            let model = conv_model(channels, size, relu);
+            let x = Tensor::from_shape(
+                &[1, channels.0, size.0, size.1],
+                &values(channels.0 * size.0 * size.1, 11),
+            )
+            .expect("input");
+            for kernels in Kernels::available() {
+                let mut ours = model.clone();
+                let replaced = rewrite(&mut ours, kernels).expect("rewrite");
+                let case = format!("{channels:?}, {size:?}, relu {relu}, {kernels:?}");
+                if kernels.isa() == Isa::Portable {
+                    assert_eq!(replaced, 0, "{case}: tract's op without fused multiply-add");
+                    continue;
+                }
+                assert_eq!(replaced, 1, "{case}");
+                for threads in [1, 2] {
+                    let (ours, tracts) = (
+                        run(ours.clone(), &x, threads),
+                        run(model.clone(), &x, threads),
+                    );
+                    assert_eq!(ours.len(), tracts.len(), "{case}");
+                    let differ = ours.iter().zip(&tracts).filter(|(a, b)| a != b).count();
+                    assert_eq!(differ, 0, "{case}, {threads} thread(s): values differ");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn leaves_output_channels_not_in_blocks_to_tract() {
+        let mut model = conv_model((8, 6), (4, 16), true);
+        assert_eq!(rewrite(&mut model, Kernels::best()).expect("rewrite"), 0);
+    }
+}
