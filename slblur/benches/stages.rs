@@ -27,6 +27,8 @@ use slblur::options::ImageKind;
 use slblur::pipeline::{Input, process};
 
 fn main() -> anyhow::Result<()> {
+    // As the function's binary runs: freed tensors stay on the heap, not faulted back in.
+    slblur::runtime::memory::tune_allocator();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let model = std::env::var("SLBLUR_MODEL")
         .map(PathBuf::from)

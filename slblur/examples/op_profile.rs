@@ -14,6 +14,8 @@ use slblur::detect::input::{InputShape, resize, to_tensor};
 use tract_onnx::prelude::*;
 
 fn main() -> anyhow::Result<()> {
+    // As the function's binary runs: freed tensors stay on the heap, not faulted back in.
+    slblur::runtime::memory::tune_allocator();
     if let Err(e) = run() {
         eprintln!("{e:?}");
         std::process::exit(1);

@@ -501,7 +501,7 @@ fn apply<V: Lanes, D: Dots, const SPAN: usize>(
             quantize::<D, _>(conv, 0, rows, len, quantized);
             product::<D, SPAN>(conv, quantized, len, out);
         }
-        None => pointwise::<V, SPAN, _>(float, rows, len, out, len),
+        None => pointwise::<V, SPAN, 1, _>(float, rows, len, out, len),
     }
 }
 

@@ -178,27 +178,27 @@ fn band_kernel(isa: Isa) -> BandKernel {
         Isa::Avx512 => |op, g, input, rows, out| unsafe { band_avx512(op, g, input, rows, out) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => |op, g, input, rows, out| unsafe { band_avx2(op, g, input, rows, out) },
-        _ => band::<Portable, 1>,
+        _ => band::<Portable, 1, 1>,
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn band_avx512(op: &Dense3x3, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
-    // Four vectors by four channels: sixteen of the 32 registers accumulate.
-    band::<super::lanes::Avx512, 4>(op, g, input, rows, out)
+    // Three vectors by eight channels: 24 of the 32 registers accumulate.
+    band::<super::lanes::Avx512, 3, 2>(op, g, input, rows, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn band_avx2(op: &Dense3x3, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
     // Two 256-bit vectors by four channels: eight of the 16 registers accumulate.
-    band::<super::lanes::Avx2, 1>(op, g, input, rows, out)
+    band::<super::lanes::Avx2, 1, 1>(op, g, input, rows, out)
 }
 
-/// Output rows `rows`, all channels, `SPAN` × [`LANES`] points per step.
+/// Output rows `rows`, all channels, `SPAN` × [`LANES`] points by `PAIR` blocks per step.
 #[inline(always)]
-fn band<V: Lanes, const SPAN: usize>(
+fn band<V: Lanes, const SPAN: usize, const PAIR: usize>(
     op: &Dense3x3,
     g: &Geometry,
     input: &[f32],
@@ -237,7 +237,7 @@ fn band<V: Lanes, const SPAN: usize>(
                 taps.extend(layout.reads.map(|read| &laid[read..]));
             }
         }
-        pointwise::<V, SPAN, [&[f32]]>(&op.conv, &taps, out_len, &mut sums, out_len);
+        pointwise::<V, SPAN, PAIR, [&[f32]]>(&op.conv, &taps, out_len, &mut sums, out_len);
         for (channel, sums) in sums.chunks_exact(out_len).enumerate() {
             // SAFETY: row `y` belongs to this band alone, and this is its only reference.
             let out = unsafe { out.row(channel, y) };
