@@ -9,6 +9,9 @@ pub const LANES: usize = 16;
 /// [`LANES`] floats in registers. The methods are only called from functions compiled with the
 /// implementation's target features, on a CPU that has them.
 pub trait Lanes: Copy {
+    /// Whether these vectors have 32 registers (AVX-512's) rather than 16: kernels that keep
+    /// many values in registers take wider steps with them.
+    const MANY_REGISTERS: bool;
     fn splat(value: f32) -> Self;
     /// `values[..LANES]`.
     fn load(values: &[f32]) -> Self;
@@ -51,6 +54,7 @@ impl Portable {
 }
 
 impl Lanes for Portable {
+    const MANY_REGISTERS: bool = false;
     #[inline(always)]
     fn splat(value: f32) -> Self {
         Portable([value; LANES])
@@ -102,6 +106,7 @@ mod x86 {
     // load or store, and the methods run inside functions compiled for the target features
     // (AVX-512F; AVX2 and FMA), which the dispatchers choose only on CPUs that have them.
     impl Lanes for Avx512 {
+        const MANY_REGISTERS: bool = true;
         #[inline(always)]
         fn splat(value: f32) -> Self {
             Avx512(unsafe { _mm512_set1_ps(value) })
@@ -145,6 +150,7 @@ mod x86 {
     }
 
     impl Lanes for Avx2 {
+        const MANY_REGISTERS: bool = false;
         #[inline(always)]
         fn splat(value: f32) -> Self {
             let v = unsafe { _mm256_set1_ps(value) };

@@ -313,22 +313,9 @@ fn whole_with<V: Lanes, const FUSED: bool>(
     for (r, values) in input.chunks_exact(width).enumerate() {
         flat.padded[flat.origin + r * row..][..width].copy_from_slice(values);
     }
-    let taps = filter.taps.map(V::splat);
     // Tap `(ky, kx)` of the whole plane: kernel row `ky`'s values, read `kx` further on.
     let rows = [0, 1, 2].map(|ky| Some(&flat.padded[ky * row..]));
-    let mut f = 0;
-    while f + SPAN * LANES <= flat.sums.len() {
-        let sums = sums::<V, FUSED, SPAN>(&rows, [0, 1, 2], &taps, filter, f);
-        for (j, sums) in sums.into_iter().enumerate() {
-            sums.store(&mut flat.sums[f + j * LANES..]);
-        }
-        f += SPAN * LANES;
-    }
-    while f < flat.sums.len() {
-        let [sums] = sums::<V, FUSED, 1>(&rows, [0, 1, 2], &taps, filter, f);
-        sums.store(&mut flat.sums[f..]);
-        f += LANES;
-    }
+    row_with::<V, FUSED>(rows, [0, 1, 2], filter, &mut flat.sums);
     for (y, out_row) in out.chunks_exact_mut(flat.out_width).enumerate() {
         out_row.copy_from_slice(&flat.sums[y * row..][..flat.out_width]);
     }
@@ -358,6 +345,25 @@ fn row_with<V: Lanes, const FUSED: bool>(
     filter: &Filter,
     out: &mut [f32],
 ) {
+    // Each vector's sum is a chain of nine dependent additions, so a vector at a time waits on
+    // their latency: with AVX-512's 32 registers, five chains side by side keep the adders
+    // busy (and CenterFace's 80-, 160- and 320-point rows are whole steps of five). With 16,
+    // the nine taps alone fill more than half of them, and one vector at a time was faster.
+    if V::MANY_REGISTERS {
+        steps::<V, FUSED, 5>(kernel_rows, reads, filter, out)
+    } else {
+        steps::<V, FUSED, 1>(kernel_rows, reads, filter, out)
+    }
+}
+
+/// [`row_with`], `SPAN` vectors a step, the rest in one step.
+#[inline(always)]
+fn steps<V: Lanes, const FUSED: bool, const SPAN: usize>(
+    kernel_rows: [Option<&[f32]>; 3],
+    reads: [usize; 3],
+    filter: &Filter,
+    out: &mut [f32],
+) {
     let taps = filter.taps.map(V::splat);
     let mut x = 0;
     while x + SPAN * LANES <= out.len() {
@@ -367,24 +373,33 @@ fn row_with<V: Lanes, const FUSED: bool>(
         }
         x += SPAN * LANES;
     }
-    while x < out.len() {
-        let [sums] = sums::<V, FUSED, 1>(&kernel_rows, reads, &taps, filter, x);
-        let out_lanes = &mut out[x..];
-        if out_lanes.len() >= LANES {
-            sums.store(out_lanes);
-        } else {
-            let mut last = [0.0; LANES];
-            sums.store(&mut last);
-            out_lanes.copy_from_slice(&last[..out_lanes.len()]);
-        }
-        x += LANES;
+    // The rest in one step (up to `SPAN` vectors, the last possibly partial).
+    let rest = &mut out[x..];
+    let (rows, taps) = (&kernel_rows, &taps);
+    match rest.len().div_ceil(LANES) {
+        0 => {}
+        1 => store(sums::<V, FUSED, 1>(rows, reads, taps, filter, x), rest),
+        2 => store(sums::<V, FUSED, 2>(rows, reads, taps, filter, x), rest),
+        3 => store(sums::<V, FUSED, 3>(rows, reads, taps, filter, x), rest),
+        4 => store(sums::<V, FUSED, 4>(rows, reads, taps, filter, x), rest),
+        5 => store(sums::<V, FUSED, 5>(rows, reads, taps, filter, x), rest),
+        more => unreachable!("{more} vectors left after steps of {SPAN}"),
     }
 }
 
-/// Vectors of one output row computed together: each vector's sum is a chain of nine dependent
-/// additions, so a vector at a time waits on their latency; four chains side by side keep the
-/// adders busy.
-const SPAN: usize = 5;
+/// `sums` into `out`, as far as `out` reaches: the last vector may be partial.
+#[inline(always)]
+fn store<V: Lanes, const N: usize>(sums: [V; N], out: &mut [f32]) {
+    for (sums, out) in sums.into_iter().zip(out.chunks_mut(LANES)) {
+        if out.len() == LANES {
+            sums.store(out);
+        } else {
+            let mut last = [0.0; LANES];
+            sums.store(&mut last);
+            out.copy_from_slice(&last[..out.len()]);
+        }
+    }
+}
 
 /// The sums of `N` vectors of output points from `x` on, with the ReLU applied.
 #[inline(always)]
