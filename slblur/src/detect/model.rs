@@ -234,6 +234,7 @@ impl Detector {
                 }
                 if self.ops == OwnOps::All {
                     super::ops::dense::rewrite(&mut m, self.kernels)?;
+                    super::ops::bottleneck::take_stems(&mut m)?;
                 }
                 m.into_optimized()
             })

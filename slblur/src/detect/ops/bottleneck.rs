@@ -9,7 +9,9 @@
 //! at a time: each input row is expanded straight into the depthwise op's row layout (a 1×1
 //! convolution commutes with moving columns), three expanded rows are kept in a ring, and each
 //! output row is filtered and projected while it is in the cache. Only the block's input and
-//! output touch memory.
+//! output touch memory. The first block, which has no expansion, computes the dense convolution
+//! before it too ([`take_stems`]), a row at a time into its ring, so that convolution's output
+//! never reaches memory either.
 //!
 //! The arithmetic is tract's, in tract's order: a 1×1 convolution sums its inputs in order with
 //! fused multiply-adds from zero, then adds the bias, then applies the ReLU or adds the residual;
@@ -26,6 +28,7 @@ use tract_onnx::tract_core::ops::einsum::EinSum;
 use std::collections::HashMap;
 
 use super::bands::{Geometry, Output, in_bands};
+use super::dense::Dense3x3;
 use super::depthwise::{Depthwise3x3, Filter, Layout, kernel_rows, relu_input, row, sole_reader};
 use super::int8::{Activation, Dots, IntIsa, Quantized, product, quantize};
 use super::lanes::{Isa, Kernels, LANES, Lanes, Portable, prefetch};
@@ -42,6 +45,9 @@ const MIN_WIDTH: usize = 64;
 /// the block's input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bottleneck {
+    /// The dense convolution that makes the block's input, when the block computes it too
+    /// ([`take_stems`]): the block then reads that convolution's input.
+    stem: Option<Dense3x3>,
     expand: Option<Pointwise>,
     depthwise: Depthwise3x3,
     project: Pointwise,
@@ -129,6 +135,43 @@ fn fuse(
     Ok(replaced)
 }
 
+/// Makes each block without an expansion or residual sum, at stride 1, whose input is a
+/// [`Dense3x3`] that nothing else reads compute that convolution too, once
+/// [`super::dense::rewrite`] has put it in place; returns how many. The convolution's output
+/// then never reaches memory: CenterFace's first layer writes 7.9 MB at 640×384, which its first
+/// block read back.
+pub fn take_stems(model: &mut TypedModel) -> TractResult<usize> {
+    let mut taken = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(block) = node.op_as::<Bottleneck>() else {
+            continue;
+        };
+        let source = model.node(node.inputs[0].node);
+        let Some(stem) = source.op_as::<Dense3x3>() else {
+            continue;
+        };
+        let fits = block.stem.is_none()
+            && block.expand.is_none()
+            && !block.residual
+            && block.depthwise.window.stride == 1
+            && stem.outputs() == block.depthwise.bias.len()
+            && stem.isa == block.isa
+            && sole_reader(model, node.inputs[0]).map(|n| n.id) == Some(id);
+        if !fits {
+            continue;
+        }
+        let op = Bottleneck {
+            stem: Some(stem.clone()),
+            ..block.clone()
+        };
+        let (input, name) = (source.inputs[0], node.name.clone());
+        super::replace(model, input, &name, op, OutletId::new(id, 0))?;
+        taken += 1;
+    }
+    Ok(taken)
+}
+
 /// A block found around a depthwise op: the op, the block's input and its output.
 struct Found {
     op: Bottleneck,
@@ -198,6 +241,7 @@ impl Found {
             Int8Block::of(expand, (&project, &project_name), scales, isa)
         });
         let op = Bottleneck {
+            stem: None,
             expand: expand.map(|(conv, _)| conv),
             depthwise: depthwise.clone(),
             project,
@@ -336,6 +380,20 @@ pub(in crate::detect) fn pointwise_weights(
 }
 
 impl Bottleneck {
+    /// Whether the block computes the dense convolution before it ([`take_stems`]).
+    pub(in crate::detect) fn has_stem(&self) -> bool {
+        self.stem.is_some()
+    }
+
+    /// The channels of the block's input: its stem's, its expansion's or its depthwise step's.
+    fn input_channels(&self) -> usize {
+        match (&self.stem, &self.expand) {
+            (Some(stem), _) => stem.inputs(),
+            (None, Some(expand)) => expand.inputs,
+            (None, None) => self.depthwise.bias.len(),
+        }
+    }
+
     fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
         let shape = [self.project.outputs, height, width];
         let batch = self.batch.then_some(1);
@@ -351,8 +409,12 @@ impl Op for Bottleneck {
     fn info(&self) -> TractResult<Vec<String>> {
         let channels = self.depthwise.bias.len();
         let input = self.expand.as_ref().map_or(channels, |e| e.inputs);
+        let stem = self.stem.as_ref().map_or(String::new(), |stem| {
+            let stride = stem.window().stride;
+            format!("dense 3×3 {}→{input} stride {stride}, then ", stem.inputs())
+        });
         Ok(vec![format!(
-            "{input}→{channels}→{} channels, depthwise stride {}{}; {}{}",
+            "{stem}{input}→{channels}→{} channels, depthwise stride {}{}; {}{}",
             self.project.outputs,
             self.depthwise.window.stride,
             if self.residual { ", residual" } else { "" },
@@ -374,14 +436,19 @@ impl EvalOp for Bottleneck {
         let Some([channels, height, width]) = channels_first(input.shape()) else {
             bail!("bottleneck input of shape {:?}", input.shape());
         };
-        let expected = self
-            .expand
-            .as_ref()
-            .map_or(self.depthwise.bias.len(), |e| e.inputs);
+        let expected = self.input_channels();
         ensure!(
             channels == expected,
             "bottleneck input of {channels} channels, expected {expected}"
         );
+        let stem = match &self.stem {
+            Some(stem) => Some(stem.geometry(height, width)?),
+            None => None,
+        };
+        let (height, width) = match &stem {
+            Some((g, out_height)) => (*out_height, g.out_width),
+            None => (height, width),
+        };
         let (out_height, out_width) = self.depthwise.window.output_size(height, width)?;
         let layout = Layout::new(
             self.depthwise.window.stride,
@@ -395,6 +462,7 @@ impl EvalOp for Bottleneck {
             out_width,
             layout,
         };
+        let stem = stem.map(|(g, _)| g);
         let shape = self.output_shape(out_height, out_width);
         // SAFETY: the bands together store every row of every output channel before anything
         // reads them.
@@ -405,7 +473,7 @@ impl EvalOp for Bottleneck {
         let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
         let kernel = band_kernel(self.isa);
         in_bands(out_height, |rows| {
-            kernel(self, &geometry, input, rows, &out)
+            kernel(self, (&geometry, stem.as_ref()), input, rows, &out)
         });
         Ok(tvec!(output.into_tvalue()))
     }
@@ -420,9 +488,12 @@ impl TypedOp for Bottleneck {
             .iter()
             .map(|d| Ok(d.to_usize()?))
             .collect::<TractResult<_>>()?;
-        let Some([_, height, width]) = channels_first(&dims) else {
+        let Some([_, mut height, mut width]) = channels_first(&dims) else {
             bail!("bottleneck input of shape {dims:?}");
         };
+        if let Some(stem) = &self.stem {
+            (height, width) = stem.output_size(height, width)?;
+        }
         let (out_height, out_width) = self.depthwise.window.output_size(height, width)?;
         Ok(tvec!(f32::fact(self.output_shape(out_height, out_width))))
     }
@@ -431,14 +502,21 @@ impl TypedOp for Bottleneck {
         let points = self.output_facts(inputs)?[0].shape.volume() / self.project.outputs;
         let channels = self.depthwise.bias.len();
         let expand = self.expand.as_ref().map_or(0, |e| e.inputs * channels);
-        let per_point = expand * self.depthwise.window.stride.pow(2)
+        let stem = self
+            .stem
+            .as_ref()
+            .map_or(0, |stem| 9 * stem.inputs() * channels);
+        let per_point = (stem + expand) * self.depthwise.window.stride.pow(2)
             + 9 * channels
             + channels * self.project.outputs;
         Ok(tvec!((Cost::FMA(f32::datum_type()), points * per_point)))
     }
 }
 
-type BandKernel = fn(&Bottleneck, &Geometry, &[f32], Range<usize>, &Output);
+/// The block's geometry, and its stem's when it has one.
+type Geometries<'a> = (&'a Geometry, Option<&'a Geometry>);
+
+type BandKernel = fn(&Bottleneck, Geometries, &[f32], Range<usize>, &Output);
 
 /// The band kernel compiled for `isa` (and the integer kernels this CPU has with it).
 fn band_kernel(isa: Isa) -> BandKernel {
@@ -461,22 +539,32 @@ fn band_kernel(isa: Isa) -> BandKernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn band_vnni(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
+fn band_vnni(op: &Bottleneck, g: Geometries, input: &[f32], rows: Range<usize>, out: &Output) {
     band::<super::lanes::Avx512, super::int8::Vnni, 4>(op, g, input, rows, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn band_avx512(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
+fn band_avx512(op: &Bottleneck, g: Geometries, input: &[f32], rows: Range<usize>, out: &Output) {
     // Four vectors by four channels: sixteen of the 32 registers accumulate.
     band::<super::lanes::Avx512, super::int8::Avx2, 4>(op, g, input, rows, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn band_avx2(op: &Bottleneck, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
+fn band_avx2(op: &Bottleneck, g: Geometries, input: &[f32], rows: Range<usize>, out: &Output) {
     // Two 256-bit vectors by four channels: eight of the 16 registers accumulate.
     band::<super::lanes::Avx2, super::int8::Avx2, 1>(op, g, input, rows, out)
+}
+
+/// Zeros at `padding` in each of `slot`'s laid-out rows (`len` long).
+#[inline(always)]
+fn zero(slot: &mut [f32], len: usize, padding: &[usize]) {
+    for laid in slot.chunks_exact_mut(len) {
+        for &i in padding {
+            laid[i] = 0.0;
+        }
+    }
 }
 
 /// A 1×1 convolution of `rows` (each `len` long) into `out` (rows `len` apart): in int8 when
@@ -509,7 +597,7 @@ fn apply<V: Lanes, D: Dots, const SPAN: usize>(
 #[inline(always)]
 fn band<V: Lanes, D: Dots, const SPAN: usize>(
     op: &Bottleneck,
-    g: &Geometry,
+    (g, stem_geometry): Geometries,
     input: &[f32],
     rows: Range<usize>,
     out: &Output,
@@ -527,6 +615,14 @@ fn band<V: Lanes, D: Dots, const SPAN: usize>(
     let mut projected = vec![0.0; op.project.outputs * out_len];
     let mut quantized = Vec::new();
     let int8 = op.int8.as_ref();
+    let mut stem = op
+        .stem
+        .as_ref()
+        .zip(stem_geometry)
+        .map(|(stem, stem_geometry)| {
+            let rows = super::dense::Rows::new(stem, stem_geometry);
+            (stem, stem_geometry, rows)
+        });
     let input_row =
         |channel: usize, r: usize| &input[(channel * g.height + r) * g.width..][..g.width];
     // Each row is a new stream of a few cache lines (20 at 320 points), too short for the
@@ -550,8 +646,15 @@ fn band<V: Lanes, D: Dots, const SPAN: usize>(
                 continue;
             }
             let slot = &mut ring[(r % 3) * channels * len..][..channels * len];
-            match &op.expand {
-                Some(expand) => {
+            match (&mut stem, &op.expand) {
+                (Some((stem, stem_geometry, stem_rows)), _) => {
+                    // The stem's output row, straight into the layout: at stride 1 its columns
+                    // are in order from the left padding on.
+                    let laid = &mut slot[layout.first_column()..];
+                    stem.row::<V>(stem_geometry, input, r, stem_rows, laid, len);
+                    zero(slot, len, &padding);
+                }
+                (None, Some(expand)) => {
                     for (channel, laid) in laid_input.chunks_exact_mut(len).enumerate() {
                         lay_out(channel, r, laid);
                     }
@@ -563,13 +666,9 @@ fn band<V: Lanes, D: Dots, const SPAN: usize>(
                     apply::<V, D, SPAN>(expand, int8, &laid_input, len, slot, &mut quantized);
                     // The expansion of the padding's zeros is relu(bias); the depthwise step
                     // must read zeros there.
-                    for laid in slot.chunks_exact_mut(len) {
-                        for &i in &padding {
-                            laid[i] = 0.0;
-                        }
-                    }
+                    zero(slot, len, &padding);
                 }
-                None => {
+                (None, None) => {
                     for (channel, laid) in slot.chunks_exact_mut(len).enumerate() {
                         lay_out(channel, r, laid);
                     }
@@ -618,7 +717,7 @@ fn band<V: Lanes, D: Dots, const SPAN: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::ops::testing::{conv, relu, run, values};
+    use crate::detect::ops::testing::{conv, grouped_conv, relu, run, values};
     use tract_onnx::tract_core::ops::math::add;
 
     /// The shape of a test block.
@@ -717,6 +816,51 @@ mod tests {
                         tracts.len()
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_block_computing_its_dense_stem_gives_the_same_outputs_as_the_two_ops() {
+        // A dense 3×3 convolution at stride 2 and its ReLU, then a block without expansion.
+        let (height, width) = (9, 140);
+        let mut model = TypedModel::default();
+        let x = model
+            .add_source("x", f32::fact([1, 3, height, width]))
+            .expect("source");
+        let y = grouped_conv(&mut model, "stem", x, (3, 8), (3, 2), 1);
+        let y = relu(&mut model, "stem.relu", y);
+        let z = conv(&mut model, "dw", y, (8, 8), 3, 1);
+        let z = relu(&mut model, "dw.relu", z);
+        let z = conv(&mut model, "project", z, (8, 4), 1, 1);
+        model.select_output_outlets(&[z]).expect("outputs");
+        let model = model.into_decluttered().expect("declutter");
+        let input = Tensor::from_shape(&[1, 3, height, width], &values(3 * height * width, 5))
+            .expect("input");
+        for kernels in Kernels::available() {
+            if kernels.isa() == Isa::Portable {
+                continue;
+            }
+            let mut apart = model.clone();
+            super::super::depthwise::rewrite(&mut apart, kernels, false).expect("depthwise");
+            assert_eq!(rewrite(&mut apart, kernels, None).expect("blocks"), 1);
+            assert_eq!(
+                super::super::dense::rewrite(&mut apart, kernels).expect("dense"),
+                1
+            );
+            let mut together = apart.clone();
+            assert_eq!(take_stems(&mut together).expect("stems"), 1, "{kernels:?}");
+            let ops: Vec<_> = together.eval_order().expect("order");
+            assert!(
+                ops.iter()
+                    .all(|&id| together.node(id).op.name() != "Dense3x3"),
+                "{kernels:?}: the dense op is inside the block"
+            );
+            for threads in [1, 2] {
+                assert!(
+                    run(together.clone(), &input, threads) == run(apart.clone(), &input, threads),
+                    "{kernels:?}, {threads} thread(s): outputs differ"
+                );
             }
         }
     }

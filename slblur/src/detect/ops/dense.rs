@@ -68,6 +68,107 @@ impl Dense3x3 {
         let shape = [self.conv.outputs, height, width];
         self.batch.then_some(1).into_iter().chain(shape).collect()
     }
+
+    pub(super) fn inputs(&self) -> usize {
+        self.inputs
+    }
+
+    pub(super) fn outputs(&self) -> usize {
+        self.conv.outputs
+    }
+
+    pub(super) fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// The output's height and width for an input of `height`×`width`.
+    pub(super) fn output_size(&self, height: usize, width: usize) -> TractResult<(usize, usize)> {
+        self.window.output_size(height, width)
+    }
+
+    /// The geometry of a `height`×`width` input, and the output's height.
+    pub(super) fn geometry(&self, height: usize, width: usize) -> TractResult<(Geometry, usize)> {
+        let (out_height, out_width) = self.output_size(height, width)?;
+        let layout = Layout::new(
+            self.window.stride,
+            width,
+            out_width,
+            self.window.pad_columns,
+        );
+        let geometry = Geometry {
+            height,
+            width,
+            out_width,
+            layout,
+        };
+        Ok((geometry, out_height))
+    }
+
+    /// Output row `y`, all channels, into `out` (rows `out_stride` apart, each written for
+    /// `out_width` rounded up to whole vectors), from `input` of `g`'s geometry; `rows` keeps the
+    /// laid-out input rows from one output row to the next.
+    #[inline(always)]
+    pub(super) fn row<V: Lanes>(
+        &self,
+        g: &Geometry,
+        input: &[f32],
+        y: usize,
+        rows: &mut Rows,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let (layout, window) = (&g.layout, &self.window);
+        let (inputs, len) = (self.inputs, layout.len);
+        let kernel_rows = kernel_rows(window.stride, window.pad_rows[0], g.height, y);
+        for r in kernel_rows.into_iter().flatten() {
+            if rows.held[r % 3] == Some(r) {
+                continue;
+            }
+            let slot = &mut rows.ring[(r % 3) * inputs * len..][..inputs * len];
+            for (channel, laid) in slot.chunks_exact_mut(len).enumerate() {
+                let row = &input[(channel * g.height + r) * g.width..][..g.width];
+                layout.lay_out(row, laid);
+            }
+            rows.held[r % 3] = Some(r);
+        }
+        // Each input channel's three kernel rows, each at its three taps' offsets.
+        let mut taps: Vec<&[f32]> = Vec::with_capacity(inputs * 9);
+        for channel in 0..inputs {
+            for r in kernel_rows {
+                let laid = r.map_or(&rows.zeros[..], |r| {
+                    &rows.ring[((r % 3) * inputs + channel) * len..][..len]
+                });
+                taps.extend(layout.reads.map(|read| &laid[read..]));
+            }
+        }
+        let points = g.out_width.next_multiple_of(LANES);
+        if V::MANY_REGISTERS {
+            // Three vectors by eight channels: 24 of the 32 registers accumulate.
+            pointwise::<V, 3, 2, [&[f32]]>(&self.conv, &taps, points, out, out_stride);
+        } else {
+            // One (AVX2: two 256-bit vectors) by four channels: eight of 16 registers.
+            pointwise::<V, 1, 1, [&[f32]]>(&self.conv, &taps, points, out, out_stride);
+        }
+    }
+}
+
+/// What [`Dense3x3::row`] keeps from one output row to the next: the laid-out input rows of the
+/// last three kernel rows, all channels, in a ring; what a layout leaves as padding stays zero.
+pub(super) struct Rows {
+    ring: Vec<f32>,
+    held: [Option<usize>; 3],
+    zeros: Vec<f32>,
+}
+
+impl Rows {
+    pub(super) fn new(op: &Dense3x3, g: &Geometry) -> Rows {
+        let len = g.layout.len;
+        Rows {
+            ring: vec![0.0; 3 * op.inputs * len],
+            held: [None; 3],
+            zeros: vec![0.0; len],
+        }
+    }
 }
 
 /// Replaces every convolution of `model` that [`Dense3x3`] computes, with the ReLU that follows
@@ -122,19 +223,8 @@ impl EvalOp for Dense3x3 {
             "convolution input of {channels} channels, expected {}",
             self.inputs
         );
-        let (out_height, out_width) = self.window.output_size(height, width)?;
-        let layout = Layout::new(
-            self.window.stride,
-            width,
-            out_width,
-            self.window.pad_columns,
-        );
-        let geometry = Geometry {
-            height,
-            width,
-            out_width,
-            layout,
-        };
+        let (geometry, out_height) = self.geometry(height, width)?;
+        let out_width = geometry.out_width;
         // SAFETY: the bands together store every row of every output channel before anything
         // reads them.
         let mut output =
@@ -178,66 +268,30 @@ fn band_kernel(isa: Isa) -> BandKernel {
         Isa::Avx512 => |op, g, input, rows, out| unsafe { band_avx512(op, g, input, rows, out) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => |op, g, input, rows, out| unsafe { band_avx2(op, g, input, rows, out) },
-        _ => band::<Portable, 1, 1>,
+        _ => band::<Portable>,
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn band_avx512(op: &Dense3x3, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
-    // Three vectors by eight channels: 24 of the 32 registers accumulate.
-    band::<super::lanes::Avx512, 3, 2>(op, g, input, rows, out)
+    band::<super::lanes::Avx512>(op, g, input, rows, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn band_avx2(op: &Dense3x3, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
-    // Two 256-bit vectors by four channels: eight of the 16 registers accumulate.
-    band::<super::lanes::Avx2, 1, 1>(op, g, input, rows, out)
+    band::<super::lanes::Avx2>(op, g, input, rows, out)
 }
 
-/// Output rows `rows`, all channels, `SPAN` × [`LANES`] points by `PAIR` blocks per step.
+/// Output rows `rows`, all channels.
 #[inline(always)]
-fn band<V: Lanes, const SPAN: usize, const PAIR: usize>(
-    op: &Dense3x3,
-    g: &Geometry,
-    input: &[f32],
-    rows: Range<usize>,
-    out: &Output,
-) {
-    let (layout, window) = (&g.layout, &op.window);
-    let (inputs, len) = (op.inputs, layout.len);
-    // The laid-out input rows of the last three kernel rows, all channels; what a layout leaves
-    // as padding stays zero.
-    let mut ring = vec![0.0; 3 * inputs * len];
-    let mut held: [Option<usize>; 3] = [None; 3];
-    let zeros = vec![0.0; len];
+fn band<V: Lanes>(op: &Dense3x3, g: &Geometry, input: &[f32], rows: Range<usize>, out: &Output) {
+    let mut laid = Rows::new(op, g);
     let out_len = g.out_width.next_multiple_of(LANES);
     let mut sums = vec![0.0; op.conv.outputs * out_len];
     for y in rows {
-        let kernel_rows = kernel_rows(window.stride, window.pad_rows[0], g.height, y);
-        for r in kernel_rows.into_iter().flatten() {
-            if held[r % 3] == Some(r) {
-                continue;
-            }
-            let slot = &mut ring[(r % 3) * inputs * len..][..inputs * len];
-            for (channel, laid) in slot.chunks_exact_mut(len).enumerate() {
-                let row = &input[(channel * g.height + r) * g.width..][..g.width];
-                layout.lay_out(row, laid);
-            }
-            held[r % 3] = Some(r);
-        }
-        // Each input channel's three kernel rows, each at its three taps' offsets.
-        let mut taps: Vec<&[f32]> = Vec::with_capacity(inputs * 9);
-        for channel in 0..inputs {
-            for r in kernel_rows {
-                let laid = r.map_or(&zeros[..], |r| {
-                    &ring[((r % 3) * inputs + channel) * len..][..len]
-                });
-                taps.extend(layout.reads.map(|read| &laid[read..]));
-            }
-        }
-        pointwise::<V, SPAN, PAIR, [&[f32]]>(&op.conv, &taps, out_len, &mut sums, out_len);
+        op.row::<V>(g, input, y, &mut laid, &mut sums, out_len);
         for (channel, sums) in sums.chunks_exact(out_len).enumerate() {
             // SAFETY: row `y` belongs to this band alone, and this is its only reference.
             let out = unsafe { out.row(channel, y) };

@@ -1,7 +1,7 @@
 //! slblur's own tract ops, where tract's are slow on this network: [`depthwise`] computes the
 //! depthwise convolutions (and their ReLUs) faster than tract's kernel, [`bottleneck`] runs
 //! each wide inverted-residual block as one op so its large intermediate tensors never reach
-//! memory, [`conv1x1`] computes the other 1×1 convolutions without packing their inputs, and
+//! memory (the first with the dense convolution before it), [`conv1x1`] computes the other 1×1 convolutions without packing their inputs, and
 //! [`dense`] the dense 3×3 convolutions; all on the vectors of `lanes` (AVX-512, AVX2 or
 //! portable, as [`Kernels`] says). The depthwise op's, the blocks' and the 1×1 convolutions'
 //! outputs are identical to tract's own, which the tests check exactly; the dense op sums in
@@ -106,6 +106,9 @@ impl KernelReport {
                 *report.depthwise.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<bottleneck::Bottleneck>() {
                 *report.blocks.entry(op.isa).or_default() += 1;
+                if op.has_stem() {
+                    *report.dense.entry(op.isa).or_default() += 1;
+                }
                 if let Some(q) = &op.int8 {
                     let convs = 1 + usize::from(q.expands());
                     *report.int8.entry(q.isa).or_default() += convs;

@@ -42,11 +42,24 @@ pub fn conv(
     model: &mut TypedModel,
     name: &str,
     x: OutletId,
-    (input, output): (usize, usize),
+    channels: (usize, usize),
     kernel: usize,
     stride: usize,
 ) -> OutletId {
-    let group = if kernel == 1 { 1 } else { input };
+    let group = if kernel == 1 { 1 } else { channels.0 };
+    grouped_conv(model, name, x, channels, (kernel, stride), group)
+}
+
+/// A `kernel`×`kernel` convolution of `x` in `group` groups, padded to keep the size at stride 1,
+/// with weights and bias from [`values`].
+pub fn grouped_conv(
+    model: &mut TypedModel,
+    name: &str,
+    x: OutletId,
+    (input, output): (usize, usize),
+    (kernel, stride): (usize, usize),
+    group: usize,
+) -> OutletId {
     let weights = Tensor::from_shape(
         &[output, input / group, kernel, kernel],
         &values(output * input / group * kernel * kernel, name.len()),

@@ -84,6 +84,11 @@ impl Layout {
         }
     }
 
+    /// Where a laid-out row's first column is; at stride 1 the others follow in order.
+    pub fn first_column(&self) -> usize {
+        self.pad_left
+    }
+
     /// Where a laid-out row holds padding, which must read as zeros.
     pub fn padding(&self) -> Vec<usize> {
         let columns = self.pad_left..self.pad_left + self.width;
