@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
 
 use super::Size;
 use super::input::{InputShape, resize, to_tensor};
 use super::ops::bottleneck::pointwise_weights;
-use super::ops::int8::Activation;
+use super::ops::int8::{Activation, quantizable};
 
 /// The calibration frames: a group of faces at several sizes, and one face close up.
 pub const FRAMES: [(&str, &[u8]); 2] = [
@@ -50,7 +51,15 @@ fn observer(model: &InferenceModel, net: Size) -> TractResult<Observer> {
         .into_decluttered()?;
     let (mut convs, mut outlets) = (Vec::new(), Vec::new());
     for node in typed.nodes() {
-        if pointwise_weights(&typed, node)?.is_some() {
+        // Only convolutions of whole blocks of output channels have int8 kernels.
+        let shape = &node.outputs[0].fact.shape;
+        let in_blocks = || {
+            let channels = shape.len().checked_sub(3).map(|axis| &shape[axis]);
+            channels
+                .and_then(|c| c.to_usize().ok())
+                .is_some_and(quantizable)
+        };
+        if pointwise_weights(&typed, node)?.is_some() && in_blocks() {
             convs.push(node.name.clone());
             outlets.push(node.inputs[0]);
         }

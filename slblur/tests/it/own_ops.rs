@@ -104,9 +104,10 @@ fn own_ops_give_tracts_outputs_exactly() {
                 assert_eq!(ops_in_plan(&blocks, "Depthwise3x3").len(), 11);
                 assert_eq!(report.blocks.get(&kernels.isa()), Some(&6), "{report}");
                 assert_eq!(report.depthwise.get(&kernels.isa()), Some(&11), "{report}");
-                // Every other 1×1 convolution with outputs in blocks of four: the narrow
-                // blocks', the feature pyramid's and the head's.
-                assert_eq!(report.conv1x1.get(&kernels.isa()), Some(&26), "{report}");
+                // Every other 1×1 convolution: the narrow blocks', the feature pyramid's and
+                // the head's, but the heatmap's: of one channel, tract keeps its weights as
+                // one vector (`NIHW,I->NOHW`).
+                assert_eq!(report.conv1x1.get(&kernels.isa()), Some(&29), "{report}");
             }
             assert!(!report.tract_matmul.is_empty(), "{report}");
             for (width, expected) in [640, 1280].into_iter().zip(&expected) {

@@ -280,7 +280,10 @@ fn expansion(
     };
     let product = model.node(product.node);
     match pointwise_weights(model, product)? {
-        Some((weights, input)) if sole_reader(model, OutletId::new(product.id, 0)).is_some() => {
+        Some((weights, input))
+            if sole_reader(model, OutletId::new(product.id, 0)).is_some()
+                && bias.len().is_multiple_of(BLOCK) =>
+        {
             let conv = Pointwise::new(&weights, bias, true);
             Ok(Some((conv, input, product.name.clone())))
         }
@@ -304,7 +307,7 @@ fn projection(
         return Ok(None);
     };
     match biased(model, sum)? {
-        Some((_, bias)) if input == outlet => Ok(Some((
+        Some((_, bias)) if input == outlet && bias.len().is_multiple_of(BLOCK) => Ok(Some((
             Pointwise::new(&weights, bias, false),
             OutletId::new(sum.id, 0),
             product.name.clone(),
@@ -369,10 +372,7 @@ pub(in crate::detect) fn pointwise_weights(
     let Some(weights) = model.outlet_fact(node.inputs[1])?.konst.clone() else {
         return Ok(None);
     };
-    if weights.datum_type() != f32::datum_type()
-        || weights.rank() != 2
-        || weights.shape()[0] % BLOCK != 0
-    {
+    if weights.datum_type() != f32::datum_type() || weights.rank() != 2 {
         return Ok(None);
     }
     let weights = weights.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();

@@ -29,7 +29,10 @@ const CHUNK: usize = 96;
 /// A 1×1 convolution over a channels-first tensor, with its bias and optional ReLU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conv1x1 {
+    /// The weights, with rows of zeros up to whole [`BLOCK`]s.
     conv: Pointwise,
+    /// The output channels, without those rows.
+    outputs: usize,
     /// Whether the output has a batch axis (of one) before its channels, as the input may.
     batch: bool,
     /// The vectors its kernel uses.
@@ -38,9 +41,10 @@ pub struct Conv1x1 {
 
 impl Eq for Conv1x1 {}
 
-/// Replaces every 1×1 convolution of `model` (an `EinSum` with constant weights in blocks of
-/// [`BLOCK`] output channels, the bias sum after it, and the ReLU after that when there is one)
-/// by a [`Conv1x1`] using `kernels`; returns how many. Does nothing with the portable kernels,
+/// Replaces every 1×1 convolution of `model` (an `EinSum` with constant weights, the bias sum
+/// after it, and the ReLU after that when there is one) by a [`Conv1x1`] using `kernels`;
+/// returns how many. The head's convolutions of 1, 2 and 10 channels are computed as whole
+/// blocks of four. Does nothing with the portable kernels,
 /// which a CPU without fused multiply-add gets.
 pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
     let isa = kernels.isa();
@@ -62,17 +66,34 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
         let relu = relu_after(model, sum.id)?;
         let output = OutletId::new(relu.unwrap_or(sum.id), 0);
         let batch = model.outlet_fact(output)?.rank() == 4;
+        let outputs = bias.len();
+        let (weights, bias) = in_blocks(weights, bias);
         let conv = Pointwise::new(&weights, bias, relu.is_some());
+        let op = Conv1x1 {
+            conv,
+            outputs,
+            batch,
+            isa,
+        };
         let name = node.name.clone();
-        super::replace(model, input, &name, Conv1x1 { conv, batch, isa }, output)?;
+        super::replace(model, input, &name, op, output)?;
         replaced += 1;
     }
     Ok(replaced)
 }
 
+/// `[outputs, inputs]` weights and their bias with rows of zeros up to whole [`BLOCK`]s.
+fn in_blocks(mut weights: Vec<f32>, mut bias: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+    let inputs = weights.len() / bias.len();
+    let outputs = bias.len().next_multiple_of(BLOCK);
+    weights.resize(outputs * inputs, 0.0);
+    bias.resize(outputs, 0.0);
+    (weights, bias)
+}
+
 impl Conv1x1 {
     fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
-        let shape = [self.conv.outputs, height, width];
+        let shape = [self.outputs, height, width];
         self.batch.then_some(1).into_iter().chain(shape).collect()
     }
 }
@@ -86,7 +107,7 @@ impl Op for Conv1x1 {
         Ok(vec![format!(
             "{}→{} channels{}; {}",
             self.conv.inputs,
-            self.conv.outputs,
+            self.outputs,
             if self.conv.relu { ", then ReLU" } else { "" },
             self.isa,
         )])
@@ -138,7 +159,7 @@ impl EvalOp for Conv1x1 {
                 Ok(())
             })
         };
-        if len == points {
+        if len == points && conv.outputs == self.outputs {
             run(out)?;
         } else {
             let mut sums = vec![0.0; conv.outputs * len];
@@ -163,7 +184,7 @@ impl TypedOp for Conv1x1 {
     }
 
     fn cost(&self, inputs: &[&TypedFact]) -> TractResult<TVec<(Cost, TDim)>> {
-        let points = self.output_facts(inputs)?[0].shape.volume() / self.conv.outputs;
+        let points = self.output_facts(inputs)?[0].shape.volume() / self.outputs;
         let products = points * self.conv.inputs * self.conv.outputs;
         Ok(tvec!((Cost::FMA(f32::datum_type()), products)))
     }
@@ -251,6 +272,9 @@ mod tests {
             ((24, 96), (12, 20), false),
             ((7, 4), (5, 9), true),
             ((40, 8), (3, 150), false),
+            // Output channels not in whole blocks, as the head's.
+            ((24, 10), (6, 20), false),
+            ((8, 6), (4, 16), true),
         ];
         for (channels, size, relu) in cases {
             let model = conv_model(channels, size, relu);
@@ -279,11 +303,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn leaves_output_channels_not_in_blocks_to_tract() {
-        let mut model = conv_model((8, 6), (4, 16), true);
-        assert_eq!(rewrite(&mut model, Kernels::best()).expect("rewrite"), 0);
     }
 }

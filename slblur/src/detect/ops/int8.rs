@@ -62,6 +62,12 @@ pub(super) struct Quantized {
     pub relu: bool,
 }
 
+/// Whether a 1×1 convolution with `outputs` output channels has int8 kernels: whole
+/// [`BLOCK`]s of them.
+pub(in crate::detect) fn quantizable(outputs: usize) -> bool {
+    outputs.is_multiple_of(BLOCK)
+}
+
 impl Quantized {
     /// From `[outputs, inputs]` weights and each input channel's quantisation; `outputs` a
     /// multiple of [`BLOCK`], `inputs` of [`GROUP`].
@@ -73,7 +79,7 @@ impl Quantized {
     ) -> Option<Quantized> {
         let outputs = bias.len();
         let inputs = input.len();
-        if !outputs.is_multiple_of(BLOCK)
+        if !quantizable(outputs)
             || !inputs.is_multiple_of(GROUP)
             || inputs * outputs != weights.len()
         {
