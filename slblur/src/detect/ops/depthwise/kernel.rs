@@ -63,25 +63,9 @@ impl Layout {
             laid[pad_left..][..self.width].copy_from_slice(row);
             return;
         }
-        // Column `j` is padded column `pad_left + j`: the even ones go to the first half, the
-        // odd ones to the second, which starts at `reads[1]`; straight from the row, in one
-        // pass.
+        // The odd columns start at `reads[1]`.
         let (even, odd) = laid.split_at_mut(self.reads[1]);
-        let (first, second) = if pad_left.is_multiple_of(2) {
-            (even, odd)
-        } else {
-            (odd, even)
-        };
-        let first = &mut first[pad_left / 2..];
-        let second = &mut second[pad_left.div_ceil(2)..];
-        let pairs = row.chunks_exact(2);
-        if let &[last] = pairs.remainder() {
-            first[self.width / 2] = last;
-        }
-        for ((pair, a), b) in pairs.zip(first).zip(second) {
-            *a = pair[0];
-            *b = pair[1];
-        }
+        deinterleave(row, pad_left, even, odd);
     }
 
     /// Where a laid-out row's first column is; at stride 1 the others follow in order.
@@ -107,6 +91,27 @@ impl Layout {
                 .filter(|&i| i < self.len)
                 .collect()
         }
+    }
+}
+
+/// Column `j` of `row` is padded column `pad_left + j`: the even ones go to `even`, the odd ones
+/// to `odd`, each at its padded column / 2; straight from the row, in one pass, as far as
+/// `even` and `odd` reach.
+fn deinterleave(row: &[f32], pad_left: usize, even: &mut [f32], odd: &mut [f32]) {
+    let (first, second) = if pad_left.is_multiple_of(2) {
+        (even, odd)
+    } else {
+        (odd, even)
+    };
+    let first = first.get_mut(pad_left / 2..).unwrap_or_default();
+    let second = second.get_mut(pad_left.div_ceil(2)..).unwrap_or_default();
+    let pairs = row.chunks_exact(2);
+    if let (&[last], Some(slot)) = (pairs.remainder(), first.get_mut(row.len() / 2)) {
+        *slot = last;
+    }
+    for ((pair, a), b) in pairs.zip(first).zip(second) {
+        *a = pair[0];
+        *b = pair[1];
     }
 }
 
@@ -183,44 +188,109 @@ fn tap<V: Lanes, const FUSED: bool>(sums: V, tap: V, values: V) -> V {
     }
 }
 
-/// Planes narrower than this, at stride 1, are computed whole ([`Flat`]): on CenterFace's
-/// 40- and 20-point rows, one row at a time spent more on each row's set-up and its last partial
-/// vector than on the arithmetic (0.46 ms for 576 planes of 24×40 on a Zen 5, 11 G/s).
+/// Planes narrower than this are computed whole ([`Flat`]): on CenterFace's 40- and 20-point
+/// rows, one row at a time spent more on each row's set-up and its last partial vector than on
+/// the arithmetic (at stride 1, 0.46 ms for 576 planes of 24×40 on a Zen 5, 11 G/s; the eleven
+/// narrow depthwise ops took 3.7 ms row by row, 2.0 with whole planes at stride 1 and 1.6 with
+/// whole planes at stride 2 too).
 const FLAT_BELOW: usize = 64;
 
-/// A whole padded plane at stride 1, its rows `row` apart: output point `(y, x)` is at
-/// `y × row + x` in the sums, and tap `(ky, kx)` reads the padded plane `ky × row + kx` further
-/// on, so every vector of sixteen sums spans rows and only the two padding columns of each row
-/// are computed in vain.
+/// A whole padded plane, its rows `row` apart: output point `(y, x)` is at `y × row + x` in the
+/// sums, and each tap reads contiguous values from there on, so every vector of sixteen sums
+/// spans rows and only the padding columns of each row are computed in vain.
+///
+/// At stride 1 the plane is the padded input, and tap `(ky, kx)` reads it `ky × row + kx`
+/// further on. At stride 2 it is split by the parity of the padded row and column: `planes[a]`
+/// holds the padded rows of parity `a`, their even columns, then from `half` on their odd ones,
+/// so tap `(ky, kx)` reads `planes[ky % 2]` at `(ky / 2) × row` plus `0`, `half` or `1` for
+/// `kx` = 0, 1, 2: [`Layout`]'s reads for a row, over the whole plane.
 pub(super) struct Flat {
+    step: usize,
     width: usize,
     out_width: usize,
-    /// Where input row 0, column 0 is in `padded`.
-    origin: usize,
+    pad_top: usize,
+    pad_left: usize,
     row: usize,
-    /// The padded plane; what is not an input point stays zero.
-    padded: Vec<f32>,
+    /// At stride 2, where the odd columns start in each of `planes`.
+    half: usize,
+    /// The padded plane (stride 1: `planes[0]` only), or its rows by parity (stride 2); what
+    /// is not an input point stays zero.
+    planes: [Vec<f32>; 2],
     sums: Vec<f32>,
 }
 
 impl Flat {
     pub(super) fn new(
+        step: usize,
         (height, width): (usize, usize),
         (out_height, out_width): (usize, usize),
         pad_top: usize,
         [pad_left, pad_right]: [usize; 2],
     ) -> Flat {
-        let row = pad_left + width + pad_right;
+        let (row, half, planes) = if step == 1 {
+            let row = pad_left + width + pad_right;
+            let points = (out_height * row).next_multiple_of(LANES);
+            // The last vector reads two rows and two points further on.
+            let len = (points + 2 * row + 2).max((pad_top + height + 2) * row);
+            (row, 0, [vec![0.0; len], Vec::new()])
+        } else {
+            // Output column `x` reads columns `2x..=2x + 2`, halves `x` and `x + 1`.
+            let row = out_width + 1;
+            let points = (out_height * row).next_multiple_of(LANES);
+            // Each half holds rows `0..=out_height` (and the last vector of the even half reads
+            // a row further on): `half / row` of them.
+            let half = points + row;
+            (row, half, [vec![0.0; 2 * half], vec![0.0; 2 * half]])
+        };
         let points = (out_height * row).next_multiple_of(LANES);
-        // The last vector reads two rows and two points further on.
-        let len = (points + 2 * row + 2).max((pad_top + height + 2) * row);
         Flat {
+            step,
             width,
             out_width,
-            origin: pad_top * row + pad_left,
+            pad_top,
+            pad_left,
             row,
-            padded: vec![0.0; len],
+            half,
+            planes,
             sums: vec![0.0; points],
+        }
+    }
+
+    /// Each kernel row's values and where its three taps read them.
+    fn taps(&self) -> ([Option<&[f32]>; 3], [usize; 3]) {
+        let row = self.row;
+        if self.step == 1 {
+            let rows = [0, 1, 2].map(|ky| Some(&self.planes[0][ky * row..]));
+            (rows, [0, 1, 2])
+        } else {
+            let [even, odd] = &self.planes;
+            (
+                [Some(&even[..]), Some(&odd[..]), Some(&even[row..])],
+                [0, self.half, 1],
+            )
+        }
+    }
+
+    /// Puts `input`'s points in the padded plane.
+    fn lay_out(&mut self, input: &[f32]) {
+        let (row, width) = (self.row, self.width);
+        for (r, values) in input.chunks_exact(width).enumerate() {
+            let p = r + self.pad_top;
+            if self.step == 1 {
+                self.planes[0][p * row + self.pad_left..][..width].copy_from_slice(values);
+                continue;
+            }
+            if p / 2 >= self.half / row {
+                continue; // below every output row's window
+            }
+            let (even, odd) = self.planes[p % 2].split_at_mut(self.half);
+            let at = p / 2 * row;
+            deinterleave(
+                values,
+                self.pad_left,
+                &mut even[at..][..row],
+                &mut odd[at..][..row],
+            );
         }
     }
 }
@@ -240,8 +310,8 @@ impl Planes {
         pad_top: usize,
         pad_columns: [usize; 2],
     ) -> Planes {
-        if layout.step == 1 && out_size.1 < FLAT_BELOW {
-            Planes::Flat(Flat::new(size, out_size, pad_top, pad_columns))
+        if out_size.1 < FLAT_BELOW {
+            Planes::Flat(Flat::new(layout.step, size, out_size, pad_top, pad_columns))
         } else {
             Planes::Rows(Rows::new(layout, size.0, pad_top))
         }
@@ -314,13 +384,13 @@ fn whole_with<V: Lanes, const FUSED: bool>(
     filter: &Filter,
     out: &mut [f32],
 ) {
-    let (row, width) = (flat.row, flat.width);
-    for (r, values) in input.chunks_exact(width).enumerate() {
-        flat.padded[flat.origin + r * row..][..width].copy_from_slice(values);
-    }
-    // Tap `(ky, kx)` of the whole plane: kernel row `ky`'s values, read `kx` further on.
-    let rows = [0, 1, 2].map(|ky| Some(&flat.padded[ky * row..]));
-    row_with::<V, FUSED>(rows, [0, 1, 2], filter, &mut flat.sums);
+    flat.lay_out(input);
+    // Out of `flat` while its planes are read.
+    let mut sums = std::mem::take(&mut flat.sums);
+    let (rows, reads) = flat.taps();
+    row_with::<V, FUSED>(rows, reads, filter, &mut sums);
+    flat.sums = sums;
+    let row = flat.row;
     for (y, out_row) in out.chunks_exact_mut(flat.out_width).enumerate() {
         out_row.copy_from_slice(&flat.sums[y * row..][..flat.out_width]);
     }
@@ -457,11 +527,8 @@ mod tests {
                 let (out_height, out_width) = (height.div_ceil(step), width.div_ceil(step));
                 let layout = Layout::new(step, width, out_width, [1, 1]);
                 let rows = || Planes::Rows(Rows::new(layout.clone(), height, 1));
-                let mut kept = vec![rows()];
-                if step == 1 {
-                    let flat = Flat::new((height, width), (out_height, out_width), 1, [1, 1]);
-                    kept.push(Planes::Flat(flat));
-                }
+                let flat = Flat::new(step, (height, width), (out_height, out_width), 1, [1, 1]);
+                let mut kept = vec![rows(), Planes::Flat(flat)];
                 let mut unfused = Vec::new();
                 for (fused, relu) in [(false, false), (false, true), (true, false), (true, true)] {
                     let filter = Filter {
