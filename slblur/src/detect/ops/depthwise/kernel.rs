@@ -1,8 +1,7 @@
 //! The depthwise op's arithmetic: input rows laid out so every tap reads contiguous values
 //! ([`Layout`]), and output rows computed [`LANES`] points at a time with the vectors chosen at
 //! start-up ([`super::super::lanes`]). [`super::super::bottleneck`] uses the same layout and row
-//! kernel on rows it computes itself. Narrow planes at stride 1 are computed whole instead
-//! ([`Flat`]).
+//! kernel on rows it computes itself. Narrow planes are computed whole instead ([`Flat`]).
 
 use super::Taps;
 use crate::detect::ops::lanes::{Isa, LANES, Lanes, Portable};
