@@ -20,7 +20,7 @@ use tract_onnx::tract_core::internal::*;
 use super::bottleneck::{biased, pointwise_weights};
 use super::depthwise::{relu_after, sole_reader};
 use super::lanes::{Isa, Kernels, LANES, Lanes};
-use super::pointwise::{BLOCK, Pointwise, Strided, pad_rows, pointwise_blocks};
+use super::pointwise::{BLOCK, Pointwise, Strided, pointwise_blocks};
 
 /// Points multiplied by all of a thread's blocks before the next: a chunk of up to 960 input
 /// channels is at most 369 kB, within a Zen 5's 1 MB L2 cache. Two steps of three vectors.
@@ -41,11 +41,10 @@ pub struct Conv1x1 {
 
 impl Eq for Conv1x1 {}
 
-/// Replaces every 1×1 convolution of `model` (an `EinSum` with constant weights, the bias sum
-/// after it, and the ReLU after that when there is one) by a [`Conv1x1`] using `kernels`;
-/// returns how many. The head's convolutions of 1, 2 and 10 channels are computed as whole
-/// blocks of four. Does nothing with the portable kernels,
-/// which a CPU without fused multiply-add gets.
+/// Replaces every 1×1 convolution of `model` ([`Matched`]) by a [`Conv1x1`] using `kernels`;
+/// returns how many. Output channels not in whole [`BLOCK`]s (the head's 2 and 10) are computed
+/// with rows of zeros up to whole blocks. Does nothing with the portable kernels, which a CPU
+/// without fused multiply-add gets.
 pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
     let isa = kernels.isa();
     if isa == Isa::Portable {
@@ -53,33 +52,101 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
     }
     let mut replaced = 0;
     for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some((weights, input)) = pointwise_weights(model, node)? else {
+        let Some(found) = Matched::at(model, id)? else {
             continue;
+        };
+        let outputs = found.bias.len();
+        let (weights, bias) = in_blocks(found.weights, found.bias);
+        let op = Conv1x1 {
+            conv: Pointwise::new(&weights, bias, found.relu),
+            outputs,
+            batch: found.batch,
+            isa,
+        };
+        let name = model.node(id).name.clone();
+        super::replace(model, found.input, &name, op, found.output)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
+/// A 1×1 convolution as tract declutters one: an `EinSum` with constant `[outputs, inputs]`
+/// weights, the bias sum after it, and the ReLU after that when there is one.
+pub(super) struct Matched {
+    pub weights: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub relu: bool,
+    pub input: OutletId,
+    /// The sum's outlet, or the ReLU's.
+    pub output: OutletId,
+    /// Whether the output has a batch axis (of one) before its channels.
+    pub batch: bool,
+}
+
+impl Matched {
+    /// The convolution whose product is node `id`, if it is one.
+    pub(super) fn at(model: &TypedModel, id: usize) -> TractResult<Option<Matched>> {
+        let Some((weights, input)) = pointwise_weights(model, model.node(id))? else {
+            return Ok(None);
         };
         let Some(sum) = sole_reader(model, OutletId::new(id, 0)) else {
-            continue;
+            return Ok(None);
         };
         let Some((_, bias)) = biased(model, sum)? else {
-            continue;
+            return Ok(None);
         };
         let relu = relu_after(model, sum.id)?;
         let output = OutletId::new(relu.unwrap_or(sum.id), 0);
         let batch = model.outlet_fact(output)?.rank() == 4;
-        let outputs = bias.len();
-        let (weights, bias) = in_blocks(weights, bias);
-        let conv = Pointwise::new(&weights, bias, relu.is_some());
-        let op = Conv1x1 {
-            conv,
-            outputs,
+        Ok(Some(Matched {
+            weights,
+            bias,
+            relu: relu.is_some(),
+            input,
+            output,
             batch,
-            isa,
-        };
-        let name = node.name.clone();
-        super::replace(model, input, &name, op, output)?;
-        replaced += 1;
+        }))
     }
-    Ok(replaced)
+}
+
+/// A 1×1 convolution's input of `inputs` channels, checked, as rows of whole vectors.
+pub(super) struct InputRows<'a> {
+    pub height: usize,
+    pub width: usize,
+    /// Points per channel.
+    pub points: usize,
+    /// `points` rounded up to whole vectors: the length of each of `rows`.
+    pub len: usize,
+    /// The input, each channel's points followed by zeros up to `len` when `len` is more.
+    pub rows: std::borrow::Cow<'a, [f32]>,
+}
+
+impl InputRows<'_> {
+    pub(super) fn of(input: &Tensor, inputs: usize) -> TractResult<InputRows<'_>> {
+        let (channels, height, width) = match *input.shape() {
+            [1, c, h, w] | [c, h, w] => (c, h, w),
+            ref shape => bail!("1×1 convolution input of shape {shape:?}"),
+        };
+        ensure!(
+            channels == inputs,
+            "1×1 convolution input of {channels} channels, expected {inputs}"
+        );
+        let points = height * width;
+        let len = points.next_multiple_of(LANES);
+        let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
+        let rows = if len == points {
+            input.into()
+        } else {
+            pad_rows(input, points, len).into()
+        };
+        Ok(InputRows {
+            height,
+            width,
+            points,
+            len,
+            rows,
+        })
+    }
 }
 
 /// `[outputs, inputs]` weights and their bias with rows of zeros up to whole [`BLOCK`]s.
@@ -89,6 +156,15 @@ fn in_blocks(mut weights: Vec<f32>, mut bias: Vec<f32>) -> (Vec<f32>, Vec<f32>) 
     weights.resize(outputs * inputs, 0.0);
     bias.resize(outputs, 0.0);
     (weights, bias)
+}
+
+/// Each `points`-long row of `input` in a row `len` long, zeros after it.
+fn pad_rows(input: &[f32], points: usize, len: usize) -> Vec<f32> {
+    let mut padded = vec![0.0; input.len() / points * len];
+    for (row, values) in padded.chunks_exact_mut(len).zip(input.chunks_exact(points)) {
+        row[..points].copy_from_slice(values);
+    }
+    padded
 }
 
 impl Conv1x1 {
@@ -121,29 +197,12 @@ impl EvalOp for Conv1x1 {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let (channels, height, width) = match *input.shape() {
-            [1, c, h, w] | [c, h, w] => (c, h, w),
-            ref shape => bail!("1×1 convolution input of shape {shape:?}"),
-        };
         let conv = &self.conv;
-        ensure!(
-            channels == conv.inputs,
-            "1×1 convolution input of {channels} channels, expected {}",
-            conv.inputs
-        );
-        let points = height * width;
-        let len = points.next_multiple_of(LANES);
-        let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
+        let planes = InputRows::of(&input, conv.inputs)?;
+        let (height, width, points, len) = (planes.height, planes.width, planes.points, planes.len);
         // Rows of whole vectors, in and out: the product reads and writes `len` points.
-        let padded;
-        let rows = if len == points {
-            input
-        } else {
-            padded = pad_rows(input, points, len);
-            &padded
-        };
         let rows = Strided {
-            values: rows,
+            values: &planes.rows,
             stride: len,
         };
         // SAFETY: every point of every output channel is stored before anything reads it.
@@ -266,7 +325,7 @@ mod tests {
 
     #[test]
     fn matches_tract_exactly_with_every_vector_width_and_thread_count() {
-        // Planes of whole vectors and not, wider than a chunk, one block and many.
+        // InputRows of whole vectors and not, wider than a chunk, one block and many.
         let cases = [
             ((96, 24), (24, 40), true),
             ((24, 96), (12, 20), false),

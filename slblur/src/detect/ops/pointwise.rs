@@ -89,15 +89,6 @@ impl Source for [&[f32]] {
     }
 }
 
-/// Each `points`-long row of `input` in a row `len` long, zeros after it.
-pub(super) fn pad_rows(input: &[f32], points: usize, len: usize) -> Vec<f32> {
-    let mut padded = vec![0.0; input.len() / points * len];
-    for (row, values) in padded.chunks_exact_mut(len).zip(input.chunks_exact(points)) {
-        row[..points].copy_from_slice(values);
-    }
-    padded
-}
-
 /// `out[o][x] = bias[o] + Σ_i w[o][i] · input.row(i)[x]`, then the ReLU if `conv` has one, for
 /// every `x < len` (a multiple of [`LANES`]); rows of `out` are `out_stride` apart. Each step
 /// computes `PAIR` blocks (one or two) at `SPAN` vectors of points.

@@ -15,13 +15,12 @@ use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::bottleneck::{biased, pointwise_weights};
-use super::depthwise::{Depthwise3x3, relu_after};
+use super::conv1x1::{InputRows, Matched};
+use super::depthwise::Depthwise3x3;
 use super::int8::{
     Activation, BLOCK, Dots, GROUP, IntIsa, Portable, Quantized, product_blocks, quantize,
 };
-use super::lanes::LANES;
-use super::pointwise::{Strided, pad_rows};
+use super::pointwise::Strided;
 
 /// A 1×1 convolution over a channels-first tensor, in int8.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +34,7 @@ pub struct Int8Pointwise {
 
 impl Eq for Int8Pointwise {}
 
-/// Replaces every 1×1 convolution of `model` (an `EinSum` with constant weights, the bias sum
-/// after it, and the ReLU after that when there is one) whose input has a scale in `scales`
+/// Replaces every 1×1 convolution of `model` ([`Matched`]) whose input has a scale in `scales`
 /// (keyed by the `EinSum`'s name) by an [`Int8Pointwise`] using `isa`; returns how many.
 pub fn rewrite(
     model: &mut TypedModel,
@@ -49,27 +47,22 @@ pub fn rewrite(
         let Some(activation) = scales.get(&node.name) else {
             continue;
         };
-        let Some((weights, input)) = pointwise_weights(model, node)? else {
+        let Some(found) = Matched::at(model, id)? else {
             continue;
         };
-        let Some(sum) = super::depthwise::sole_reader(model, OutletId::new(id, 0)) else {
-            continue;
-        };
-        let Some((_, bias)) = biased(model, sum)? else {
-            continue;
-        };
-        let relu = relu_after(model, sum.id)?;
-        let output = OutletId::new(relu.unwrap_or(sum.id), 0);
-        if !in_block(model, input, output) {
+        if !in_block(model, found.input, found.output) {
             continue;
         }
-        let Some(conv) = Quantized::new(&weights, bias, relu.is_some(), activation) else {
+        let Some(conv) = Quantized::new(&found.weights, found.bias, found.relu, activation) else {
             continue;
         };
-        let batch = model.outlet_fact(output)?.rank() == 4;
-        let op = Int8Pointwise { conv, batch, isa };
+        let op = Int8Pointwise {
+            conv,
+            batch: found.batch,
+            isa,
+        };
         let name = node.name.clone();
-        super::replace(model, input, &name, op, output)?;
+        super::replace(model, found.input, &name, op, found.output)?;
         replaced += 1;
     }
     Ok(replaced)
@@ -115,27 +108,11 @@ impl EvalOp for Int8Pointwise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let (channels, height, width) = match *input.shape() {
-            [1, c, h, w] | [c, h, w] => (c, h, w),
-            ref shape => bail!("1×1 convolution input of shape {shape:?}"),
-        };
         let conv = &self.conv;
-        ensure!(
-            channels == conv.inputs,
-            "1×1 convolution input of {channels} channels, expected {}",
-            conv.inputs
-        );
-        let points = height * width;
-        let len = points.next_multiple_of(LANES);
-        let input = input.try_as_plain_ram()?.as_slice::<f32>()?;
         // Rows of whole vectors: the quantiser reads up to `len` points of each.
-        let padded;
-        let rows = if len == points {
-            input
-        } else {
-            padded = pad_rows(input, points, len);
-            &padded
-        };
+        let planes = InputRows::of(&input, conv.inputs)?;
+        let (height, width, points, len) = (planes.height, planes.width, planes.points, planes.len);
+        let rows = &planes.rows[..];
         let (quantize, product) = kernels(self.isa);
         let work = conv.inputs * conv.outputs * points;
         // The input quantised once, a group of channels per task...
