@@ -1,5 +1,7 @@
-//! The 1×1 convolutions that the fused blocks do not cover (the narrow blocks' and the head's),
-//! with their bias and ReLU, as one op each in place of tract's matrix product.
+//! The 1×1 convolutions that the fused blocks do not cover (the narrow blocks', the feature
+//! pyramid's and the head's), with their bias and ReLU, as one op each in place of tract's matrix
+//! product; and what it shares with the int8 one ([`super::quantized`]): finding such a
+//! convolution ([`Matched`]) and reading its input ([`InputRows`]).
 //!
 //! tract packs each one's input into panels before multiplying: at 640×384 the packing alone
 //! took 1.4 ms of a 25 ms inference on one thread of a Zen 5. Here the plane is one row of points
