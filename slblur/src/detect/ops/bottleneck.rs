@@ -395,9 +395,7 @@ impl Bottleneck {
     }
 
     fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
-        let shape = [self.project.outputs, height, width];
-        let batch = self.batch.then_some(1);
-        batch.into_iter().chain(shape).collect()
+        super::output_shape(self.batch, self.project.outputs, height, width)
     }
 }
 
@@ -492,7 +490,7 @@ impl TypedOp for Bottleneck {
             bail!("bottleneck input of shape {dims:?}");
         };
         if let Some(stem) = &self.stem {
-            (height, width) = stem.output_size(height, width)?;
+            (height, width) = stem.window().output_size(height, width)?;
         }
         let (out_height, out_width) = self.depthwise.window.output_size(height, width)?;
         Ok(tvec!(f32::fact(self.output_shape(out_height, out_width))))

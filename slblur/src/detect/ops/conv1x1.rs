@@ -111,6 +111,13 @@ impl Matched {
     }
 }
 
+/// The height and width of a 1×1 convolution's input.
+pub(super) fn plane(input: &TypedFact) -> TractResult<(usize, usize)> {
+    let (shape, rank) = (&input.shape, input.rank());
+    ensure!(rank >= 3, "1×1 convolution input of rank {rank}");
+    Ok((shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?))
+}
+
 /// A 1×1 convolution's input of `inputs` channels, checked, as rows of whole vectors.
 pub(super) struct InputRows<'a> {
     pub height: usize,
@@ -171,8 +178,7 @@ fn pad_rows(input: &[f32], points: usize, len: usize) -> Vec<f32> {
 
 impl Conv1x1 {
     fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
-        let shape = [self.outputs, height, width];
-        self.batch.then_some(1).into_iter().chain(shape).collect()
+        super::output_shape(self.batch, self.outputs, height, width)
     }
 }
 
@@ -237,10 +243,7 @@ impl TypedOp for Conv1x1 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let shape = &inputs[0].shape;
-        let rank = shape.rank();
-        ensure!(rank >= 3, "1×1 convolution input of rank {rank}");
-        let (height, width) = (shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?);
+        let (height, width) = plane(inputs[0])?;
         Ok(tvec!(f32::fact(self.output_shape(height, width))))
     }
 

@@ -65,8 +65,7 @@ impl Dense3x3 {
     }
 
     fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
-        let shape = [self.conv.outputs, height, width];
-        self.batch.then_some(1).into_iter().chain(shape).collect()
+        super::output_shape(self.batch, self.conv.outputs, height, width)
     }
 
     pub(super) fn inputs(&self) -> usize {
@@ -81,14 +80,9 @@ impl Dense3x3 {
         &self.window
     }
 
-    /// The output's height and width for an input of `height`×`width`.
-    pub(super) fn output_size(&self, height: usize, width: usize) -> TractResult<(usize, usize)> {
-        self.window.output_size(height, width)
-    }
-
     /// The geometry of a `height`×`width` input, and the output's height.
     pub(super) fn geometry(&self, height: usize, width: usize) -> TractResult<(Geometry, usize)> {
-        let (out_height, out_width) = self.output_size(height, width)?;
+        let (out_height, out_width) = self.window.output_size(height, width)?;
         let layout = Layout::new(
             self.window.stride,
             width,

@@ -44,6 +44,13 @@ fn replace(
     patch.apply(model)
 }
 
+/// The shape of a channels-first output of `channels × height × width`, after a batch axis of
+/// one if `batch`.
+fn output_shape(batch: bool, channels: usize, height: usize, width: usize) -> TVec<usize> {
+    let batch = batch.then_some(1);
+    batch.into_iter().chain([channels, height, width]).collect()
+}
+
 /// Replaces every `Conv` node of `model` that `op_for` makes an op for (told whether a ReLU that
 /// it may take in follows), with that ReLU when it is the convolution's only reader; returns how
 /// many.

@@ -15,7 +15,7 @@ use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
-use super::conv1x1::{InputRows, Matched};
+use super::conv1x1::{InputRows, Matched, plane};
 use super::depthwise::Depthwise3x3;
 use super::int8::{
     Activation, BLOCK, Dots, GROUP, IntIsa, Portable, Quantized, product_blocks, quantize,
@@ -80,8 +80,7 @@ fn in_block(model: &TypedModel, input: OutletId, output: OutletId) -> bool {
 
 impl Int8Pointwise {
     fn output_shape(&self, height: usize, width: usize) -> TVec<usize> {
-        let shape = [self.conv.outputs, height, width];
-        self.batch.then_some(1).into_iter().chain(shape).collect()
+        super::output_shape(self.batch, self.conv.outputs, height, width)
     }
 }
 
@@ -145,10 +144,7 @@ impl TypedOp for Int8Pointwise {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let shape = &inputs[0].shape;
-        let rank = shape.rank();
-        ensure!(rank >= 3, "1×1 convolution input of rank {rank}");
-        let (height, width) = (shape[rank - 2].to_usize()?, shape[rank - 1].to_usize()?);
+        let (height, width) = plane(inputs[0])?;
         Ok(tvec!(f32::fact(self.output_shape(height, width))))
     }
 
