@@ -439,13 +439,14 @@ impl EvalOp for Bottleneck {
             channels == expected,
             "bottleneck input of {channels} channels, expected {expected}"
         );
-        let stem = match &self.stem {
-            Some(stem) => Some(stem.geometry(height, width)?),
-            None => None,
-        };
-        let (height, width) = match &stem {
-            Some((g, out_height)) => (*out_height, g.out_width),
-            None => (height, width),
+        // With a stem, the block's own input is the stem's output.
+        let (stem, height, width) = match &self.stem {
+            Some(stem) => {
+                let (g, out_height) = stem.geometry(height, width)?;
+                let out_width = g.out_width;
+                (Some(g), out_height, out_width)
+            }
+            None => (None, height, width),
         };
         let (out_height, out_width) = self.depthwise.window.output_size(height, width)?;
         let layout = Layout::new(
@@ -460,7 +461,6 @@ impl EvalOp for Bottleneck {
             out_width,
             layout,
         };
-        let stem = stem.map(|(g, _)| g);
         let shape = self.output_shape(out_height, out_width);
         // SAFETY: the bands together store every row of every output channel before anything
         // reads them.

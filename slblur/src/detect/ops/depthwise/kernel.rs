@@ -226,22 +226,23 @@ impl Flat {
         pad_top: usize,
         [pad_left, pad_right]: [usize; 2],
     ) -> Flat {
-        let (row, half, planes) = if step == 1 {
-            let row = pad_left + width + pad_right;
-            let points = (out_height * row).next_multiple_of(LANES);
+        // At stride 2, output column `x` reads columns `2x..=2x + 2`: halves `x` and `x + 1`.
+        let row = if step == 1 {
+            pad_left + width + pad_right
+        } else {
+            out_width + 1
+        };
+        let points = (out_height * row).next_multiple_of(LANES);
+        let (half, planes) = if step == 1 {
             // The last vector reads two rows and two points further on.
             let len = (points + 2 * row + 2).max((pad_top + height + 2) * row);
-            (row, 0, [vec![0.0; len], Vec::new()])
+            (0, [vec![0.0; len], Vec::new()])
         } else {
-            // Output column `x` reads columns `2x..=2x + 2`, halves `x` and `x + 1`.
-            let row = out_width + 1;
-            let points = (out_height * row).next_multiple_of(LANES);
             // Each half holds rows `0..=out_height` (and the last vector of the even half reads
             // a row further on): `half / row` of them.
             let half = points + row;
-            (row, half, [vec![0.0; 2 * half], vec![0.0; 2 * half]])
+            (half, [vec![0.0; 2 * half], vec![0.0; 2 * half]])
         };
-        let points = (out_height * row).next_multiple_of(LANES);
         Flat {
             step,
             width,
