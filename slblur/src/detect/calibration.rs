@@ -53,13 +53,13 @@ fn observer(model: &InferenceModel, net: Size) -> TractResult<Observer> {
     for node in typed.nodes() {
         // Only convolutions of whole blocks of output channels have int8 kernels.
         let shape = &node.outputs[0].fact.shape;
-        let in_blocks = || {
+        let has_int8_kernels = || {
             let channels = shape.len().checked_sub(3).map(|axis| &shape[axis]);
             channels
                 .and_then(|c| c.to_usize().ok())
                 .is_some_and(quantizable)
         };
-        if pointwise_weights(&typed, node)?.is_some() && in_blocks() {
+        if pointwise_weights(&typed, node)?.is_some() && has_int8_kernels() {
             convs.push(node.name.clone());
             outlets.push(node.inputs[0]);
         }

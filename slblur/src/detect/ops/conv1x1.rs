@@ -54,19 +54,19 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
     }
     let mut replaced = 0;
     for id in model.eval_order()? {
-        let Some(found) = Matched::at(model, id)? else {
+        let Some(matched) = Matched::at(model, id)? else {
             continue;
         };
-        let outputs = found.bias.len();
-        let (weights, bias) = in_blocks(found.weights, found.bias);
+        let outputs = matched.bias.len();
+        let (weights, bias) = in_blocks(matched.weights, matched.bias);
         let op = Conv1x1 {
-            conv: Pointwise::new(&weights, bias, found.relu),
+            conv: Pointwise::new(&weights, bias, matched.relu),
             outputs,
-            batch: found.batch,
+            batch: matched.batch,
             isa,
         };
         let name = model.node(id).name.clone();
-        super::replace(model, found.input, &name, op, found.output)?;
+        super::replace(model, matched.input, &name, op, matched.output)?;
         replaced += 1;
     }
     Ok(replaced)

@@ -47,22 +47,23 @@ pub fn rewrite(
         let Some(activation) = scales.get(&node.name) else {
             continue;
         };
-        let Some(found) = Matched::at(model, id)? else {
+        let Some(matched) = Matched::at(model, id)? else {
             continue;
         };
-        if !in_block(model, found.input, found.output) {
+        if !in_block(model, matched.input, matched.output) {
             continue;
         }
-        let Some(conv) = Quantized::new(&found.weights, found.bias, found.relu, activation) else {
+        let Some(conv) = Quantized::new(&matched.weights, matched.bias, matched.relu, activation)
+        else {
             continue;
         };
         let op = Int8Pointwise {
             conv,
-            batch: found.batch,
+            batch: matched.batch,
             isa,
         };
         let name = node.name.clone();
-        super::replace(model, found.input, &name, op, found.output)?;
+        super::replace(model, matched.input, &name, op, matched.output)?;
         replaced += 1;
     }
     Ok(replaced)
