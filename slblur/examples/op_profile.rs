@@ -44,11 +44,13 @@ fn run() -> anyhow::Result<()> {
         let input = to_tensor(&resized, shape.net);
         let t = Instant::now();
         let mut times = Vec::new();
-        state.run_plan_with_eval(tvec!(input.into()), |ctx, op_state, node, inputs| {
-            let t = Instant::now();
-            let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
-            times.push((node.id, t.elapsed()));
-            out
+        detector.on_threads(|| {
+            state.run_plan_with_eval(tvec!(input.into()), |ctx, op_state, node, inputs| {
+                let t = Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                times.push((node.id, t.elapsed()));
+                out
+            })
         })?;
         if i > 0 {
             whole += t.elapsed();

@@ -251,7 +251,14 @@ impl Detector {
     /// Runs the network on a `[1, 3, H, W]` tensor of the given size.
     pub fn infer(&self, input: Tensor, size: Size) -> Result<TVec<TValue>, ModelError> {
         let plan = self.plan(size)?;
-        plan.run(tvec!(input.into())).map_err(ModelError::Run)
+        self.on_threads(|| plan.run(tvec!(input.into())))
+            .map_err(ModelError::Run)
+    }
+
+    /// Runs `f`, an inference with one of this detector's plans, on its threads
+    /// ([`crate::runtime::threads::run_on`]).
+    pub fn on_threads<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        crate::runtime::threads::run_on(&self.executor, f)
     }
 
     fn plans_lock(&self) -> std::sync::MutexGuard<'_, HashMap<Size, Plan>> {

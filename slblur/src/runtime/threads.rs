@@ -6,6 +6,7 @@
 //! stack replicas on the same CPUs, so the scheduler keeps the choice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tract_linalg::multithread::Executor;
 
@@ -25,6 +26,46 @@ pub fn executor(threads: usize) -> Result<Executor, rayon::ThreadPoolBuildError>
         })
         .build()?;
     Ok(Executor::MultiThread(Arc::new(pool)))
+}
+
+/// Runs `f`, one inference, on a thread of `executor`'s pool while its other threads stay awake
+/// looking for the inference's parallel work, the way onnxruntime's pool spins between ops.
+///
+/// Each op splits its work when it starts. A pool thread that has gone to sleep between two ops
+/// took longer to wake (a futex and an inter-processor interrupt through the hypervisor) than the
+/// smaller ops last: on two threads the depthwise convolutions ran no faster than on one. Started
+/// from outside the pool, each op also waited for the caller to be woken when it ended.
+/// Together these cost 1.1 ms of an 11.1 ms inference at 640×384 on two Zen 5 cores.
+pub fn run_on<R: Send>(executor: &Executor, f: impl FnOnce() -> R + Send) -> R {
+    let Executor::MultiThread(pool) = executor else {
+        return f();
+    };
+    pool.install(|| {
+        let done = AtomicBool::new(false);
+        let inference = rayon::current_thread_index();
+        rayon::scope(|scope| {
+            for _ in 1..pool.current_num_threads() {
+                scope.spawn(|_| stay_awake(&done, inference));
+            }
+            let result = f();
+            done.store(true, Ordering::Release);
+            result
+        })
+    })
+}
+
+/// Runs the pool's pending work until `done`, yielding the CPU to other processes when there is
+/// none. On the inference's own thread it returns at once: that thread picks it up only while it
+/// waits inside the inference, which it must go back to.
+fn stay_awake(done: &AtomicBool, inference: Option<usize>) {
+    if rayon::current_thread_index() == inference {
+        return;
+    }
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+            std::thread::yield_now();
+        }
+    }
 }
 
 /// Whether [`executor`] pins `threads` threads on this machine.
@@ -100,6 +141,15 @@ mod tests {
             .collect();
         seen.sort_unstable();
         assert_eq!(seen, cpus, "one thread on each allowed CPU");
+    }
+
+    #[test]
+    fn an_inference_runs_on_a_pool_thread_and_returns_when_done() {
+        for threads in 1..=3 {
+            let pool = executor(threads).expect("pool");
+            let on_pool = run_on(&pool, || rayon::current_thread_index().is_some());
+            assert_eq!(on_pool, threads > 1, "{threads} threads");
+        }
     }
 
     #[test]
