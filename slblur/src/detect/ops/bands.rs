@@ -3,8 +3,10 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-use tract_linalg::multithread::{Executor, current_tract_executor};
+use tract_linalg::multithread::{
+    Executor, current_threading_element_threshold, current_tract_executor,
+};
+use tract_onnx::prelude::TractResult;
 
 use super::depthwise::Layout;
 
@@ -66,19 +68,119 @@ impl Output {
     }
 }
 
+/// Runs `part(i, n)` for each of the current tract executor's `n` threads, part `i` on thread
+/// `i`, and returns what each part returned, in order.
+///
+/// The pool's threads are pinned one per CPU when they can be ([`crate::runtime::threads`]),
+/// so every op that splits its work this way gives each CPU the same share of the channels or
+/// rows: a thread reads what it wrote one op before from its own cache. Split by work stealing,
+/// each op's halves landed on either thread, and the 1×1 and depthwise convolutions read half
+/// their input from the other core's.
+fn on_each_thread<R: Send>(part: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
+    match current_tract_executor() {
+        Executor::MultiThread(pool) if pool.current_num_threads() > 1 => {
+            pool.broadcast(|thread| part(thread.index(), thread.num_threads()))
+        }
+        _ => vec![part(0, 1)],
+    }
+}
+
 /// Runs `band` over output rows `0..rows`, split into one band per thread of the current tract
 /// executor. Each band lays out (and the blocks expand) the input rows at its edges again, so
 /// fewer, larger bands do less work twice.
 pub(super) fn in_bands(rows: usize, band: impl Fn(Range<usize>) + Sync) {
-    match current_tract_executor() {
-        Executor::MultiThread(pool) if pool.current_num_threads() > 1 && rows > 1 => {
-            let bands = pool.current_num_threads().min(rows);
-            pool.install(|| {
-                (0..bands)
-                    .into_par_iter()
-                    .for_each(|i| band(i * rows / bands..(i + 1) * rows / bands))
-            });
+    on_each_thread(|i, threads| {
+        let bands = threads.min(rows);
+        if i < bands {
+            band(i * rows / bands..(i + 1) * rows / bands);
         }
-        _ => band(0..rows),
+    });
+}
+
+/// Runs `f(first, rows)` over `values`, rows of `row_len` values, split into one band of whole
+/// rows per thread of the current tract executor (as [`in_bands`]); `first` is the band's first
+/// row. Below tract's threading threshold of `work` multiply-adds it runs on the calling thread
+/// alone.
+pub(super) fn in_row_bands<T: Send>(
+    values: &mut [T],
+    row_len: usize,
+    work: usize,
+    f: impl Fn(usize, &mut [T]) -> TractResult<()> + Sync,
+) -> TractResult<()> {
+    let rows = values.len() / row_len;
+    if work < current_threading_element_threshold() || rows < 2 {
+        return f(0, values);
+    }
+    let shared = Shared(values.as_mut_ptr());
+    let results = on_each_thread(|i, threads| {
+        let bands = threads.min(rows);
+        if i >= bands {
+            return Ok(());
+        }
+        let band = i * rows / bands..(i + 1) * rows / bands;
+        // SAFETY: the bands are disjoint whole rows of `values`, which outlives them.
+        let band_values = unsafe {
+            std::slice::from_raw_parts_mut(shared.at(band.start * row_len), band.len() * row_len)
+        };
+        f(band.start, band_values)
+    });
+    results.into_iter().collect()
+}
+
+/// A mutable slice's start, shared by bands that each write their own part of it.
+struct Shared<T>(*mut T);
+
+impl<T> Shared<T> {
+    fn at(&self, offset: usize) -> *mut T {
+        // SAFETY: callers stay within the slice the pointer came from.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+// SAFETY: bands write disjoint parts (see `in_row_bands`), and the slice outlives them.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::threads::{executor, run_on};
+    use tract_linalg::multithread::multithread_tract_scope;
+
+    #[test]
+    fn row_bands_write_every_row_once_with_its_index_on_any_thread_count() {
+        for threads in 1..=3 {
+            for rows in [1, 2, 7, 64] {
+                let pool = executor(threads).expect("pool");
+                let mut values = vec![usize::MAX; rows * 5];
+                run_on(&pool, || {
+                    multithread_tract_scope(pool.clone(), || {
+                        in_row_bands(&mut values, 5, usize::MAX, |first, band| {
+                            for (i, v) in band.iter_mut().enumerate() {
+                                assert_eq!(*v, usize::MAX, "written twice");
+                                *v = first * 5 + i;
+                            }
+                            Ok(())
+                        })
+                    })
+                })
+                .expect("bands");
+                let expected: Vec<usize> = (0..rows * 5).collect();
+                assert_eq!(values, expected, "{threads} threads, {rows} rows");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_band_fails_the_whole() {
+        let pool = executor(2).expect("pool");
+        let mut values = vec![0u8; 64];
+        let result = multithread_tract_scope(pool, || {
+            in_row_bands(&mut values, 1, usize::MAX, |first, _| match first {
+                0 => Ok(()),
+                _ => Err(anyhow::anyhow!("band at {first}")),
+            })
+        });
+        assert!(result.is_err());
     }
 }

@@ -15,7 +15,7 @@
 //! check exactly. As for the blocks, that holds where tract's matrix kernels fuse their
 //! multiply-adds, so the rewrite happens only on such CPUs.
 
-use tract_linalg::multithread::par_chunks_mut;
+use super::bands::in_row_bands;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
@@ -221,7 +221,7 @@ impl EvalOp for Conv1x1 {
         let kernel = kernel(self.isa);
         let work = conv.inputs * conv.outputs * points;
         let run = |out: &mut [f32]| {
-            par_chunks_mut(out, BLOCK * len, work, |block, chunk| {
+            in_row_bands(out, BLOCK * len, work, |block, chunk| {
                 kernel(conv, block, &rows, len, chunk);
                 Ok(())
             })

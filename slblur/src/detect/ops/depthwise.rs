@@ -293,7 +293,7 @@ impl EvalOp for Depthwise3x3 {
         let channels = self.bias.len();
         let kernel = plane_kernel(self.isa);
         let mut view = output.try_as_plain_ram_mut()?;
-        tract_linalg::multithread::par_chunks_mut(
+        super::bands::in_row_bands(
             view.as_slice_mut::<f32>()?,
             out_plane,
             total,

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use tract_linalg::multithread::par_chunks_mut;
+use super::bands::in_row_bands;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 
@@ -117,7 +117,7 @@ impl EvalOp for Int8Pointwise {
         let work = conv.inputs * conv.outputs * points;
         // The input quantised once, a group of channels per task...
         let mut quantized = vec![0u8; conv.inputs * len];
-        par_chunks_mut(&mut quantized, GROUP * len, work, |group, chunk| {
+        in_row_bands(&mut quantized, GROUP * len, work, |group, chunk| {
             let first = group * GROUP;
             quantize(conv, first, &rows[first * len..], len, chunk);
             Ok(())
@@ -127,7 +127,7 @@ impl EvalOp for Int8Pointwise {
         let mut output =
             unsafe { Tensor::uninitialized::<f32>(&self.output_shape(height, width))? };
         let mut view = output.try_as_plain_ram_mut()?;
-        par_chunks_mut(
+        in_row_bands(
             view.as_slice_mut::<f32>()?,
             BLOCK * points,
             work,
