@@ -486,6 +486,7 @@ def main() -> None:
     print(f"- slblur's kernels (SLBLUR_KERNELS={args.kernels}, from its start-up log, plan "
           f"640x384): depthwise {k.get('depthwise', '?')}; fused blocks {k.get('blocks', '?')}; "
           f"dense 3x3 {k.get('dense', '?')}; other 1x1 {k.get('conv1x1', '?')}; "
+          f"2x2 transposed {k.get('deconv', '?')}; "
           f"tract's matrix kernels {k.get('tract_matmul', '?')}")
     int8_env = {**kernels_env, "SLBLUR_PRECISION": "int8"}
     int8_starts = []

@@ -59,6 +59,7 @@ impl Slblur {
             blocks = kernels.blocks(),
             dense = kernels.dense(),
             conv1x1 = kernels.conv1x1(),
+            deconv = kernels.deconv(),
             int8 = kernels.int8(),
             tract_matmul = kernels.tract_matmul(),
             "kernels"

@@ -83,8 +83,9 @@ pub enum OwnOps {
     /// The depthwise convolutions and their ReLUs ([`super::ops::depthwise`]).
     Depthwise,
     /// Whole inverted-residual blocks ([`super::ops::bottleneck`]), built on the depthwise op,
-    /// and the other 1×1 convolutions ([`super::ops::conv1x1`]). With these and the depthwise
-    /// op, the outputs are exactly tract's.
+    /// the other 1×1 convolutions ([`super::ops::conv1x1`]) and the transposed ones
+    /// ([`super::ops::deconv`]). With these and the depthwise op, the outputs are exactly
+    /// tract's.
     Blocks,
     /// The blocks, and the dense 3×3 convolutions ([`super::ops::dense`]); the default. The
     /// dense op sums in another order than tract, so outputs differ from tract's in the last
@@ -231,6 +232,7 @@ impl Detector {
                 }
                 if matches!(self.ops, OwnOps::Blocks | OwnOps::All) {
                     super::ops::conv1x1::rewrite(&mut m, self.kernels)?;
+                    super::ops::deconv::rewrite(&mut m, self.kernels)?;
                 }
                 if self.ops == OwnOps::All {
                     super::ops::dense::rewrite(&mut m, self.kernels)?;

@@ -1,5 +1,6 @@
 //! The network with slblur's own ops (the depthwise op alone, and the fused inverted-residual
-//! blocks built on it with the other 1×1 convolutions) gives exactly tract's outputs on a real frame, at both network sizes the
+//! blocks built on it with the other 1×1 and the transposed convolutions) gives exactly tract's
+//! outputs on a real frame, at both network sizes the
 //! benchmarks use, with one and two threads and with every kernel variant this CPU has (as
 //! `SLBLUR_KERNELS` forces them), and on synthetic input at five more sizes. With the dense 3×3
 //! convolutions too (the default), the outputs stay within rounding of tract's and the faces
@@ -94,6 +95,7 @@ fn own_ops_give_tracts_outputs_exactly() {
                 // Blocks need the fused multiply-add tract's matrix kernels use.
                 assert!(report.blocks.is_empty(), "{report}");
                 assert!(report.conv1x1.is_empty(), "{report}");
+                assert!(report.deconv.is_empty(), "{report}");
                 assert_eq!(report.depthwise.get(&Isa::Portable), Some(&17), "{report}");
             } else {
                 // At 640×384, the six blocks whose rows are at least 64 points wide.
@@ -105,11 +107,14 @@ fn own_ops_give_tracts_outputs_exactly() {
                 assert_eq!(report.blocks.get(&kernels.isa()), Some(&6), "{report}");
                 assert_eq!(report.depthwise.get(&kernels.isa()), Some(&11), "{report}");
                 // Every other 1×1 convolution: the narrow blocks', the feature pyramid's and
-                // the head's, but the heatmap's: of one channel, tract keeps its weights as
-                // one vector (`NIHW,I->NOHW`).
-                assert_eq!(report.conv1x1.get(&kernels.isa()), Some(&29), "{report}");
+                // the head's, the heatmap's of one channel with them.
+                assert_eq!(report.conv1x1.get(&kernels.isa()), Some(&30), "{report}");
+                // The feature pyramid's three upsampling steps.
+                assert_eq!(report.deconv.get(&kernels.isa()), Some(&3), "{report}");
             }
-            assert!(!report.tract_matmul.is_empty(), "{report}");
+            // tract multiplies matrices only where slblur's ops do not run.
+            let tracts_products = kernels.isa() == Isa::Portable;
+            assert_eq!(!report.tract_matmul.is_empty(), tracts_products, "{report}");
             for (width, expected) in [640, 1280].into_iter().zip(&expected) {
                 for (name, detector) in [("depthwise op", &depthwise), ("blocks", &blocks)] {
                     assert!(

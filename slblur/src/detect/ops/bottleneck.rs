@@ -322,7 +322,17 @@ pub(super) fn biased(
     model: &TypedModel,
     node: &TypedNode,
 ) -> TractResult<Option<(OutletId, Vec<f32>)>> {
-    if node.op.name() != "Add" || node.inputs.len() != 2 {
+    per_channel(model, node, "Add")
+}
+
+/// When `node` is the binary op `op` (`Add`, `Mul`) of a channels-first tensor and a constant
+/// with one value per channel: that tensor, and the values.
+pub(super) fn per_channel(
+    model: &TypedModel,
+    node: &TypedNode,
+    op: &str,
+) -> TractResult<Option<(OutletId, Vec<f32>)>> {
+    if node.op.name() != op || node.inputs.len() != 2 {
         return Ok(None);
     }
     let shape = &node.outputs[0].fact.shape;
@@ -338,7 +348,7 @@ pub(super) fn biased(
             continue;
         };
         // Broadcast against `[.., channels, height, width]`, only `[.., channels, 1, 1]` with
-        // ones before adds one value per channel.
+        // ones before has one value per channel.
         let dims = bias.shape();
         let per_channel = dims.len() >= 3
             && dims[dims.len() - 3..] == [channels, 1, 1]
@@ -352,7 +362,8 @@ pub(super) fn biased(
 }
 
 /// When `node` is a 1×1 convolution as tract declutters one, an `EinSum` of a channels-first
-/// input with constant `[outputs, inputs]` weights: the weights, and the input.
+/// input with constant `[outputs, inputs]` weights (or `[inputs]` for one output, as the
+/// heatmap's): the weights, and the input.
 pub(in crate::detect) fn pointwise_weights(
     model: &TypedModel,
     node: &TypedNode,
@@ -361,8 +372,13 @@ pub(in crate::detect) fn pointwise_weights(
         return Ok(None);
     };
     let axes = einsum.axes.to_string();
-    let shapes = ["IHW,OI->", "NIHW,OI->"].map(|i| ["OHW", "NOHW"].map(|o| format!("{i}{o}")));
-    if !shapes.as_flattened().contains(&axes)
+    let forms = ["IHW,", "NIHW,"].map(|i| ["OI->", "I->"].map(|w| format!("{i}{w}")));
+    let shapes = forms
+        .as_flattened()
+        .iter()
+        .flat_map(|iw| ["OHW", "NOHW"].map(|o| format!("{iw}{o}")))
+        .collect::<Vec<_>>();
+    if !shapes.contains(&axes)
         || einsum.q_params.is_some()
         || einsum.operating_dt != f32::datum_type()
         || node.inputs.len() != 2
@@ -372,7 +388,8 @@ pub(in crate::detect) fn pointwise_weights(
     let Some(weights) = model.outlet_fact(node.inputs[1])?.konst.clone() else {
         return Ok(None);
     };
-    if weights.datum_type() != f32::datum_type() || weights.rank() != 2 {
+    let rank = if axes.contains(",OI->") { 2 } else { 1 };
+    if weights.datum_type() != f32::datum_type() || weights.rank() != rank {
         return Ok(None);
     }
     let weights = weights.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();

@@ -1,15 +1,17 @@
 //! slblur's own tract ops, where tract's are slow on this network: [`depthwise`] computes the
 //! depthwise convolutions (and their ReLUs) faster than tract's kernel, [`bottleneck`] runs
 //! each wide inverted-residual block as one op so its large intermediate tensors never reach
-//! memory (the first with the dense convolution before it), [`conv1x1`] computes the other 1×1 convolutions without packing their inputs, and
-//! [`dense`] the dense 3×3 convolutions; all on the vectors of `lanes` (AVX-512, AVX2 or
-//! portable, as [`Kernels`] says). The depthwise op's, the blocks' and the 1×1 convolutions'
-//! outputs are identical to tract's own, which the tests check exactly; the dense op sums in
+//! memory (the first with the dense convolution before it), [`conv1x1`] computes the other 1×1
+//! convolutions without packing their inputs, [`deconv`] the feature pyramid's transposed
+//! convolutions with what follows them, and [`dense`] the dense 3×3 convolutions; all on the
+//! vectors of `lanes` (AVX-512, AVX2 or portable, as [`Kernels`] says). The outputs of all but
+//! the dense op are identical to tract's own, which the tests check exactly; the dense op sums in
 //! another order, and the tests bound its difference. With `SLBLUR_PRECISION=int8`, [`int8`] runs
 //! the blocks' 1×1 convolutions in 8-bit integers, and [`quantized`] the narrow blocks' ones.
 mod bands;
 pub mod bottleneck;
 pub mod conv1x1;
+pub mod deconv;
 pub mod dense;
 pub mod depthwise;
 pub mod int8;
@@ -92,6 +94,8 @@ pub struct KernelReport {
     pub dense: BTreeMap<Isa, usize>,
     /// The other 1×1 convolutions in `f32`.
     pub conv1x1: BTreeMap<Isa, usize>,
+    /// The feature pyramid's 2×2 transposed convolutions.
+    pub deconv: BTreeMap<Isa, usize>,
     /// The int8 1×1 convolutions (standalone, and in blocks) by integer kernels.
     pub int8: BTreeMap<int8::IntIsa, usize>,
     pub tract_matmul: BTreeMap<String, usize>,
@@ -105,6 +109,7 @@ impl KernelReport {
             blocks: BTreeMap::new(),
             dense: BTreeMap::new(),
             conv1x1: BTreeMap::new(),
+            deconv: BTreeMap::new(),
             int8: BTreeMap::new(),
             tract_matmul: BTreeMap::new(),
         };
@@ -126,6 +131,8 @@ impl KernelReport {
                 *report.dense.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<conv1x1::Conv1x1>() {
                 *report.conv1x1.entry(op.isa).or_default() += 1;
+            } else if let Some(op) = node.op_as::<deconv::Deconv2x2>() {
+                *report.deconv.entry(op.isa).or_default() += 1;
             } else if let Some(op) = node.op_as::<OptMatMul>() {
                 for mmm in &op.mmm {
                     *report
@@ -156,6 +163,11 @@ impl KernelReport {
     /// slblur's other `f32` 1×1 convolutions, e.g. `avx512 (512-bit) x29`, or `none`.
     pub fn conv1x1(&self) -> String {
         Self::own(&self.conv1x1)
+    }
+
+    /// slblur's 2×2 transposed convolutions, e.g. `avx512 (512-bit) x3`, or `none`.
+    pub fn deconv(&self) -> String {
+        Self::own(&self.deconv)
     }
 
     /// slblur's int8 1×1 convolutions, e.g. `avx512-vnni x34`, or `none`.
@@ -191,12 +203,13 @@ impl fmt::Display for KernelReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "kernels {}: depthwise {}; blocks {}; dense {}; 1×1 {}; int8 1×1 {}; tract matmul {}",
+            "kernels {}: depthwise {}; blocks {}; dense {}; 1×1 {}; 2×2 transposed {}; int8 1×1 {}; tract matmul {}",
             self.kernels,
             self.depthwise(),
             self.blocks(),
             self.dense(),
             self.conv1x1(),
+            self.deconv(),
             self.int8(),
             self.tract_matmul()
         )

@@ -14,6 +14,11 @@ pub fn relu(model: &mut TypedModel, name: &str, x: OutletId) -> OutletId {
 
 /// The model's first output for `input`, optimised and run on `threads` threads.
 pub fn run(model: TypedModel, input: &Tensor, threads: usize) -> Vec<f32> {
+    run_all(model, std::slice::from_ref(input), threads)
+}
+
+/// The model's first output for `inputs`, optimised and run on `threads` threads.
+pub fn run_all(model: TypedModel, inputs: &[Tensor], threads: usize) -> Vec<f32> {
     let options = RunOptions {
         executor: Some(crate::runtime::threads::executor(threads).expect("executor")),
         ..RunOptions::default()
@@ -22,7 +27,8 @@ pub fn run(model: TypedModel, input: &Tensor, threads: usize) -> Vec<f32> {
         .into_optimized()
         .and_then(|m| m.into_runnable_with_options(&options))
         .expect("plan");
-    let outputs = plan.run(tvec!(input.clone().into())).expect("run");
+    let inputs = inputs.iter().map(|t| t.clone().into()).collect();
+    let outputs = plan.run(inputs).expect("run");
     outputs[0]
         .try_as_plain_ram()
         .and_then(|v| v.as_slice::<f32>().map(<[f32]>::to_vec))
