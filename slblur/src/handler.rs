@@ -27,6 +27,7 @@ impl Slblur {
     /// Loads the model, prepares and runs the plan for a typical frame (16:9 at the configured
     /// inference width) so the first request is not slow, and registers `slblur_faces_total`.
     pub fn start(config: Config, registry: &mut Registry) -> Result<Slblur, ModelError> {
+        crate::runtime::memory::arenas(config.server.workers);
         let detector = Detector::configured(&config.model, &config)?;
         if detector.sha256() != CENTERFACE_SHA256 {
             faas_server::tracing::warn!(
