@@ -21,8 +21,9 @@ load on the machine hits every contender alike. Reported as medians and ratios:
      --inference-blocks, also with its kernels forced narrower) against onnxruntime's
      session.run on each model;
   4. saturation at 640x360: frames/s with every core busy, slblur 1 x N, N x 1 and its
-     default against each pipeline as 1 process x N threads and N processes x 1 thread, with
-     peak RSS;
+     default over HTTP (this script's client threads on the same CPUs) and 1 x N and N x 1 in
+     process (the stages bench with --saturation), against each pipeline as 1 process x N
+     threads and N processes x 1 thread, with peak RSS;
   5. idle gaps: slblur's ML median after 1 s and 5 s of think time over back-to-back frames;
   6. peak RSS (VmHWM) of the default slblur process after all of the above.
 
@@ -170,6 +171,18 @@ class SlblurInference:
     def stop(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
+
+
+def slblur_in_process(stages: str, workers: int, threads: int, env: dict, seconds: float):
+    """slblur's whole pipeline in process, as onnxruntime's saturation runs (the stages bench
+    with --saturation: no HTTP, no client on the CPUs): frames/s and peak RSS (MB)."""
+    full = dict(os.environ, SLBLUR_ML_THREADS=str(threads), SLBLUR_WORKERS=str(workers),
+                SLBLUR_MODEL=str(REPO_ROOT / "models/centerface.onnx"))
+    full.update(env)
+    out = subprocess.run([stages, "--saturation", str(seconds)], env=full, check=True,
+                         text=True, stdout=subprocess.PIPE).stdout.split()
+    fields = dict(zip(out[::2], out[1::2]))
+    return int(fields["frames"]) / float(fields["seconds"]), int(fields["vmhwm_kb"]) / 1024
 
 
 def interleaved(contenders, payload, warmup: int, frames: int) -> list:
@@ -590,6 +603,10 @@ def main() -> None:
                 slblur_saturation(s, 2 * w, jpeg, args.saturation_seconds))
             sat_rss.setdefault(key, []).append(s.memory_kb("VmHWM") / 1024)
             s.stop()
+            key = f"{label} in process {w}x{t}"
+            fps, rss = slblur_in_process(args.stages, w, t, env, args.saturation_seconds)
+            sat.setdefault(key, []).append(fps)
+            sat_rss.setdefault(key, []).append(rss)
         sat.setdefault("slblur default", []).append(
             slblur_saturation(default, 2 * cores, jpeg, args.saturation_seconds))
         for label, model in models.items():
@@ -600,6 +617,9 @@ def main() -> None:
                 sat_rss.setdefault(key, []).append(rss)
     print(f"\n## Saturation at 640x360 (frames/s, median of {args.rounds} rounds of "
           f"{args.saturation_seconds:g} s; workers or processes x threads)\n")
+    print("slblur's rows are its HTTP server loaded by this script's client threads, which "
+          "share the same CPUs; its \"in process\" rows run the same pipeline in threads of one "
+          "process with no HTTP, as onnxruntime's rows run theirs in processes.\n")
     print("| configuration | frames/s | peak RSS (MB; summed over processes) |")
     print("|---|---|---|")
     for key, v in sat.items():
@@ -609,6 +629,9 @@ def main() -> None:
     # Each precision's best split.
     slblur_best = {p: max(median(sat[f"{SLBLUR_LABEL[p]} {w}x{t}"]) for w, t in splits)
                    for p in PRECISIONS}
+    in_process_best = {
+        p: max(median(sat[f"{SLBLUR_LABEL[p]} in process {w}x{t}"]) for w, t in splits)
+        for p in PRECISIONS}
 
     # 5. Idle gaps on the default process: each round has a 5 s gap, a 1 s gap and two
     # back-to-back frames, so drifting load elsewhere on the machine hits all three alike.
@@ -635,11 +658,11 @@ def main() -> None:
     print("\n## Summary: slblur at each precision against each reference\n")
     print("Per frame and inference alone: slblur's time / the reference's (below 1: slblur is "
           "faster). Saturation: slblur's best split's frames/s / the reference's best layout's "
-          "(above 1: slblur is faster).\n")
+          "(above 1: slblur is faster), in process (like for like) and over HTTP.\n")
     print(f"| slblur | reference | pipeline 1 thread (640x360, 1280x720) | pipeline {n} threads "
           f"| inference alone 1 thread | inference alone {n} threads | saturation: reference's "
-          f"best layout (frames/s) | slblur best split / it |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"best layout (frames/s) | slblur best split / it, in process | over HTTP |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for p in PRECISIONS:
         for label in models:
             cells = []
@@ -651,7 +674,7 @@ def main() -> None:
                            key=lambda key: median(sat[key]))
             best = median(sat[best_key])
             cells += [f"{best_key[len(label) + 1:]} ({best:.1f})",
-                      f"{slblur_best[p] / best:.2f}"]
+                      f"{in_process_best[p] / best:.2f}", f"{slblur_best[p] / best:.2f}"]
             print(f"| {p} | {label} | " + " | ".join(cells) + " |")
     print()
     rss_cells = [f"{key} {median(v):.0f}" for key, v in sat_rss.items()]

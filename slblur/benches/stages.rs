@@ -13,10 +13,19 @@
 //! `scripts/bench-serving` asks for on stdin, so that they alternate with onnxruntime's: it
 //! prints one line, `kernels: …`, then for each line `N` it reads runs one untimed inference
 //! at 640×384 (the astronaut fixture) and N timed ones, and prints their times in ms on one line.
+//!
+//! With `--saturation SECONDS` it runs `SLBLUR_WORKERS` threads, each taking the whole pipeline
+//! (decode, inference with `SLBLUR_ML_THREADS` threads, blur, encode) on the 640×360 astronaut
+//! frame back to back for that long, as `scripts/bench-serving` runs onnxruntime's pipelines,
+//! and prints `frames N seconds S vmhwm_kb K`: slblur's throughput without HTTP or a client
+//! sharing the CPUs.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use slblur::anonymize::anonymize;
 use slblur::codec::{self, Frame};
@@ -40,6 +49,12 @@ fn main() -> anyhow::Result<()> {
     let config = slblur::Config::from_env()?;
     if std::env::args().any(|arg| arg == "--inference-blocks") {
         return inference_blocks(&model, &root, &config);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--saturation") {
+        let seconds = args.get(at + 1).and_then(|s| s.parse().ok());
+        let seconds = seconds.context("--saturation takes a number of seconds")?;
+        return saturation(&model, &root, &config, seconds);
     }
     let load_at = |ops, kernels, precision| {
         Detector::load(&model, config.ml_threads)?
@@ -210,6 +225,52 @@ fn inference_blocks(model: &Path, root: &Path, config: &slblur::Config) -> anyho
         writeln!(out, "{}", times.join(" "))?;
         out.flush()?;
     }
+    Ok(())
+}
+
+/// Frames/s of the whole pipeline in process (see the module's comment).
+fn saturation(
+    model: &Path,
+    root: &Path,
+    config: &slblur::Config,
+    seconds: f64,
+) -> anyhow::Result<()> {
+    slblur::runtime::memory::arenas(config.server.workers);
+    let detector = Detector::configured(model, config)?;
+    let jpeg = std::fs::read(root.join("tests/fixtures/astronaut_640x360.jpg"))?;
+    let options = config.frame_options();
+    let frame = || process(&detector, Input::raw(&jpeg), &options, u64::MAX);
+    frame()?;
+    let frames = AtomicUsize::new(0);
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(seconds);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..config.server.workers)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    while Instant::now() < end {
+                        frame()?;
+                        frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?)
+    })?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    println!(
+        "frames {} seconds {elapsed:.3} vmhwm_kb {peak}",
+        frames.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 
