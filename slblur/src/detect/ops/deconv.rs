@@ -258,13 +258,15 @@ impl EvalOp for Deconv2x2 {
         in_row_bands(out, plane, work, |first, planes| {
             for (i, out) in planes.chunks_exact_mut(plane).enumerate() {
                 let channel = first + i;
-                let lateral = lateral.map(|l| &l[channel * plane..][..plane]);
-                let at = Channel {
+                let task = Task {
+                    input: &rows,
+                    len,
                     channel,
                     width,
                     points: height * width,
+                    lateral: lateral.map(|l| &l[channel * plane..][..plane]),
                 };
-                kernel(self, &rows, len, at, lateral, out);
+                kernel(self, &task, out);
             }
             Ok(())
         })?;
@@ -294,16 +296,19 @@ impl TypedOp for Deconv2x2 {
     }
 }
 
-/// Which output channel a kernel call writes, and the input plane's geometry.
-#[derive(Clone, Copy)]
-struct Channel {
+/// One output channel's plane to write: the input's rows (`len` long, `points` of them the
+/// plane's, rows of `width`), the channel, and the lateral input's plane to add if any.
+struct Task<'a> {
+    input: &'a Strided<'a>,
+    len: usize,
     channel: usize,
     width: usize,
     points: usize,
+    lateral: Option<&'a [f32]>,
 }
 
-/// Writes one output channel's plane `out`, adding `lateral`'s when there is one.
-type Kernel = fn(&Deconv2x2, &Strided, usize, Channel, Option<&[f32]>, &mut [f32]);
+/// Writes a task's output plane.
+type Kernel = fn(&Deconv2x2, &Task, &mut [f32]);
 
 /// The kernel compiled for `isa`.
 fn kernel(isa: Isa) -> Kernel {
@@ -311,59 +316,37 @@ fn kernel(isa: Isa) -> Kernel {
         // SAFETY: ops are built for an `Isa` this CPU has (a `Kernels`'s, or in tests one of
         // `Isa::available`).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => |op, input, len, at, lateral, out| unsafe {
-            channel_avx512(op, input, len, at, lateral, out)
-        },
+        Isa::Avx512 => |op, task, out| unsafe { channel_avx512(op, task, out) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => |op, input, len, at, lateral, out| unsafe {
-            channel_avx2(op, input, len, at, lateral, out)
-        },
+        Isa::Avx2 => |op, task, out| unsafe { channel_avx2(op, task, out) },
         _ => channel::<super::lanes::Portable>,
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn channel_avx512(
-    op: &Deconv2x2,
-    input: &Strided,
-    len: usize,
-    at: Channel,
-    lateral: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    channel::<super::lanes::Avx512>(op, input, len, at, lateral, out)
+fn channel_avx512(op: &Deconv2x2, task: &Task, out: &mut [f32]) {
+    channel::<super::lanes::Avx512>(op, task, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn channel_avx2(
-    op: &Deconv2x2,
-    input: &Strided,
-    len: usize,
-    at: Channel,
-    lateral: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    channel::<super::lanes::Avx2>(op, input, len, at, lateral, out)
+fn channel_avx2(op: &Deconv2x2, task: &Task, out: &mut [f32]) {
+    channel::<super::lanes::Avx2>(op, task, out)
 }
 
 /// One output channel, [`CHUNK`] input points at a time: the four taps' products into a buffer,
 /// then each point's four values to their places.
 #[inline(always)]
-fn channel<V: Lanes>(
-    op: &Deconv2x2,
-    input: &Strided,
-    len: usize,
-    at: Channel,
-    lateral: Option<&[f32]>,
-    out: &mut [f32],
-) {
-    let Channel {
+fn channel<V: Lanes>(op: &Deconv2x2, task: &Task, out: &mut [f32]) {
+    let Task {
+        input,
+        len,
         channel,
         width,
         points,
-    } = at;
+        lateral,
+    } = *task;
     let mut taps = [0.0; BLOCK * CHUNK];
     let zeros = [0.0; 2 * CHUNK];
     let after = After {
