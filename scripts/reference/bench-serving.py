@@ -497,7 +497,9 @@ def main() -> None:
     starts.append(default.startup_s)
     k = default.kernels()
     print(f"- slblur's kernels (SLBLUR_KERNELS={args.kernels}, from its start-up log, plan "
-          f"640x384): depthwise {k.get('depthwise', '?')}; fused blocks {k.get('blocks', '?')}; "
+          f"640x384): chosen {k.get('chosen', '?')} (measured at start: "
+          f"{k.get('measured', '?')}); depthwise {k.get('depthwise', '?')}; "
+          f"fused blocks {k.get('blocks', '?')}; "
           f"dense 3x3 {k.get('dense', '?')}; other 1x1 {k.get('conv1x1', '?')}; "
           f"2x2 transposed {k.get('deconv', '?')}; "
           f"tract's matrix kernels {k.get('tract_matmul', '?')}")

@@ -44,6 +44,9 @@ pub struct Config {
     /// The vectors of slblur's own inference kernels (`SLBLUR_KERNELS`): the widest this CPU
     /// has unless told otherwise, e.g. AVX2 on an AVX-512 CPU to measure what AVX2-only CPUs get.
     pub kernels: Kernels,
+    /// Whether `SLBLUR_KERNELS` is `auto`: the detector then runs the network once on each
+    /// vector width this CPU has and keeps the fastest ([`crate::detect::Detector::configured`]).
+    pub measure_kernels: bool,
     /// The arithmetic of the 1×1 convolutions (`SLBLUR_PRECISION`): `fp32`, or `int8` with
     /// scales calibrated at start.
     pub precision: Precision,
@@ -71,6 +74,7 @@ impl Default for Config {
             jpeg_quality: 90,
             ml_threads: cores,
             kernels: Kernels::best(),
+            measure_kernels: true,
             precision: Precision::Fp32,
         }
     }
@@ -109,7 +113,7 @@ pub mod var {
         MODEL = "assets/centerface.onnx beside the binary if present, else models/centerface.onnx",
             "CenterFace ONNX file";
         ML_THREADS = "all cores", "threads per inference";
-        KERNELS = "auto", "auto | avx512 | avx2 | portable: vectors of slblur's own kernels";
+        KERNELS = "auto", "auto (the fastest, measured at start) | avx512 | avx2 | portable";
         PRECISION = "fp32", "fp32 | int8: arithmetic of the 1x1 convolutions";
         INFERENCE_WIDTH = "640", "detection width, 0 = full resolution";
         MAX_INFERENCE_PIXELS = "942080 = 1280x736", "largest network input area";
@@ -157,6 +161,7 @@ impl Config {
             jpeg_quality: env.get(&named(var::JPEG_QUALITY), parse_quality, d.jpeg_quality)?,
             ml_threads: env.get(&named(var::ML_THREADS), positive, d.ml_threads)?,
             kernels: env.get(&named(var::KERNELS), str::parse, d.kernels)?,
+            measure_kernels: env.get(&named(var::KERNELS), |s| Ok(s == "auto"), true)?,
             precision: env.get(&named(var::PRECISION), str::parse, d.precision)?,
         })
     }
@@ -250,16 +255,24 @@ mod tests {
     }
 
     #[test]
-    fn kernels_are_the_widest_unless_told_and_a_choice_this_cpu_lacks_is_refused() {
-        assert_eq!(from(&[]).expect("defaults").kernels, Kernels::best());
+    fn kernels_are_measured_unless_told_and_a_choice_this_cpu_lacks_is_refused() {
+        let defaults = from(&[]).expect("defaults");
+        assert_eq!(defaults.kernels, Kernels::best());
+        assert!(defaults.measure_kernels);
+        assert!(
+            from(&[("SLBLUR_KERNELS", "auto")])
+                .expect("auto")
+                .measure_kernels
+        );
         let portable = from(&[("SLBLUR_KERNELS", "portable")]).expect("portable");
         assert_eq!(portable.kernels.isa(), crate::detect::ops::Isa::Portable);
         for name in ["avx512", "avx2"] {
             match name.parse::<Kernels>() {
-                Ok(kernels) => assert_eq!(
-                    from(&[("SLBLUR_KERNELS", name)]).expect(name).kernels,
-                    kernels
-                ),
+                Ok(kernels) => {
+                    let config = from(&[("SLBLUR_KERNELS", name)]).expect(name);
+                    assert_eq!(config.kernels, kernels);
+                    assert!(!config.measure_kernels, "{name} is a choice, not measured");
+                }
                 Err(_) => {
                     let err = from(&[("SLBLUR_KERNELS", name)]).expect_err(name);
                     assert_eq!(err.var, "SLBLUR_KERNELS");

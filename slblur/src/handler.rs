@@ -56,6 +56,7 @@ impl Slblur {
         let kernels = detector.kernels_in_plan(shape.net)?;
         faas_server::tracing::info!(
             chosen = %kernels.kernels,
+            measured = detector.kernel_times(),
             depthwise = kernels.depthwise(),
             blocks = kernels.blocks(),
             dense = kernels.dense(),

