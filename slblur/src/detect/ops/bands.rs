@@ -1,5 +1,7 @@
-//! Output rows computed in bands, one band per inference thread, each writing rows of every
-//! channel that no other band writes: how the fused ops share an inference's threads.
+//! How slblur's ops share an inference's threads: one band of the output per thread, the same
+//! band on the same thread in every op. The fused ops take bands of rows of every channel
+//! ([`in_bands`], [`Output`]); the 1×1, depthwise and transposed convolutions bands of whole
+//! channels ([`in_row_bands`]).
 
 use std::ops::Range;
 
@@ -73,9 +75,9 @@ impl Output {
 ///
 /// The pool's threads are pinned one per CPU when they can be ([`crate::runtime::threads`]),
 /// so every op that splits its work this way gives each CPU the same share of the channels or
-/// rows: a thread reads what it wrote one op before from its own cache. Split by work stealing,
-/// each op's halves landed on either thread, and the 1×1 and depthwise convolutions read half
-/// their input from the other core's.
+/// rows: where an op reads channel by channel what the one before wrote (a depthwise
+/// convolution after a 1×1), each thread reads its own band from its own cache. Split by work
+/// stealing, either half of each op landed on either thread.
 fn on_each_thread<R: Send>(part: impl Fn(usize, usize) -> R + Sync) -> Vec<R> {
     match current_tract_executor() {
         Executor::MultiThread(pool) if pool.current_num_threads() > 1 => {
