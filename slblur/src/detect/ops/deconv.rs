@@ -62,7 +62,6 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
         let Some(taps) = taps(model, model.node(id))? else {
             continue;
         };
-        let channels = taps.outputs / BLOCK;
         let mut op = Deconv2x2 {
             taps,
             scale: None,
@@ -72,22 +71,7 @@ pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
             isa,
         };
         let (input, name) = (model.node(id).inputs[0], model.node(id).name.clone());
-        let mut output = OutletId::new(id, 0);
-        let mut lateral = None;
-        if let Some((next, scale)) = affine(model, output, "Mul", channels)? {
-            (output, op.scale) = (next, Some(scale));
-        }
-        if let Some((next, shift)) = affine(model, output, "Add", channels)? {
-            (output, op.shift) = (next, Some(shift));
-        }
-        if let Some(next) = sole_reader(model, output)
-            && relu_input(model, next)? == Some(output)
-        {
-            (output, op.relu) = (OutletId::new(next.id, 0), true);
-        }
-        if let Some((next, other)) = sum(model, output)? {
-            (output, lateral, op.lateral) = (next, Some(other), true);
-        }
+        let (output, lateral) = op.take_what_follows(model, OutletId::new(id, 0))?;
         let mut patch = TypedModelPatch::default();
         let mut inputs = vec![patch.tap_model(model, input)?];
         if let Some(other) = lateral {
@@ -196,6 +180,33 @@ fn sum(model: &TypedModel, outlet: OutletId) -> TractResult<Option<(OutletId, Ou
 impl Deconv2x2 {
     fn channels(&self) -> usize {
         self.taps.outputs / BLOCK
+    }
+
+    /// Takes in the scale, shift, ReLU and sum that follow the convolution's `output`, each
+    /// when it is there and the previous step's only reader; returns the last outlet taken in,
+    /// and the sum's other input.
+    fn take_what_follows(
+        &mut self,
+        model: &TypedModel,
+        mut output: OutletId,
+    ) -> TractResult<(OutletId, Option<OutletId>)> {
+        let channels = self.channels();
+        if let Some((next, scale)) = affine(model, output, "Mul", channels)? {
+            (output, self.scale) = (next, Some(scale));
+        }
+        if let Some((next, shift)) = affine(model, output, "Add", channels)? {
+            (output, self.shift) = (next, Some(shift));
+        }
+        if let Some(next) = sole_reader(model, output)
+            && relu_input(model, next)? == Some(output)
+        {
+            (output, self.relu) = (OutletId::new(next.id, 0), true);
+        }
+        let Some((next, other)) = sum(model, output)? else {
+            return Ok((output, None));
+        };
+        self.lateral = true;
+        Ok((next, Some(other)))
     }
 }
 
