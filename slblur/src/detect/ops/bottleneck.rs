@@ -111,9 +111,9 @@ pub fn rewrite(
     kernels: Kernels,
     scales: Option<&HashMap<String, Vec<Activation>>>,
 ) -> TractResult<usize> {
-    match kernels.isa() {
-        Isa::Portable => Ok(0),
-        isa => fuse(model, isa, scales),
+    match kernels.fused() {
+        Some(isa) => fuse(model, isa, scales),
+        None => Ok(0),
     }
 }
 

@@ -48,10 +48,9 @@ impl Eq for Conv1x1 {}
 /// with rows of zeros up to whole blocks. Does nothing with the portable kernels, which a CPU
 /// without fused multiply-add gets.
 pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
-    let isa = kernels.isa();
-    if isa == Isa::Portable {
+    let Some(isa) = kernels.fused() else {
         return Ok(0);
-    }
+    };
     let mut replaced = 0;
     for id in model.eval_order()? {
         let Some(matched) = Matched::at(model, id)? else {

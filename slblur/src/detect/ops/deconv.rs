@@ -53,10 +53,9 @@ impl Eq for Deconv2x2 {}
 /// [`Deconv2x2`] computes it) by one using `kernels`; returns how many. Does nothing with the
 /// portable kernels, which a CPU without fused multiply-add gets.
 pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
-    let isa = kernels.isa();
-    if isa == Isa::Portable {
+    let Some(isa) = kernels.fused() else {
         return Ok(0);
-    }
+    };
     let mut replaced = 0;
     for id in model.eval_order()? {
         let Some(taps) = taps(model, model.node(id))? else {

@@ -169,11 +169,11 @@ impl Rows {
 /// it when it is the convolution's only reader, by ops whose kernel uses `kernels`; returns how
 /// many. Does nothing with the portable kernels, which a CPU without fused multiply-add gets.
 pub fn rewrite(model: &mut TypedModel, kernels: Kernels) -> TractResult<usize> {
-    if kernels.isa() == Isa::Portable {
+    let Some(isa) = kernels.fused() else {
         return Ok(0);
-    }
+    };
     super::replace_convs(model, |model, node, relu| {
-        let op = Dense3x3::for_conv(model, node, kernels.isa())?;
+        let op = Dense3x3::for_conv(model, node, isa)?;
         Ok(op.map(|mut op| {
             op.conv.relu = relu;
             op

@@ -272,6 +272,13 @@ impl Kernels {
     pub fn isa(self) -> Isa {
         self.0
     }
+
+    /// The vectors of the ops that sum as tract's matrix kernels do, with fused multiply-adds:
+    /// none with the portable kernels, which a CPU without FMA gets and where tract's kernels
+    /// do not fuse, so those ops leave the work to tract.
+    pub fn fused(self) -> Option<Isa> {
+        (self.0 != Isa::Portable).then_some(self.0)
+    }
 }
 
 impl Default for Kernels {
