@@ -4,6 +4,7 @@
 //! channels ([`in_row_bands`]).
 
 use std::ops::Range;
+use std::sync::Mutex;
 
 use tract_linalg::multithread::{
     Executor, current_threading_element_threshold, current_tract_executor,
@@ -110,38 +111,33 @@ pub(super) fn in_row_bands<T: Send>(
     f: impl Fn(usize, &mut [T]) -> TractResult<()> + Sync,
 ) -> TractResult<()> {
     let rows = values.len() / row_len;
-    if work < current_threading_element_threshold() || rows < 2 {
+    let bands = threads().min(rows);
+    if work < current_threading_element_threshold() || bands < 2 {
         return f(0, values);
     }
-    let shared = Shared(values.as_mut_ptr());
-    let results = on_each_thread(|i, threads| {
-        let bands = threads.min(rows);
-        if i >= bands {
-            return Ok(());
-        }
-        let band = i * rows / bands..(i + 1) * rows / bands;
-        // SAFETY: the bands are disjoint whole rows of `values`, which outlives them.
-        let band_values = unsafe {
-            std::slice::from_raw_parts_mut(shared.at(band.start * row_len), band.len() * row_len)
-        };
-        f(band.start, band_values)
-    });
-    results.into_iter().collect()
+    // Each thread takes the band of its own index.
+    let mut rest = values;
+    let taken: Vec<Mutex<Option<(usize, &mut [T])>>> = (0..bands)
+        .map(|i| {
+            let band = i * rows / bands..(i + 1) * rows / bands;
+            let (values, after) = std::mem::take(&mut rest).split_at_mut(band.len() * row_len);
+            rest = after;
+            Mutex::new(Some((band.start, values)))
+        })
+        .collect();
+    let take = |i: usize| taken.get(i)?.lock().ok()?.take();
+    on_each_thread(|i, _| take(i).map_or(Ok(()), |(first, band)| f(first, band)))
+        .into_iter()
+        .collect()
 }
 
-/// A mutable slice's start, shared by bands that each write their own part of it.
-struct Shared<T>(*mut T);
-
-impl<T> Shared<T> {
-    fn at(&self, offset: usize) -> *mut T {
-        // SAFETY: callers stay within the slice the pointer came from.
-        unsafe { self.0.add(offset) }
+/// The current tract executor's threads.
+fn threads() -> usize {
+    match current_tract_executor() {
+        Executor::MultiThread(pool) => pool.current_num_threads(),
+        _ => 1,
     }
 }
-
-// SAFETY: bands write disjoint parts (see `in_row_bands`), and the slice outlives them.
-unsafe impl<T: Send> Send for Shared<T> {}
-unsafe impl<T: Send> Sync for Shared<T> {}
 
 #[cfg(test)]
 mod tests {
