@@ -117,7 +117,7 @@ pub(super) fn in_row_bands<T: Send>(
     }
     // Each thread takes the band of its own index.
     let mut rest = values;
-    let taken: Vec<Mutex<Option<(usize, &mut [T])>>> = (0..bands)
+    let taken: Vec<Taken<T>> = (0..bands)
         .map(|i| {
             let band = i * rows / bands..(i + 1) * rows / bands;
             let (values, after) = std::mem::take(&mut rest).split_at_mut(band.len() * row_len);
@@ -130,6 +130,9 @@ pub(super) fn in_row_bands<T: Send>(
         .into_iter()
         .collect()
 }
+
+/// A band of [`in_row_bands`] and its first row, until its thread takes it.
+type Taken<'a, T> = Mutex<Option<(usize, &'a mut [T])>>;
 
 /// The current tract executor's threads.
 fn threads() -> usize {
