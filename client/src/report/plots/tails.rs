@@ -38,8 +38,11 @@ pub fn draw(analysis: &Analysis, out: &Path) -> Result<Vec<Plot>, ReportError> {
     Ok(vec![render(out, plot, |root| percentiles(analysis, root))?])
 }
 
-/// The three percentiles of a cell: (value, interval).
-fn points(cell: &CellReport) -> [(Option<f64>, Option<(f64, f64)>); 3] {
+/// A percentile's value and its 95 % confidence interval, where known.
+type Point = (Option<f64>, Option<(f64, f64)>);
+
+/// The three percentiles of a cell.
+fn points(cell: &CellReport) -> [Point; 3] {
     let d = cell.stats.rtt;
     let values = [d.map(|d| d.median), d.map(|d| d.p95), d.map(|d| d.p99)];
     std::array::from_fn(|k| (values[k], cell.stats.rtt_quantile_ci95[k]))
