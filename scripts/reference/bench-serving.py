@@ -564,7 +564,8 @@ def main() -> None:
         int8_starts.append(s.startup_s)
         k8, loaded = s.kernels(), s.loaded()
         s.stop()
-    print(f"- slblur int8 (SLBLUR_PRECISION=int8): 1x1 convolutions {k8.get('int8', '?')}; "
+    print(f"- slblur int8 (SLBLUR_PRECISION=int8): int8 convolutions (1x1, and the stem on pixels) "
+          f"{k8.get('int8', '?')}; "
           f"scales sha256 {loaded.get('int8_scales_sha256', '?')}; start-up to ready "
           f"{median(int8_starts):.2f} s (calibration included)")
     print()

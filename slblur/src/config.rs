@@ -47,8 +47,8 @@ pub struct Config {
     /// Whether `SLBLUR_KERNELS` is `auto`: the detector then runs the network once on each
     /// vector width this CPU has and keeps the fastest ([`crate::detect::Detector::configured`]).
     pub measure_kernels: bool,
-    /// The arithmetic of the 1×1 convolutions (`SLBLUR_PRECISION`): `fp32`, or `int8` with
-    /// scales calibrated at start.
+    /// The arithmetic of the 1×1 convolutions and the first layer (`SLBLUR_PRECISION`): `fp32`,
+    /// or `int8` with scales calibrated at start.
     pub precision: Precision,
 }
 
@@ -114,7 +114,7 @@ pub mod var {
             "CenterFace ONNX file";
         ML_THREADS = "all cores", "threads per inference";
         KERNELS = "auto", "auto (the fastest, measured at start) | avx512 | avx2 | portable";
-        PRECISION = "fp32", "fp32 | int8: arithmetic of the 1x1 convolutions";
+        PRECISION = "fp32", "fp32 | int8: arithmetic of the 1x1 convolutions and the first layer";
         INFERENCE_WIDTH = "640", "detection width, 0 = full resolution";
         MAX_INFERENCE_PIXELS = "942080 = 1280x736", "largest network input area";
         THRESHOLD = "0.2", "detection score threshold";

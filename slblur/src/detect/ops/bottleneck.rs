@@ -65,16 +65,18 @@ impl Eq for Bottleneck {}
 /// A block's 1×1 convolutions in int8 ([`super::int8`]), and the kernels they use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Int8Block {
+    /// The stem ([`take_stems`]), when it reads the network's pixels ([`Dense3x3::on_pixels`]).
+    stem: Option<Quantized>,
     expand: Option<Quantized>,
     project: Quantized,
     pub(in crate::detect) isa: IntIsa,
 }
 
 impl Int8Block {
-    /// Whether the block's expansion is in int8 too (a block without one has only its
-    /// projection).
-    pub fn expands(&self) -> bool {
-        self.expand.is_some()
+    /// How many of the block's convolutions run in int8: the projection, and the expansion
+    /// and the stem when the block has them in int8.
+    pub fn convolutions(&self) -> usize {
+        1 + usize::from(self.expand.is_some()) + usize::from(self.stem.is_some())
     }
 
     /// The block's convolutions with the input scales `scales` has for them (keyed by their
@@ -94,6 +96,7 @@ impl Int8Block {
             None => None,
         };
         Some(Int8Block {
+            stem: None,
             expand,
             project: quantize(project)?,
             isa: IntIsa::for_isa(isa),
@@ -161,8 +164,17 @@ pub fn take_stems(model: &mut TypedModel) -> TractResult<usize> {
         if !fits {
             continue;
         }
+        // The network's input is pixels: an int8 block takes its stem in int8 too.
+        let pixels = model
+            .node(source.inputs[0].node)
+            .op_is::<tract_onnx::tract_core::ops::source::TypedSource>();
+        let int8 = block.int8.clone().map(|int8| Int8Block {
+            stem: pixels.then(|| stem.on_pixels()).flatten(),
+            ..int8
+        });
         let op = Bottleneck {
             stem: Some(stem.clone()),
+            int8,
             ..block.clone()
         };
         let (input, name) = (source.inputs[0], node.name.clone());
@@ -605,7 +617,7 @@ fn apply<V: Lanes, D: Dots, const SPAN: usize, const PROJECTION: bool>(
             }
             let quantized = &mut quantized[..size];
             quantize::<D, _>(conv, 0, rows, len, quantized);
-            product::<D, SPAN>(conv, quantized, len, out);
+            product::<D, SPAN>(conv, quantized, len, out, len);
         }
         None if PROJECTION && V::MANY_REGISTERS => {
             pointwise::<V, 3, 2, _>(float, rows, len, out, len)
@@ -672,7 +684,19 @@ fn band<V: Lanes, D: Dots, const SPAN: usize>(
                     // The stem's output row, straight into the layout: at stride 1 its columns
                     // are in order from the left padding on.
                     let laid = &mut slot[layout.first_column()..];
-                    stem.row::<V>(stem_geometry, input, r, stem_rows, laid, len);
+                    match int8.and_then(|q| q.stem.as_ref()) {
+                        Some(conv) => stem.row_int8::<D, SPAN>(
+                            conv,
+                            stem_geometry,
+                            input,
+                            r,
+                            stem_rows,
+                            &mut quantized,
+                            laid,
+                            len,
+                        ),
+                        None => stem.row::<V>(stem_geometry, input, r, stem_rows, laid, len),
+                    }
                     zero(slot, len, &padding);
                 }
                 (None, Some(expand)) => {

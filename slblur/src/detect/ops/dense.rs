@@ -19,6 +19,7 @@ use tract_onnx::tract_core::internal::*;
 
 use super::bands::{Geometry, Output, in_bands};
 use super::depthwise::{Layout, Window, constants, kernel_rows};
+use super::int8::{Activation, Dots, GROUP, Quantized, product, quantize};
 use super::lanes::{Isa, Kernels, LANES, Lanes, Portable};
 use super::pointwise::{BLOCK, Pointwise, pointwise};
 
@@ -111,30 +112,7 @@ impl Dense3x3 {
         out: &mut [f32],
         out_stride: usize,
     ) {
-        let (layout, window) = (&g.layout, &self.window);
-        let (inputs, len) = (self.inputs, layout.len);
-        let kernel_rows = kernel_rows(window.stride, window.pad_rows[0], g.height, y);
-        for r in kernel_rows.into_iter().flatten() {
-            if rows.held[r % 3] == Some(r) {
-                continue;
-            }
-            let slot = &mut rows.ring[(r % 3) * inputs * len..][..inputs * len];
-            for (channel, laid) in slot.chunks_exact_mut(len).enumerate() {
-                let row = &input[(channel * g.height + r) * g.width..][..g.width];
-                layout.lay_out(row, laid);
-            }
-            rows.held[r % 3] = Some(r);
-        }
-        // Each input channel's three kernel rows, each at its three taps' offsets.
-        let mut taps: Vec<&[f32]> = Vec::with_capacity(inputs * 9);
-        for channel in 0..inputs {
-            for r in kernel_rows {
-                let laid = r.map_or(&rows.zeros[..], |r| {
-                    &rows.ring[((r % 3) * inputs + channel) * len..][..len]
-                });
-                taps.extend(layout.reads.map(|read| &laid[read..]));
-            }
-        }
+        let taps = rows.taps(self, g, input, y, 0);
         let points = g.out_width.next_multiple_of(LANES);
         if V::MANY_REGISTERS {
             // Three vectors by eight channels: 24 of the 32 registers accumulate.
@@ -143,6 +121,58 @@ impl Dense3x3 {
             // One (AVX2: two 256-bit vectors) by four channels: eight of 16 registers.
             pointwise::<V, 1, 1, [&[f32]]>(&self.conv, &taps, points, out, out_stride);
         }
+    }
+
+    /// This convolution in int8 ([`super::int8`]) when its input is the network's: pixels,
+    /// whole values in 0..=255, which a scale of 1 and a zero point of 0 quantise exactly. Its
+    /// `9 × inputs` taps are padded with zeros to whole groups.
+    pub(super) fn on_pixels(&self) -> Option<Quantized> {
+        let taps = 9 * self.inputs;
+        let padded = taps.next_multiple_of(GROUP);
+        let mut weights = vec![0.0; self.conv.outputs * padded];
+        for (padded, row) in weights
+            .chunks_exact_mut(padded)
+            .zip(self.conv.weights().chunks_exact(taps))
+        {
+            padded[..taps].copy_from_slice(row);
+        }
+        let pixels = Activation {
+            scale: 1.0,
+            zero: 0,
+        };
+        Quantized::new(
+            &weights,
+            self.conv.bias.clone(),
+            self.conv.relu,
+            &vec![pixels; padded],
+        )
+    }
+
+    /// [`Dense3x3::row`] in int8, with `conv` from [`Dense3x3::on_pixels`]; `quantized` holds
+    /// the quantised taps.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn row_int8<D: Dots, const SPAN: usize>(
+        &self,
+        conv: &Quantized,
+        g: &Geometry,
+        input: &[f32],
+        y: usize,
+        rows: &mut Rows,
+        quantized: &mut Vec<u8>,
+        out: &mut [f32],
+        out_stride: usize,
+    ) {
+        let padding = conv.inputs - 9 * self.inputs;
+        let taps = rows.taps(self, g, input, y, padding);
+        let points = g.out_width.next_multiple_of(LANES);
+        let size = conv.inputs * points;
+        if quantized.len() < size {
+            quantized.resize(size, 0);
+        }
+        let quantized = &mut quantized[..size];
+        quantize::<D, [&[f32]]>(conv, 0, &taps, points, quantized);
+        product::<D, SPAN>(conv, quantized, points, out, out_stride);
     }
 }
 
@@ -162,6 +192,45 @@ impl Rows {
             held: [None; 3],
             zeros: vec![0.0; len],
         }
+    }
+
+    /// The rows output row `y` multiplies, after laying out the input rows it needs that the
+    /// ring does not hold: each input channel's three kernel rows at their three taps' offsets,
+    /// then `padding` rows of zeros.
+    #[inline(always)]
+    fn taps(
+        &mut self,
+        op: &Dense3x3,
+        g: &Geometry,
+        input: &[f32],
+        y: usize,
+        padding: usize,
+    ) -> Vec<&[f32]> {
+        let (layout, window) = (&g.layout, &op.window);
+        let (inputs, len) = (op.inputs, layout.len);
+        let kernel_rows = kernel_rows(window.stride, window.pad_rows[0], g.height, y);
+        for r in kernel_rows.into_iter().flatten() {
+            if self.held[r % 3] == Some(r) {
+                continue;
+            }
+            let slot = &mut self.ring[(r % 3) * inputs * len..][..inputs * len];
+            for (channel, laid) in slot.chunks_exact_mut(len).enumerate() {
+                let row = &input[(channel * g.height + r) * g.width..][..g.width];
+                layout.lay_out(row, laid);
+            }
+            self.held[r % 3] = Some(r);
+        }
+        let mut taps: Vec<&[f32]> = Vec::with_capacity(inputs * 9 + padding);
+        for channel in 0..inputs {
+            for r in kernel_rows {
+                let laid = r.map_or(&self.zeros[..], |r| {
+                    &self.ring[((r % 3) * inputs + channel) * len..][..len]
+                });
+                taps.extend(layout.reads.map(|read| &laid[read..]));
+            }
+        }
+        taps.extend(std::iter::repeat_n(&self.zeros[..], padding));
+        taps
     }
 }
 
@@ -297,6 +366,7 @@ fn band<V: Lanes>(op: &Dense3x3, g: &Geometry, input: &[f32], rows: Range<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::ops::int8::IntIsa;
     use crate::detect::ops::testing::{self, run, values};
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
@@ -393,6 +463,103 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Every output row of `op` in int8 on `pixels` by the integer kernels `D`.
+    fn int8_rows<D: Dots>(
+        op: &Dense3x3,
+        conv: &Quantized,
+        pixels: &[f32],
+        size: (usize, usize),
+    ) -> Vec<f32> {
+        let (g, out_height) = op.geometry(size.0, size.1).expect("geometry");
+        let points = g.out_width.next_multiple_of(LANES);
+        let (mut rows, mut quantized) = (Rows::new(op, &g), Vec::new());
+        let mut out = vec![0.0; out_height * op.outputs() * points];
+        for (y, out) in out.chunks_exact_mut(op.outputs() * points).enumerate() {
+            op.row_int8::<D, 1>(conv, &g, pixels, y, &mut rows, &mut quantized, out, points);
+        }
+        out
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn int8_rows_vnni(
+        op: &Dense3x3,
+        conv: &Quantized,
+        pixels: &[f32],
+        size: (usize, usize),
+    ) -> Vec<f32> {
+        int8_rows::<crate::detect::ops::int8::Vnni>(op, conv, pixels, size)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn int8_rows_avx2(
+        op: &Dense3x3,
+        conv: &Quantized,
+        pixels: &[f32],
+        size: (usize, usize),
+    ) -> Vec<f32> {
+        int8_rows::<crate::detect::ops::int8::Avx2>(op, conv, pixels, size)
+    }
+
+    #[test]
+    fn on_pixels_every_integer_kernel_gives_the_same_rows_within_the_weights_rounding() {
+        let (size, channels) = ((9, 70), (3, 32));
+        let mut model = conv_model(channels, size, 2, ([1, 1], [1, 1]), true);
+        assert_eq!(rewrite(&mut model, Kernels::best()).expect("rewrite"), 1);
+        let op = model
+            .nodes()
+            .iter()
+            .find_map(|n| n.op_as::<Dense3x3>())
+            .expect("dense op")
+            .clone();
+        let conv = op.on_pixels().expect("int8");
+        assert_eq!(conv.inputs, 28, "27 taps and a zero");
+        let pixels: Vec<f32> = (0..channels.0 * size.0 * size.1)
+            .map(|i| (i * 7919 % 256) as f32)
+            .collect();
+        let ints = int8_rows::<crate::detect::ops::int8::Portable>(&op, &conv, &pixels, size);
+        // The float rows, and each output channel's bound: the pixels are quantised exactly,
+        // each weight is off by at most half its channel's step (largest / 63).
+        let (g, out_height) = op.geometry(size.0, size.1).expect("geometry");
+        let points = g.out_width.next_multiple_of(LANES);
+        let mut rows = Rows::new(&op, &g);
+        let weights = op.conv.weights();
+        for y in 0..out_height {
+            let mut floats = vec![0.0; op.outputs() * points];
+            op.row::<Portable>(&g, &pixels, y, &mut rows, &mut floats, points);
+            let taps = rows.taps(&op, &g, &pixels, y, 0);
+            for (o, w) in weights.chunks_exact(27).enumerate() {
+                let step = w.iter().fold(0f32, |m, w| m.max(w.abs())) / 63.0;
+                for x in 0..g.out_width {
+                    let bound: f32 = taps.iter().map(|t| t[x] * step / 2.0).sum();
+                    let (int, float) = (
+                        ints[(y * op.outputs() + o) * points + x],
+                        floats[o * points + x],
+                    );
+                    assert!(
+                        (int - float).abs() <= bound * 1.001 + 1e-3,
+                        "{y}, {o}, {x}: {int} vs {float} (bound {bound})"
+                    );
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        for isa in [IntIsa::Vnni, IntIsa::Avx2] {
+            if isa < IntIsa::for_isa(Isa::best()) {
+                continue;
+            }
+            // SAFETY: this CPU has the features (`IntIsa::for_isa`).
+            let got = unsafe {
+                match isa {
+                    IntIsa::Vnni => int8_rows_vnni(&op, &conv, &pixels, size),
+                    _ => int8_rows_avx2(&op, &conv, &pixels, size),
+                }
+            };
+            assert!(got == ints, "{isa}: rows differ from the portable kernels'");
         }
     }
 

@@ -427,43 +427,64 @@ pub(super) fn quantize<D: Dots, S: Source + ?Sized>(
 }
 
 /// `out[o][x]` for every output channel and `x < len` (a multiple of [`LANES`]) from
-/// `values`, quantised by [`quantize`] with the same `len`; rows of `out` are `len` apart.
+/// `values`, quantised by [`quantize`] with the same `len`; rows of `out` are `out_stride`
+/// apart.
 #[inline(always)]
 pub(super) fn product<D: Dots, const SPAN: usize>(
     conv: &Quantized,
     values: &[u8],
     len: usize,
     out: &mut [f32],
+    out_stride: usize,
 ) {
-    product_blocks::<D, SPAN>(conv, 0..conv.outputs / BLOCK, values, len, len, out);
+    let blocks = 0..conv.outputs / BLOCK;
+    product_blocks::<D, SPAN>(conv, blocks, values, (len, len), out, out_stride);
 }
 
 /// The output channels of [`BLOCK`]s `blocks` at points `0..points` from `values`, quantised
 /// by [`quantize`] with rows `len` long (`points` rounded up to [`LANES`]), into `out`: rows
-/// `points` apart from the first block's first channel. A last partial vector goes through a
-/// scratch, so `out` needs no room past the points.
+/// `out_stride` apart from the first block's first channel. A last partial vector goes through
+/// a scratch, so `out` needs no room past the points.
 #[inline(always)]
 pub(super) fn product_blocks<D: Dots, const SPAN: usize>(
     conv: &Quantized,
     blocks: Range<usize>,
     values: &[u8],
-    len: usize,
-    points: usize,
+    (len, points): (usize, usize),
     out: &mut [f32],
+    out_stride: usize,
 ) {
     let size = conv.inputs / GROUP * BLOCK * GROUP;
     let whole = points - points % LANES;
     for (i, block) in blocks.enumerate() {
         let weights = &conv.packed[block * size..][..size];
-        let out = &mut out[i * BLOCK * points..][..BLOCK * points];
+        let out = &mut out[i * BLOCK * out_stride..];
         let first = block * BLOCK;
         let mut x = 0;
         while x + SPAN * LANES <= whole {
-            step::<D, SPAN>(conv, first, weights, values, len, x, &mut out[x..], points);
+            step::<D, SPAN>(
+                conv,
+                first,
+                weights,
+                values,
+                len,
+                x,
+                &mut out[x..],
+                out_stride,
+            );
             x += SPAN * LANES;
         }
         while x < whole {
-            step::<D, 1>(conv, first, weights, values, len, x, &mut out[x..], points);
+            step::<D, 1>(
+                conv,
+                first,
+                weights,
+                values,
+                len,
+                x,
+                &mut out[x..],
+                out_stride,
+            );
             x += LANES;
         }
         if whole < points {
@@ -471,7 +492,7 @@ pub(super) fn product_blocks<D: Dots, const SPAN: usize>(
             step::<D, 1>(conv, first, weights, values, len, x, &mut last, LANES);
             let rest = points - whole;
             for (o, last) in last.chunks_exact(LANES).enumerate() {
-                out[o * points + whole..][..rest].copy_from_slice(&last[..rest]);
+                out[o * out_stride + whole..][..rest].copy_from_slice(&last[..rest]);
             }
         }
     }
@@ -538,7 +559,7 @@ mod tests {
         };
         quantize::<D, _>(conv, 0, &rows, len, &mut q);
         let mut out = vec![f32::NAN; conv.outputs * len];
-        product::<D, 2>(conv, &q, len, &mut out);
+        product::<D, 2>(conv, &q, len, &mut out, len);
         (q, out)
     }
 

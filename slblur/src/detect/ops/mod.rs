@@ -96,7 +96,8 @@ pub struct KernelReport {
     pub conv1x1: BTreeMap<Isa, usize>,
     /// The feature pyramid's 2×2 transposed convolutions.
     pub deconv: BTreeMap<Isa, usize>,
-    /// The int8 1×1 convolutions (standalone, and in blocks) by integer kernels.
+    /// The int8 convolutions (the 1×1 ones, standalone and in blocks, and a block's stem on
+    /// pixels) by integer kernels.
     pub int8: BTreeMap<int8::IntIsa, usize>,
     pub tract_matmul: BTreeMap<String, usize>,
 }
@@ -122,8 +123,7 @@ impl KernelReport {
                     *report.dense.entry(op.isa).or_default() += 1;
                 }
                 if let Some(q) = &op.int8 {
-                    let convs = 1 + usize::from(q.expands());
-                    *report.int8.entry(q.isa).or_default() += convs;
+                    *report.int8.entry(q.isa).or_default() += q.convolutions();
                 }
             } else if let Some(op) = node.op_as::<quantized::Int8Pointwise>() {
                 *report.int8.entry(op.isa).or_default() += 1;
@@ -170,7 +170,7 @@ impl KernelReport {
         Self::own(&self.deconv)
     }
 
-    /// slblur's int8 1×1 convolutions, e.g. `avx512-vnni x34`, or `none`.
+    /// slblur's int8 convolutions, e.g. `avx512-vnni x35`, or `none`.
     pub fn int8(&self) -> String {
         Self::counted(self.int8.iter().map(|(isa, n)| (isa.to_string(), *n)))
     }
@@ -203,7 +203,7 @@ impl fmt::Display for KernelReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "kernels {}: depthwise {}; blocks {}; dense {}; 1×1 {}; 2×2 transposed {}; int8 1×1 {}; tract matmul {}",
+            "kernels {}: depthwise {}; blocks {}; dense {}; 1×1 {}; 2×2 transposed {}; int8 {}; tract matmul {}",
             self.kernels,
             self.depthwise(),
             self.blocks(),

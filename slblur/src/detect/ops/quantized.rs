@@ -183,7 +183,9 @@ fn kernels(isa: IntIsa) -> (QuantizeKernel, ProductKernel) {
         ),
         _ => (
             |conv, first, rows, len, out| quantize_groups::<Portable>(conv, first, rows, len, out),
-            product_blocks::<Portable, 1>,
+            |conv, blocks, values, len, points, out| {
+                product_blocks::<Portable, 1>(conv, blocks, values, (len, points), out, points)
+            },
         ),
     }
 }
@@ -220,7 +222,7 @@ fn product_vnni(
     points: usize,
     out: &mut [f32],
 ) {
-    product_blocks::<super::int8::Vnni, 4>(conv, blocks, values, len, points, out)
+    product_blocks::<super::int8::Vnni, 4>(conv, blocks, values, (len, points), out, points)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -239,5 +241,5 @@ fn product_avx2(
     points: usize,
     out: &mut [f32],
 ) {
-    product_blocks::<super::int8::Avx2, 1>(conv, blocks, values, len, points, out)
+    product_blocks::<super::int8::Avx2, 1>(conv, blocks, values, (len, points), out, points)
 }
