@@ -4,7 +4,8 @@
 //! quantised per output channel to 7-bit signed values; products are summed in `i32` and turned
 //! back into `f32` with the bias (and ReLU) before the next op. MobileNet's channels differ in
 //! range by orders of magnitude: a scale per channel gives the narrow ones their own resolution,
-//! at no cost per product.
+//! at no cost per product. The first layer's dense 3×3 convolution runs on the same kernels,
+//! its 27 taps as the rows ([`super::dense::Dense3x3::on_pixels`]).
 //!
 //! Activations are laid out four input channels per point (`[channel / 4][point][4]`), so one
 //! instruction multiplies sixteen points by four channels: `vpdpbusd` where the CPU has

@@ -7,7 +7,8 @@
 //! vectors of `lanes` (AVX-512, AVX2 or portable, as [`Kernels`] says). The outputs of all but
 //! the dense op are identical to tract's own, which the tests check exactly; the dense op sums in
 //! another order, and the tests bound its difference. With `SLBLUR_PRECISION=int8`, [`int8`] runs
-//! the blocks' 1×1 convolutions in 8-bit integers, and [`quantized`] the narrow blocks' ones.
+//! the blocks' 1×1 convolutions in 8-bit integers (and the first layer, on the pixels), and
+//! [`quantized`] the narrow blocks' ones.
 mod bands;
 pub mod bottleneck;
 pub mod conv1x1;
