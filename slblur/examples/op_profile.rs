@@ -2,7 +2,8 @@
 //! every node, then prints the nodes by total time with their share.
 //!
 //! Run: `cargo run --release -p slblur --example op_profile` (SLBLUR_ML_THREADS, SLBLUR_KERNELS,
-//! SLBLUR_PRECISION and BENCH_ITERS as for the stages bench).
+//! SLBLUR_PRECISION and BENCH_ITERS as for the stages bench; nodes that take at least MIN_MS ms
+//! are listed, 0.2 unless set: 0 lists every node).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -67,12 +68,16 @@ fn run() -> anyhow::Result<()> {
         "inference {total_ms:.2} ms (mean of {iters}), {} threads",
         config.ml_threads
     );
+    let listed: f64 = std::env::var("MIN_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.2);
     let mut by_kind: HashMap<String, f64> = HashMap::new();
     for (id, d) in &rows {
         let node = model.node(*id);
         let ms = d.as_secs_f64() * 1000.0 / iters as f64;
         *by_kind.entry(node.op().name().to_string()).or_default() += ms;
-        if ms >= 0.2 {
+        if ms >= listed {
             let out = &model.outlet_fact(OutletId::new(*id, 0))?.shape;
             println!(
                 "{ms:7.2} ms {:5.1} %  {:<28} {:<40} -> {out:?}",
