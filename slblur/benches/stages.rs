@@ -63,11 +63,12 @@ fn main() -> anyhow::Result<()> {
             .with_precision(precision)
     };
     let load = |ops, kernels| load_at(ops, kernels, config.precision);
-    let detector = load(OwnOps::All, config.kernels)?;
+    let chosen = config.kernels.kernels();
+    let detector = load(OwnOps::All, chosen)?;
     // The default's kernels on each narrower vector width this CPU has, then fewer own ops.
     let mut others: Vec<(String, Detector)> = Vec::new();
     for kernels in Kernels::available() {
-        if kernels.isa() < config.kernels.isa() || kernels == config.kernels {
+        if kernels.isa() < chosen.isa() || kernels == chosen {
             continue;
         }
         let label = format!("inference, {kernels} kernels");
@@ -79,20 +80,17 @@ fn main() -> anyhow::Result<()> {
     };
     others.push((
         format!("inference, {other}"),
-        load_at(OwnOps::All, config.kernels, other)?,
+        load_at(OwnOps::All, chosen, other)?,
     ));
     others.push((
         "inference, blocks, tract's dense convolutions".into(),
-        load(OwnOps::Blocks, config.kernels)?,
+        load(OwnOps::Blocks, chosen)?,
     ));
     others.push((
         "inference, depthwise op only".into(),
-        load(OwnOps::Depthwise, config.kernels)?,
+        load(OwnOps::Depthwise, chosen)?,
     ));
-    others.push((
-        "inference, tract's ops".into(),
-        load(OwnOps::None, config.kernels)?,
-    ));
+    others.push(("inference, tract's ops".into(), load(OwnOps::None, chosen)?));
     let source = std::fs::read(root.join("tests/fixtures/group_1280x720.jpg"))?;
     let (big, _) = codec::decode(&source, u64::MAX)?;
     println!(

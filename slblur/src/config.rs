@@ -41,12 +41,10 @@ pub struct Config {
     pub jpeg_quality: u8,
     /// Threads one inference may use (`SLBLUR_ML_THREADS`).
     pub ml_threads: usize,
-    /// The vectors of slblur's own inference kernels (`SLBLUR_KERNELS`): the widest this CPU
-    /// has unless told otherwise, e.g. AVX2 on an AVX-512 CPU to measure what AVX2-only CPUs get.
-    pub kernels: Kernels,
-    /// Whether `SLBLUR_KERNELS` is `auto`: the detector then runs the network once on each
-    /// vector width this CPU has and keeps the fastest ([`crate::detect::Detector::configured`]).
-    pub measure_kernels: bool,
+    /// The vectors of slblur's own inference kernels (`SLBLUR_KERNELS`): the fastest this CPU
+    /// has, measured at start, unless told, e.g. AVX2 on an AVX-512 CPU to measure what
+    /// AVX2-only CPUs get.
+    pub kernels: KernelChoice,
     /// The arithmetic of the 1×1 convolutions and the first layer (`SLBLUR_PRECISION`): `fp32`,
     /// or `int8` with scales calibrated at start.
     pub precision: Precision,
@@ -73,8 +71,7 @@ impl Default for Config {
             mask_scale: 1.3,
             jpeg_quality: 90,
             ml_threads: cores,
-            kernels: Kernels::best(),
-            measure_kernels: true,
+            kernels: KernelChoice::Fastest,
             precision: Precision::Fp32,
         }
     }
@@ -161,9 +158,39 @@ impl Config {
             jpeg_quality: env.get(&named(var::JPEG_QUALITY), parse_quality, d.jpeg_quality)?,
             ml_threads: env.get(&named(var::ML_THREADS), positive, d.ml_threads)?,
             kernels: env.get(&named(var::KERNELS), str::parse, d.kernels)?,
-            measure_kernels: env.get(&named(var::KERNELS), |s| Ok(s == "auto"), true)?,
             precision: env.get(&named(var::PRECISION), str::parse, d.precision)?,
         })
+    }
+}
+
+/// What `SLBLUR_KERNELS` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// `auto`: the detector runs the network once on each vector width this CPU has and keeps
+    /// the fastest ([`crate::detect::Detector::configured`]).
+    Fastest,
+    /// The kernels named (`avx512`, `avx2` or `portable`).
+    Named(Kernels),
+}
+
+impl KernelChoice {
+    /// The kernels to start from: the widest this CPU has until measured, or the ones named.
+    pub fn kernels(self) -> Kernels {
+        match self {
+            KernelChoice::Fastest => Kernels::best(),
+            KernelChoice::Named(kernels) => kernels,
+        }
+    }
+}
+
+impl std::str::FromStr for KernelChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<KernelChoice, String> {
+        match s {
+            "auto" => Ok(KernelChoice::Fastest),
+            name => name.parse().map(KernelChoice::Named),
+        }
     }
 }
 
@@ -257,21 +284,24 @@ mod tests {
     #[test]
     fn kernels_are_measured_unless_told_and_a_choice_this_cpu_lacks_is_refused() {
         let defaults = from(&[]).expect("defaults");
-        assert_eq!(defaults.kernels, Kernels::best());
-        assert!(defaults.measure_kernels);
-        assert!(
-            from(&[("SLBLUR_KERNELS", "auto")])
-                .expect("auto")
-                .measure_kernels
-        );
+        assert_eq!(defaults.kernels, KernelChoice::Fastest);
+        assert_eq!(defaults.kernels.kernels(), Kernels::best());
+        let auto = from(&[("SLBLUR_KERNELS", "auto")]).expect("auto");
+        assert_eq!(auto.kernels, KernelChoice::Fastest);
         let portable = from(&[("SLBLUR_KERNELS", "portable")]).expect("portable");
-        assert_eq!(portable.kernels.isa(), crate::detect::ops::Isa::Portable);
+        assert_eq!(
+            portable.kernels.kernels().isa(),
+            crate::detect::ops::Isa::Portable
+        );
         for name in ["avx512", "avx2"] {
             match name.parse::<Kernels>() {
                 Ok(kernels) => {
                     let config = from(&[("SLBLUR_KERNELS", name)]).expect(name);
-                    assert_eq!(config.kernels, kernels);
-                    assert!(!config.measure_kernels, "{name} is a choice, not measured");
+                    assert_eq!(
+                        config.kernels,
+                        KernelChoice::Named(kernels),
+                        "{name} is a choice, not measured"
+                    );
                 }
                 Err(_) => {
                     let err = from(&[("SLBLUR_KERNELS", name)]).expect_err(name);

@@ -177,9 +177,9 @@ impl Detector {
     /// at the size a 1280×720 frame is detected at ([`Detector::with_fastest_kernels`]).
     pub fn configured(path: &Path, config: &crate::Config) -> Result<Detector, ModelError> {
         let detector = Detector::load(path, config.ml_threads)?
-            .with_kernels(config.kernels)
+            .with_kernels(config.kernels.kernels())
             .with_precision(config.precision)?;
-        if !config.measure_kernels {
+        if config.kernels != crate::config::KernelChoice::Fastest {
             return Ok(detector);
         }
         let (width, pixels) = (config.inference_width, config.max_inference_pixels);

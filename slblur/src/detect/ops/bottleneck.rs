@@ -62,7 +62,7 @@ pub struct Bottleneck {
 
 impl Eq for Bottleneck {}
 
-/// A block's 1×1 convolutions in int8 ([`super::int8`]), and the kernels they use.
+/// A block's convolutions in int8 ([`super::int8`]), and the kernels they use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Int8Block {
     /// The stem ([`take_stems`]), when it reads the network's pixels ([`Dense3x3::on_pixels`]).

@@ -12,7 +12,7 @@
 //! The sums run over the taps in another order than tract's, so the outputs differ from tract's
 //! in the last bits; the tests bound the difference. In an int8 plan the first layer, which reads
 //! the pixels, runs the same taps through [`super::int8`]'s kernels ([`Dense3x3::on_pixels`]):
-//! 0.6 ms less of an 18.5 ms int8 inference on one Zen 5 thread.
+//! 0.6 ms less of an 18.5 ms int8 inference on one Zen 4 thread.
 
 use std::ops::Range;
 

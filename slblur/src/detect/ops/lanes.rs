@@ -296,11 +296,10 @@ impl std::fmt::Display for Kernels {
 impl std::str::FromStr for Kernels {
     type Err = String;
 
-    /// `auto`, `avx512`, `avx2` or `portable`; a name this CPU cannot run is refused, naming
-    /// what it can.
+    /// `avx512`, `avx2` or `portable`; a name this CPU cannot run is refused, naming what it
+    /// can. (`auto`, which `SLBLUR_KERNELS` also takes, is a [`crate::config::KernelChoice`].)
     fn from_str(s: &str) -> Result<Kernels, String> {
         let wanted = match s {
-            "auto" => return Ok(Kernels::best()),
             "avx512" => Isa::Avx512,
             "avx2" => Isa::Avx2,
             "portable" => Isa::Portable,
@@ -328,7 +327,10 @@ mod tests {
 
     #[test]
     fn kernels_parse_what_this_cpu_has_and_refuse_the_rest() {
-        assert_eq!("auto".parse::<Kernels>(), Ok(Kernels::best()));
+        assert!(
+            "auto".parse::<Kernels>().is_err(),
+            "a choice of the config's"
+        );
         assert_eq!(
             "portable".parse::<Kernels>().map(Kernels::isa),
             Ok(Isa::Portable)

@@ -171,7 +171,7 @@ impl KernelReport {
         Self::own(&self.deconv)
     }
 
-    /// slblur's int8 convolutions, e.g. `avx512-vnni x35`, or `none`.
+    /// slblur's int8 convolutions, e.g. `avx512-vnni x34`, or `none`.
     pub fn int8(&self) -> String {
         Self::counted(self.int8.iter().map(|(isa, n)| (isa.to_string(), *n)))
     }
