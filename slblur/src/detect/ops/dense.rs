@@ -550,10 +550,7 @@ mod tests {
             }
         }
         #[cfg(target_arch = "x86_64")]
-        for isa in [IntIsa::Vnni, IntIsa::Avx2] {
-            if isa < IntIsa::for_isa(Isa::best()) {
-                continue;
-            }
+        for isa in testing::integer_kernels() {
             // SAFETY: this CPU has the features (`IntIsa::for_isa`).
             let got = unsafe {
                 match isa {

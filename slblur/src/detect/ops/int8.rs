@@ -628,10 +628,7 @@ mod tests {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            for isa in [IntIsa::Vnni, IntIsa::Avx2] {
-                if isa < IntIsa::for_isa(Isa::best()) {
-                    continue;
-                }
+            for isa in crate::detect::ops::testing::integer_kernels() {
                 // SAFETY: this CPU has the features (`IntIsa::for_isa`).
                 let got = unsafe {
                     match isa {

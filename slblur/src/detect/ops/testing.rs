@@ -5,6 +5,9 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec
 use tract_onnx::tract_core::ops::math::max;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use super::Isa;
+use super::int8::IntIsa;
+
 /// `max(x, 0)` wired after `x`.
 pub fn relu(model: &mut TypedModel, name: &str, x: OutletId) -> OutletId {
     let zero = Tensor::from_shape(&[1, 1, 1, 1], &[0f32]).expect("zero");
@@ -92,4 +95,12 @@ pub fn grouped_conv(
     model
         .wire_node(name, op, &[x, weights, bias])
         .expect("conv")[0]
+}
+
+/// The integer kernels this CPU runs besides the portable ones, which the tests hold them to.
+pub fn integer_kernels() -> impl Iterator<Item = IntIsa> {
+    let best = IntIsa::for_isa(Isa::best());
+    [IntIsa::Vnni, IntIsa::Avx2]
+        .into_iter()
+        .filter(move |&isa| isa >= best)
 }
